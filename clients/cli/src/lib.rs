@@ -1,0 +1,11 @@
+//! Clients of anonymous certified delivery: the log client every party
+//! uses, and the load generator behind `acd loadgen`. (The customer wallet
+//! and the merchant come next.)
+//!
+//! Layout:
+//! - [`log_client`]: typed HTTP client of the log, which verifies every
+//!   answer (checkpoint signature, inclusion proof) before returning it.
+//! - [`loadgen`]: `acd loadgen log`.
+
+pub mod loadgen;
+pub mod log_client;

@@ -1,0 +1,190 @@
+//! `acd loadgen log`: appends valid, merchant-signed commits with fresh TIDs
+//! as fast as the log takes them, and reports throughput and latency.
+//!
+//! The commits are signed before the clock starts, so the figures measure
+//! the log, not the generator's signing. Every answer is verified: its
+//! inclusion proof against its checkpoint, and each distinct checkpoint's
+//! signature once.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use acd_core::checkpoint::SignedCheckpoint;
+use acd_core::entry::{KeyCommit, Tid};
+use acd_core::log_api::CommitRequest;
+use ed25519_dalek::SigningKey;
+use tokio::sync::Mutex;
+
+use crate::log_client::{ClientError, LogClient, verify_entry_under};
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    pub url: String,
+    pub entries: usize,
+    pub concurrency: usize,
+    /// How far in the future the commits expire.
+    pub expiry: Duration,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    pub entries: usize,
+    pub errors: usize,
+    pub elapsed: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+    pub checkpoints: usize,
+    pub first_error: Option<String>,
+}
+
+impl LoadReport {
+    pub fn per_second(&self) -> f64 {
+        self.entries as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "appended    {} entries in {:.2} s", self.entries, self.elapsed.as_secs_f64())?;
+        writeln!(f, "throughput  {:.0} entries/s", self.per_second())?;
+        writeln!(
+            f,
+            "latency     p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            self.p50.as_secs_f64() * 1e3,
+            self.p99.as_secs_f64() * 1e3,
+            self.max.as_secs_f64() * 1e3
+        )?;
+        writeln!(f, "checkpoints {} distinct, all verified", self.checkpoints)?;
+        write!(f, "errors      {}", self.errors)?;
+        if let Some(e) = &self.first_error {
+            write!(f, " (first: {e})")?;
+        }
+        Ok(())
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Signs `n` commits with fresh random TIDs for the log `origin`.
+pub fn signed_commits(origin: &str, n: usize, expiration_ms: u64) -> Vec<CommitRequest> {
+    let mut seed = [0u8; 32];
+    rand::fill(&mut seed);
+    let merchant = SigningKey::from_bytes(&seed);
+    let merchant_pub = merchant.verifying_key().to_bytes();
+    (0..n)
+        .map(|_| {
+            let mut tid = [0u8; 16];
+            let mut key = [0u8; 32];
+            rand::fill(&mut tid);
+            rand::fill(&mut key);
+            let kc = KeyCommit {
+                log_origin: origin.to_owned(),
+                tid: Tid(tid),
+                merchant: merchant_pub,
+                expiration_ms,
+                key,
+            };
+            let signature = kc.sign(&merchant);
+            CommitRequest {
+                tid: kc.tid,
+                merchant: merchant_pub,
+                expiration_ms,
+                key,
+                signature,
+            }
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Runs the load and verifies every answer.
+pub async fn run(spec: &LoadSpec) -> Result<LoadReport, ClientError> {
+    let verifier = LogClient::fetch_vkey(&spec.url).await?;
+    let origin = verifier.name().to_owned();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(spec.concurrency)
+        .build()?;
+    let client = Arc::new(LogClient::with_http(http, &spec.url, verifier.clone()));
+    let expiration = now_ms() + spec.expiry.as_millis() as u64;
+    let requests = Arc::new(signed_commits(&origin, spec.entries, expiration));
+    let next = Arc::new(AtomicUsize::new(0));
+    let checkpoints: Arc<Mutex<HashSet<String>>> = Arc::default();
+
+    let start = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..spec.concurrency.max(1) {
+        let (client, requests, next, checkpoints, verifier) = (
+            client.clone(),
+            requests.clone(),
+            next.clone(),
+            checkpoints.clone(),
+            verifier.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(req) = requests.get(i) else { break };
+                let t = Instant::now();
+                let answer = client.commit_unverified(req).await;
+                latencies.push(t.elapsed());
+                let checked = answer.and_then(|p| {
+                    let cp = SignedCheckpoint::open(&p.checkpoint, &verifier)
+                        .map_err(|e| ClientError::Invalid(format!("checkpoint: {e}")))?;
+                    verify_entry_under(&p, &cp)?;
+                    if p.tid != req.tid {
+                        return Err(ClientError::Invalid("answer for another TID".into()));
+                    }
+                    Ok(p.checkpoint)
+                });
+                match checked {
+                    Ok(cp) => {
+                        checkpoints.lock().await.insert(cp);
+                    }
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(spec.entries);
+    let mut errors = Vec::new();
+    for w in workers {
+        let (l, e) = w
+            .await
+            .map_err(|e| ClientError::Invalid(format!("worker failed: {e}")))?;
+        latencies.extend(l);
+        errors.extend(e);
+    }
+    let elapsed = start.elapsed();
+    latencies.sort_unstable();
+    let checkpoints = checkpoints.lock().await.len();
+    Ok(LoadReport {
+        entries: spec.entries - errors.len(),
+        errors: errors.len(),
+        elapsed,
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+        max: latencies.last().copied().unwrap_or_default(),
+        checkpoints,
+        first_error: errors.into_iter().next(),
+    })
+}

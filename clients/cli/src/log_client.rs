@@ -1,0 +1,216 @@
+//! A client of the log's HTTP API. Nothing it returns is taken on trust:
+//! every entry comes with an inclusion proof checked against a checkpoint
+//! signed by the log's key.
+
+use acd_core::checkpoint::SignedCheckpoint;
+use acd_core::entry::{LogEntry, Tid};
+use acd_core::log_api::{
+    AbortRequest, CommitRequest, ConsistencyProof, EntryProof, ErrorBody,
+};
+use acd_core::merkle;
+use acd_core::note::NoteVerifier;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("HTTP request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("the log refused ({status}): {} — {}", body.error, body.message)]
+    Refused {
+        status: u16,
+        body: Box<ErrorBody>,
+    },
+    #[error("the log answered {status} without an error body")]
+    Status { status: u16 },
+    #[error("the log's answer does not verify: {0}")]
+    Invalid(String),
+}
+
+/// A verified entry: the answer, its decoded entry, and its checkpoint.
+#[derive(Debug, Clone)]
+pub struct VerifiedEntry {
+    pub proof: EntryProof,
+    pub entry: LogEntry,
+    pub checkpoint: SignedCheckpoint,
+}
+
+/// Checks an [`EntryProof`] completely and offline: checkpoint signature by
+/// `log`, leaf hash of the entry bytes, inclusion proof to the root.
+pub fn verify_entry_proof(
+    proof: &EntryProof,
+    log: &NoteVerifier,
+) -> Result<VerifiedEntry, ClientError> {
+    let checkpoint = SignedCheckpoint::open(&proof.checkpoint, log)
+        .map_err(|e| ClientError::Invalid(format!("checkpoint: {e}")))?;
+    verify_entry_under(proof, &checkpoint).map(|entry| VerifiedEntry {
+        proof: proof.clone(),
+        entry,
+        checkpoint,
+    })
+}
+
+/// The same, for a checkpoint already opened (and so already verified).
+pub fn verify_entry_under(
+    proof: &EntryProof,
+    checkpoint: &SignedCheckpoint,
+) -> Result<LogEntry, ClientError> {
+    if checkpoint.checkpoint.size != proof.tree_size {
+        return Err(ClientError::Invalid("proof is for another tree size".into()));
+    }
+    if merkle::leaf_hash(&proof.entry) != proof.leaf_hash {
+        return Err(ClientError::Invalid("leaf hash does not match the entry".into()));
+    }
+    merkle::verify_inclusion(
+        &proof.leaf_hash,
+        proof.index,
+        proof.tree_size,
+        &proof.inclusion,
+        &checkpoint.checkpoint.root,
+    )
+    .map_err(|e| ClientError::Invalid(format!("inclusion: {e}")))?;
+    let entry = LogEntry::decode(&proof.entry)
+        .map_err(|e| ClientError::Invalid(format!("entry: {e}")))?;
+    if entry.tid() != proof.tid || entry.outcome() != proof.outcome {
+        return Err(ClientError::Invalid("entry differs from the answer's summary".into()));
+    }
+    entry
+        .verify_signature(&checkpoint.checkpoint.origin)
+        .map_err(|e| ClientError::Invalid(e.to_string()))?;
+    Ok(entry)
+}
+
+/// The log's HTTP client.
+#[derive(Debug, Clone)]
+pub struct LogClient {
+    http: reqwest::Client,
+    base: String,
+    verifier: NoteVerifier,
+}
+
+impl LogClient {
+    /// `base` is the log's URL, e.g. `http://127.0.0.1:8700`.
+    pub fn new(base: &str, verifier: NoteVerifier) -> Self {
+        Self::with_http(reqwest::Client::new(), base, verifier)
+    }
+
+    pub fn with_http(http: reqwest::Client, base: &str, verifier: NoteVerifier) -> Self {
+        LogClient {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            verifier,
+        }
+    }
+
+    /// Fetches the log's vkey from `GET /vkey` (trust on first use; prefer
+    /// a vkey obtained out of band).
+    pub async fn fetch_vkey(base: &str) -> Result<NoteVerifier, ClientError> {
+        let text = reqwest::get(format!("{}/vkey", base.trim_end_matches('/')))
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        NoteVerifier::from_vkey(text.trim()).map_err(|e| ClientError::Invalid(e.to_string()))
+    }
+
+    pub fn verifier(&self) -> &NoteVerifier {
+        &self.verifier
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(
+        resp: reqwest::Response,
+    ) -> Result<T, ClientError> {
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp.json().await?);
+        }
+        match resp.json::<ErrorBody>().await {
+            Ok(body) => Err(ClientError::Refused {
+                status: status.as_u16(),
+                body: Box::new(body),
+            }),
+            Err(_) => Err(ClientError::Status {
+                status: status.as_u16(),
+            }),
+        }
+    }
+
+    /// Appends a commit (P4); unverified, for callers that verify in bulk.
+    pub async fn commit_unverified(&self, req: &CommitRequest) -> Result<EntryProof, ClientError> {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/commit", self.base))
+            .json(req)
+            .send()
+            .await?;
+        Self::json(resp).await
+    }
+
+    /// Appends a commit (P4) and verifies the answer.
+    pub async fn commit(&self, req: &CommitRequest) -> Result<VerifiedEntry, ClientError> {
+        let p = self.commit_unverified(req).await?;
+        verify_entry_proof(&p, &self.verifier)
+    }
+
+    /// Appends an abort and verifies the answer.
+    pub async fn abort(&self, req: &AbortRequest) -> Result<VerifiedEntry, ClientError> {
+        let resp = self
+            .http
+            .post(format!("{}/api/v1/abort", self.base))
+            .json(req)
+            .send()
+            .await?;
+        let p: EntryProof = Self::json(resp).await?;
+        verify_entry_proof(&p, &self.verifier)
+    }
+
+    /// Q1/Q2: the outcome of `tid`, verified; `None` if it has none yet.
+    pub async fn transaction(&self, tid: &Tid) -> Result<Option<VerifiedEntry>, ClientError> {
+        let resp = self
+            .http
+            .get(format!("{}/tx/{tid}", self.base))
+            .send()
+            .await?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let p: EntryProof = Self::json(resp).await?;
+        verify_entry_proof(&p, &self.verifier).map(Some)
+    }
+
+    /// The latest checkpoint, signature verified.
+    pub async fn checkpoint(&self) -> Result<SignedCheckpoint, ClientError> {
+        let text = self
+            .http
+            .get(format!("{}/checkpoint", self.base))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        SignedCheckpoint::open(&text, &self.verifier)
+            .map_err(|e| ClientError::Invalid(format!("checkpoint: {e}")))
+    }
+
+    /// Proves that `new` extends `old`, with a consistency proof from the log.
+    pub async fn check_consistency(
+        &self,
+        old: &SignedCheckpoint,
+        new: &SignedCheckpoint,
+    ) -> Result<(), ClientError> {
+        let (from, to) = (old.checkpoint.size, new.checkpoint.size);
+        let resp = self
+            .http
+            .get(format!("{}/api/v1/consistency?from={from}&to={to}", self.base))
+            .send()
+            .await?;
+        let p: ConsistencyProof = Self::json(resp).await?;
+        merkle::verify_consistency(
+            from,
+            to,
+            &p.proof,
+            &old.checkpoint.root,
+            &new.checkpoint.root,
+        )
+        .map_err(|e| ClientError::Invalid(format!("consistency {from} -> {to}: {e}")))
+    }
+}

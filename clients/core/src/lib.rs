@@ -1,0 +1,26 @@
+//! The protocol core of anonymous certified delivery: every byte format that
+//! the parties sign, hash or exchange, and the checks on them. No I/O, no
+//! async: a wallet, an auditor or a third-party verifier needs only this.
+//!
+//! Layout:
+//! - [`merkle`]: RFC 6962 / RFC 9162 leaf and node hashing, inclusion and
+//!   consistency proofs (generation over any source of subtree hashes, and
+//!   verification).
+//! - [`tile`]: C2SP tlog-tiles: tile and entry-bundle paths, tile math.
+//! - [`note`]: C2SP signed-note with ed25519 keys (vkeys, key ids).
+//! - [`checkpoint`]: C2SP tlog-checkpoint bodies.
+//! - [`encoding`]: the canonical binary layout of every signed message.
+//! - [`log_api`]: JSON bodies of the log's HTTP API.
+//! - [`entry`]: the log's entries (commit P4/P5 and abort) and the signed
+//!   messages they carry (the merchant's key commit, the bank's escrow
+//!   notice).
+//!
+//! `docs/formats.md` in the repository gives every layout byte by byte.
+
+pub mod checkpoint;
+pub mod encoding;
+pub mod entry;
+pub mod log_api;
+pub mod merkle;
+pub mod note;
+pub mod tile;

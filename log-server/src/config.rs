@@ -1,0 +1,111 @@
+//! The log server's configuration: one struct whose field docs are the
+//! operator's manual. Read from a TOML file (`--config`), with command-line
+//! flags taking precedence; see `log-server/log.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Everything `acd-log serve` needs.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Directory holding the database (`db/`) and the signing key
+    /// (`log.key`, created with mode 0600 on first start). Back it up: the
+    /// key is the log's identity, the database its history.
+    pub data: PathBuf,
+    /// Address the HTTP server listens on; port 0 picks a free port.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The log's origin: the first line of every checkpoint and the name
+    /// of its key, e.g. `log.example.com/acd/1`. Fixed at the first start.
+    pub origin: String,
+    /// Ed25519 public keys (64 hex digits) of the banks whose escrow notices
+    /// may abort a transaction. An abort signed by any other key is refused.
+    #[serde(default)]
+    pub trusted_banks: Vec<String>,
+    /// Upper bound, in milliseconds, on how long an accepted entry waits for
+    /// a checkpoint that includes it. Group commit normally publishes much
+    /// sooner: every batch is committed as soon as the previous one is
+    /// durable and publishes its own checkpoint. The interval also bounds how
+    /// long entries of a failed-but-stored commit stay unpublished.
+    #[serde(default = "default_checkpoint_interval_ms")]
+    pub checkpoint_interval_ms: u64,
+    /// Most entries in one group commit (one flush, one checkpoint).
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Appends that may wait for the sequencer; beyond this the log answers
+    /// 503 with Retry-After instead of queueing without bound.
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Most entries returned by one `GET /api/v1/entries`.
+    #[serde(default = "default_max_entries")]
+    pub max_entries_per_request: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8700))
+}
+fn default_checkpoint_interval_ms() -> u64 {
+    1000
+}
+fn default_max_batch() -> usize {
+    4096
+}
+fn default_queue() -> usize {
+    65536
+}
+fn default_max_body() -> usize {
+    16 * 1024
+}
+fn default_max_entries() -> u64 {
+    1000
+}
+
+impl LogConfig {
+    /// A configuration with every default, for `data` and `origin`.
+    pub fn new(data: PathBuf, origin: String) -> Self {
+        LogConfig {
+            data,
+            listen: default_listen(),
+            origin,
+            trusted_banks: Vec::new(),
+            checkpoint_interval_ms: default_checkpoint_interval_ms(),
+            max_batch: default_max_batch(),
+            queue: default_queue(),
+            max_body_bytes: default_max_body(),
+            max_entries_per_request: default_max_entries(),
+        }
+    }
+
+    /// Parses a TOML configuration file's text.
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    // The example configuration checked into the repository parses and sets every field.
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../log.example.toml");
+        let c = LogConfig::from_toml(text).unwrap();
+        assert_eq!(c.origin, "log.example.com/acd/1");
+        assert_eq!(c.trusted_banks.len(), 1);
+        assert_eq!(c.checkpoint_interval_ms, 1000);
+    }
+
+    // A misspelt field is an error, not silently ignored.
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(LogConfig::from_toml("data = 'x'\norigin = 'o'\nqueu = 1\n").is_err());
+    }
+}

@@ -1,0 +1,144 @@
+//! The one API error type of the log server and its mapping to HTTP status
+//! codes. Every error is a JSON [`ErrorBody`] naming the problem; internal
+//! failures are logged and answered with a generic 500.
+
+use acd_core::log_api::{EntryProof, ErrorBody};
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::sequencer::AppendError;
+use crate::storage::StorageError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: the request is malformed or fails a check.
+    BadRequest { code: &'static str, message: String },
+    /// 403: a signer the log does not trust.
+    Forbidden { code: &'static str, message: String },
+    /// 404: no such thing (yet).
+    NotFound { code: &'static str, message: String },
+    /// 409: the TID already has another outcome.
+    Conflict { message: String, existing: Box<EntryProof> },
+    /// 413: the body is too large.
+    TooLarge(String),
+    /// 422: well-formed, but the protocol's time rule forbids it now.
+    Rule { code: &'static str, message: String },
+    /// 503 with Retry-After: back-pressure or storage trouble.
+    Unavailable { code: &'static str, message: String },
+    /// 500: a bug or corrupt storage; details go to the server log only.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::NotFound {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Corrupt(_) => ApiError::Internal(e.to_string()),
+            StorageError::Io(_) | StorageError::Injected => ApiError::Unavailable {
+                code: "storage_unavailable",
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+impl From<AppendError> for ApiError {
+    fn from(e: AppendError) -> Self {
+        let message = e.to_string();
+        match e {
+            AppendError::Conflict { existing, .. } => ApiError::Conflict { message, existing },
+            AppendError::Expired { .. } => ApiError::Rule {
+                code: "expired",
+                message,
+            },
+            AppendError::NotExpired { .. } => ApiError::Rule {
+                code: "not_expired",
+                message,
+            },
+            AppendError::Busy => ApiError::Unavailable {
+                code: "busy",
+                message,
+            },
+            AppendError::Unavailable(_) => ApiError::Unavailable {
+                code: "unavailable",
+                message,
+            },
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> Self {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge(r.body_text())
+        } else {
+            ApiError::bad("bad_json", r.body_text())
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::bad("bad_query", r.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message, existing) = match self {
+            ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message, None),
+            ApiError::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message, None),
+            ApiError::NotFound { code, message } => (StatusCode::NOT_FOUND, code, message, None),
+            ApiError::Conflict { message, existing } => {
+                (StatusCode::CONFLICT, "conflict", message, Some(existing))
+            }
+            ApiError::TooLarge(message) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "too_large", message, None)
+            }
+            ApiError::Rule { code, message } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, code, message, None)
+            }
+            ApiError::Unavailable { code, message } => {
+                (StatusCode::SERVICE_UNAVAILABLE, code, message, None)
+            }
+            ApiError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error".to_owned(),
+                    None,
+                )
+            }
+        };
+        let body = ErrorBody {
+            error: code.to_owned(),
+            message,
+            existing,
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,117 @@
+//! The log's signing key: a C2SP signed-note ed25519 key named after the
+//! origin, kept in `<data>/log.key` (mode 0600) in the
+//! `PRIVATE+KEY+<name>+<id>+<base64>` text form.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use acd_core::note::NoteSigner;
+use ed25519_dalek::SigningKey;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum KeyError {
+    #[error("cannot read or write the key file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the key file {path} is not a valid signed-note private key: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("the key in {path} is for origin {found:?}, not {wanted:?}")]
+    OtherOrigin {
+        path: PathBuf,
+        found: String,
+        wanted: String,
+    },
+    #[error("no key in {0}; start the log once with `acd-log serve` to create it")]
+    Missing(PathBuf),
+}
+
+pub fn key_path(data: &Path) -> PathBuf {
+    data.join("log.key")
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
+    move |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Loads the log's key.
+pub fn load(data: &Path) -> Result<NoteSigner, KeyError> {
+    let path = key_path(data);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(KeyError::Missing(path)),
+        Err(e) => return Err(io(&path)(e)),
+    };
+    NoteSigner::from_private_key(text.trim()).map_err(|e| KeyError::Invalid {
+        path,
+        reason: e.to_string(),
+    })
+}
+
+/// Loads the log's key, creating it on first start. The key's name is the
+/// origin; a key for another origin is an error.
+pub fn load_or_create(data: &Path, origin: &str) -> Result<NoteSigner, KeyError> {
+    fs::create_dir_all(data).map_err(io(data))?;
+    let path = key_path(data);
+    let signer = match load(data) {
+        Ok(s) => s,
+        Err(KeyError::Missing(_)) => {
+            let mut seed = [0u8; 32];
+            rand::fill(&mut seed);
+            let signer = NoteSigner::new(origin, SigningKey::from_bytes(&seed)).map_err(|e| {
+                KeyError::Invalid {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                }
+            })?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io(&path))?;
+            f.write_all(format!("{}\n", signer.private_key()).as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(io(&path))?;
+            signer
+        }
+        Err(e) => return Err(e),
+    };
+    if signer.name() != origin {
+        return Err(KeyError::OtherOrigin {
+            path,
+            found: signer.name().to_owned(),
+            wanted: origin.to_owned(),
+        });
+    }
+    Ok(signer)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    // The first start creates a 0600 key named after the origin; later starts load the same key.
+    #[test]
+    fn key_is_created_once_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create(dir.path(), "log.test/a").unwrap();
+        let mode = fs::metadata(key_path(dir.path())).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let b = load_or_create(dir.path(), "log.test/a").unwrap();
+        assert_eq!(a.verifier().vkey(), b.verifier().vkey());
+        assert!(matches!(
+            load_or_create(dir.path(), "log.test/b"),
+            Err(KeyError::OtherOrigin { .. })
+        ));
+    }
+}

@@ -1,0 +1,184 @@
+//! `acd-log`: the transaction log of anonymous certified delivery, a Merkle
+//! transparency log (RFC 6962/9162 hashing, C2SP tlog-checkpoint signed
+//! notes, C2SP tlog-tiles read path) that records exactly one outcome per
+//! TID: the merchant's key commit (paper steps P4, P5) or an abort.
+//!
+//! Layout:
+//! - [`config`]: the operator's settings.
+//! - [`keys`]: the log's signed-note key on disk.
+//! - [`storage`]: the storage contract, with sled and in-memory backends.
+//! - [`tree`]: tiles as the tree's store; the append edge and proof reads.
+//! - [`sequencer`]: the single writer: protocol rules, group commit,
+//!   checkpoints.
+//! - [`api`], [`read_path`], [`error`]: the HTTP surface.
+//! - [`check`]: `check_log`, the from-scratch verification tests run.
+//! - [`clock`]: the injected clock that decides expirations.
+//!
+//! A server is [`Log::open`] then [`Log::run`] on a bound listener.
+
+pub mod api;
+pub mod check;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod read_path;
+pub mod sequencer;
+pub mod storage;
+pub mod tree;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+use crate::api::AppState;
+use crate::clock::Clock;
+use crate::config::LogConfig;
+use crate::error::ApiError;
+use crate::sequencer::{SequencerConfig, SequencerHandle};
+use crate::storage::{SledStorage, Storage, StorageError};
+
+/// Why a log could not start.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// An opened log: its state and its sequencer thread.
+pub struct Log {
+    state: AppState,
+    sequencer: std::thread::JoinHandle<()>,
+}
+
+fn parse_banks(config: &LogConfig) -> Result<HashSet<[u8; 32]>, OpenError> {
+    config
+        .trusted_banks
+        .iter()
+        .map(|hexkey| {
+            let mut key = [0u8; 32];
+            hex::decode_to_slice(hexkey, &mut key).map_err(|_| {
+                OpenError::Config(format!("trusted bank key {hexkey:?} is not 64 hex digits"))
+            })?;
+            ed25519_dalek::VerifyingKey::from_bytes(&key).map_err(|_| {
+                OpenError::Config(format!("trusted bank key {hexkey} is not an ed25519 key"))
+            })?;
+            Ok(key)
+        })
+        .collect()
+}
+
+impl Log {
+    /// Opens the log in `config.data` on sled, creating key and database on
+    /// first start.
+    pub fn open(config: &LogConfig, clock: Arc<dyn Clock>) -> Result<Log, OpenError> {
+        let signer = keys::load_or_create(&config.data, &config.origin)?;
+        let storage = Arc::new(SledStorage::open(&config.data.join("db"))?);
+        Log::with_storage(config, storage, signer, clock)
+    }
+
+    /// Opens the log over any storage (tests use [`storage::MemoryStorage`]).
+    pub fn with_storage(
+        config: &LogConfig,
+        storage: Arc<dyn Storage>,
+        signer: acd_core::note::NoteSigner,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Log, OpenError> {
+        if signer.name() != config.origin {
+            return Err(OpenError::Config(format!(
+                "key name {:?} differs from origin {:?}",
+                signer.name(),
+                config.origin
+            )));
+        }
+        if config.checkpoint_interval_ms == 0 || config.max_batch == 0 {
+            return Err(OpenError::Config(
+                "checkpoint_interval_ms and max_batch must be positive".into(),
+            ));
+        }
+        let trusted_banks = parse_banks(config)?;
+        let verifier = signer.verifier();
+        let (sequencer, thread) = sequencer::start(
+            storage.clone(),
+            signer,
+            clock,
+            SequencerConfig {
+                origin: config.origin.clone(),
+                max_batch: config.max_batch,
+                queue: config.queue,
+                checkpoint_interval: Duration::from_millis(config.checkpoint_interval_ms),
+            },
+        )?;
+        Ok(Log {
+            state: AppState {
+                sequencer,
+                storage,
+                origin: Arc::from(config.origin.as_str()),
+                verifier,
+                trusted_banks: Arc::new(trusted_banks),
+                max_entries_per_request: config.max_entries_per_request,
+            },
+            sequencer: thread,
+        })
+    }
+
+    /// The handlers' shared state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The sequencer, for in-process clients.
+    pub fn sequencer(&self) -> &SequencerHandle {
+        &self.state.sequencer
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves, then stops the
+    /// sequencer after the last in-flight append is answered.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        max_body_bytes: usize,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Log { state, sequencer } = self;
+        let app = router(state, max_body_bytes);
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        // The router (and with it every sequencer handle) is gone now, so
+        // the sequencer drains its queue and stops.
+        let joined = tokio::task::spawn_blocking(move || sequencer.join()).await;
+        if !matches!(joined, Ok(Ok(()))) {
+            tracing::error!("the sequencer thread panicked");
+        }
+        served
+    }
+}
+
+/// The log's HTTP routes.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/checkpoint", get(read_path::checkpoint))
+        .route("/tile/{*path}", get(read_path::tile))
+        .route("/vkey", get(read_path::vkey))
+        .route("/tx/{tid}", get(api::transaction))
+        .route("/api/v1/commit", post(api::commit))
+        .route("/api/v1/abort", post(api::abort))
+        .route("/api/v1/inclusion", get(api::inclusion))
+        .route("/api/v1/consistency", get(api::consistency))
+        .route("/api/v1/entries", get(api::entries))
+        .fallback(|| async { ApiError::not_found("no_route", "no such endpoint") })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}

@@ -1,0 +1,136 @@
+//! `acd-log`: run the transaction log, or print its verifier key.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use acd_log_server::clock::SystemClock;
+use acd_log_server::config::LogConfig;
+use acd_log_server::{Log, keys};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "acd-log", version, about = "The acd transaction log (a C2SP transparency log)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the log over HTTP; creates the key and database on first start.
+    Serve {
+        /// TOML configuration file (see log-server/log.example.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (database and key).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Listen address, e.g. 127.0.0.1:8700 (port 0: any free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// The log's origin (checkpoint first line and key name).
+        #[arg(long)]
+        origin: Option<String>,
+        /// Trust this bank key (64 hex digits) for aborts; repeatable.
+        #[arg(long = "trust-bank")]
+        trust_bank: Vec<String>,
+        /// Upper bound in milliseconds before an accepted entry is published.
+        #[arg(long)]
+        checkpoint_interval_ms: Option<u64>,
+    },
+    /// Print the log's verifier key (signed-note vkey form).
+    Vkey {
+        #[arg(long)]
+        data: PathBuf,
+    },
+}
+
+fn config_from(
+    config: Option<PathBuf>,
+    data: Option<PathBuf>,
+    origin: Option<String>,
+) -> anyhow::Result<LogConfig> {
+    match config {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let mut c = LogConfig::from_toml(&text)
+                .with_context(|| format!("parsing {}", path.display()))?;
+            if let Some(d) = data {
+                c.data = d;
+            }
+            if let Some(o) = origin {
+                c.origin = o;
+            }
+            Ok(c)
+        }
+        None => {
+            let data = data.context("--data is required without --config")?;
+            let origin = origin.context("--origin is required without --config")?;
+            Ok(LogConfig::new(data, origin))
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Vkey { data } => {
+            let signer = keys::load(&data)?;
+            println!("{}", signer.verifier().vkey());
+        }
+        Command::Serve {
+            config,
+            data,
+            listen,
+            origin,
+            trust_bank,
+            checkpoint_interval_ms,
+        } => {
+            let mut c = config_from(config, data, origin)?;
+            if let Some(l) = listen {
+                c.listen = l;
+            }
+            c.trusted_banks.extend(trust_bank);
+            if let Some(i) = checkpoint_interval_ms {
+                c.checkpoint_interval_ms = i;
+            }
+            let log = Log::open(&c, Arc::new(SystemClock))?;
+            let listener = tokio::net::TcpListener::bind(c.listen)
+                .await
+                .with_context(|| format!("binding {}", c.listen))?;
+            let addr = listener.local_addr()?;
+            // Scripts and tests read these two lines.
+            println!("listening on http://{addr}");
+            println!("vkey {}", log.state().verifier.vkey());
+            tracing::info!(%addr, origin = %c.origin, "log serving");
+            log.run(listener, c.max_body_bytes, shutdown_signal()).await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,481 @@
+//! The sequencer: the one writer of the tree (paper step P5 and abort).
+//!
+//! Handlers check signatures and submit appends through a bounded channel.
+//! The sequencer takes everything queued (group commit), decides each
+//! request under the protocol's rules against the log's clock and the TID
+//! index — exactly one outcome per TID, first come first served — appends
+//! the accepted entries, signs a checkpoint, and makes the batch durable
+//! with one storage commit. Only then does it publish the checkpoint and
+//! answer each request with its index and inclusion proof.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::Duration;
+
+use acd_core::checkpoint::{Checkpoint, SignedCheckpoint};
+use acd_core::entry::{LogEntry, Tid};
+use acd_core::log_api::{AbortRequest, CommitRequest, EntryProof};
+use acd_core::merkle::{self, Hash};
+use acd_core::note::NoteSigner;
+use thiserror::Error;
+use tokio::sync::{oneshot, watch};
+
+use crate::clock::Clock;
+use crate::storage::{Batch, Storage, StorageError, StoredCheckpoint};
+use crate::tree::{Edge, TreeReader};
+
+/// The latest published checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub size: u64,
+    pub root: Hash,
+    /// The signed note, as served at `/checkpoint`.
+    pub checkpoint: String,
+}
+
+/// An append whose signature the handler has checked.
+#[derive(Debug, Clone)]
+pub enum Append {
+    Commit(CommitRequest),
+    Abort(AbortRequest),
+}
+
+impl Append {
+    fn tid(&self) -> Tid {
+        match self {
+            Append::Commit(c) => c.tid,
+            Append::Abort(a) => a.tid,
+        }
+    }
+
+    fn entry(&self, timestamp_ms: u64) -> LogEntry {
+        match self {
+            Append::Commit(c) => LogEntry::Commit {
+                timestamp_ms,
+                tid: c.tid,
+                merchant: c.merchant,
+                expiration_ms: c.expiration_ms,
+                key: c.key,
+                signature: c.signature,
+            },
+            Append::Abort(a) => LogEntry::Abort {
+                timestamp_ms,
+                tid: a.tid,
+                merchant: a.merchant,
+                expiration_ms: a.expiration_ms,
+                bank: a.bank,
+                signature: a.signature,
+            },
+        }
+    }
+
+    /// Is `existing` the entry this very request produced (timestamps aside)?
+    fn same_as(&self, existing: &LogEntry) -> bool {
+        self.entry(existing.timestamp_ms()) == *existing
+    }
+}
+
+/// Why an append was not accepted.
+#[derive(Debug, Error)]
+pub enum AppendError {
+    #[error("TID {tid} already has an outcome ({})", existing.outcome)]
+    Conflict { tid: Tid, existing: Box<EntryProof> },
+    #[error("the commit expired at {expiration_ms} ms; the log's clock reads {now_ms} ms")]
+    Expired { now_ms: u64, expiration_ms: u64 },
+    #[error("the transaction expires at {expiration_ms} ms; the log's clock reads {now_ms} ms, too early to abort")]
+    NotExpired { now_ms: u64, expiration_ms: u64 },
+    #[error("the log is busy; retry shortly")]
+    Busy,
+    #[error("the log cannot store entries right now: {0}")]
+    Unavailable(String),
+}
+
+/// An accepted (or repeated) append.
+pub type AppendResult = Result<EntryProof, AppendError>;
+
+struct Job {
+    append: Append,
+    reply: oneshot::Sender<AppendResult>,
+}
+
+/// Sequencer settings.
+#[derive(Debug, Clone)]
+pub struct SequencerConfig {
+    pub origin: String,
+    pub max_batch: usize,
+    pub queue: usize,
+    pub checkpoint_interval: Duration,
+}
+
+/// The handlers' side of the sequencer.
+#[derive(Clone)]
+pub struct SequencerHandle {
+    tx: SyncSender<Job>,
+    published: watch::Receiver<Arc<Published>>,
+}
+
+impl SequencerHandle {
+    /// Queues an append and waits until it is durable and published.
+    pub async fn append(&self, append: Append) -> AppendResult {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Job { append, reply }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(AppendError::Busy),
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(AppendError::Unavailable("the sequencer has stopped".into()));
+            }
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(AppendError::Unavailable("the sequencer has stopped".into())))
+    }
+
+    /// The latest published checkpoint.
+    pub fn published(&self) -> Arc<Published> {
+        self.published.borrow().clone()
+    }
+
+    /// A receiver that sees every newly published checkpoint.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Published>> {
+        self.published.clone()
+    }
+}
+
+/// Builds the answer for entry `index` under the published tree.
+pub fn entry_proof<S: Storage + ?Sized>(
+    reader: &mut TreeReader<'_, S>,
+    published: &Published,
+    index: u64,
+    entry: Vec<u8>,
+) -> Result<EntryProof, StorageError> {
+    let decoded = LogEntry::decode(&entry)
+        .map_err(|e| StorageError::Corrupt(format!("entry {index}: {e}")))?;
+    let inclusion = reader.inclusion(index).map_err(|e| match e {
+        merkle::ProveError::Source(e) => e,
+        other => StorageError::Corrupt(other.to_string()),
+    })?;
+    Ok(EntryProof {
+        index,
+        tid: decoded.tid(),
+        outcome: decoded.outcome(),
+        timestamp_ms: decoded.timestamp_ms(),
+        leaf_hash: merkle::leaf_hash(&entry),
+        entry,
+        tree_size: published.size,
+        inclusion,
+        checkpoint: published.checkpoint.clone(),
+    })
+}
+
+/// The writer side, run on its own thread.
+struct Sequencer<S: Storage + ?Sized> {
+    storage: Arc<S>,
+    signer: NoteSigner,
+    clock: Arc<dyn Clock>,
+    config: SequencerConfig,
+    edge: Edge,
+    last_timestamp: u64,
+    published: watch::Sender<Arc<Published>>,
+    /// Set when the edge could not be reloaded after a failed commit: the
+    /// sequencer then refuses appends rather than risk rewriting history.
+    broken: Option<String>,
+}
+
+/// What to answer a request that did not append a new entry.
+enum Deferred {
+    Existing(u64, Vec<u8>),
+    Conflict(u64, Vec<u8>),
+}
+
+/// Opens the sequencer over `storage`: loads the tree's edge, signs and
+/// stores the first checkpoint of an empty log, and starts the writer
+/// thread. Returns the handle and the thread, which ends when every handle
+/// is dropped.
+pub fn start<S: Storage + ?Sized>(
+    storage: Arc<S>,
+    signer: NoteSigner,
+    clock: Arc<dyn Clock>,
+    config: SequencerConfig,
+) -> Result<(SequencerHandle, std::thread::JoinHandle<()>), StorageError> {
+    let latest = match storage.latest_checkpoint()? {
+        Some(c) => c,
+        None => {
+            let note = sign_checkpoint(&signer, &config.origin, 0, merkle::empty_root())?;
+            let c = StoredCheckpoint { size: 0, note };
+            storage.commit(&Batch {
+                checkpoint: Some(c.clone()),
+                ..Batch::default()
+            })?;
+            c
+        }
+    };
+    let edge = Edge::load(&*storage, latest.size)?;
+    let root = edge.root()?;
+    let parsed = SignedCheckpoint::open(&latest.note, &signer.verifier())
+        .map_err(|e| StorageError::Corrupt(format!("stored checkpoint: {e}")))?;
+    if parsed.checkpoint.root != root || parsed.checkpoint.size != latest.size {
+        return Err(StorageError::Corrupt(format!(
+            "stored tree does not match the checkpoint of size {}",
+            latest.size
+        )));
+    }
+    let last_timestamp = if latest.size == 0 {
+        0
+    } else {
+        let mut reader = TreeReader::new(&*storage, latest.size);
+        let entry = reader.entry(latest.size - 1)?;
+        LogEntry::decode(&entry)
+            .map_err(|e| StorageError::Corrupt(format!("last entry: {e}")))?
+            .timestamp_ms()
+    };
+    let (published_tx, published_rx) = watch::channel(Arc::new(Published {
+        size: latest.size,
+        root,
+        checkpoint: latest.note,
+    }));
+    let (tx, rx) = mpsc::sync_channel(config.queue.max(1));
+    let mut seq = Sequencer {
+        storage,
+        signer,
+        clock,
+        config,
+        edge,
+        last_timestamp,
+        published: published_tx,
+        broken: None,
+    };
+    let thread = std::thread::Builder::new()
+        .name("sequencer".into())
+        .spawn(move || seq.run(rx))
+        .map_err(|e| StorageError::Io(format!("cannot start the sequencer: {e}")))?;
+    Ok((
+        SequencerHandle {
+            tx,
+            published: published_rx,
+        },
+        thread,
+    ))
+}
+
+fn sign_checkpoint(
+    signer: &NoteSigner,
+    origin: &str,
+    size: u64,
+    root: Hash,
+) -> Result<String, StorageError> {
+    let checkpoint = Checkpoint {
+        origin: origin.to_owned(),
+        size,
+        root,
+        extensions: Vec::new(),
+    };
+    SignedCheckpoint::sign(checkpoint, signer)
+        .map(|c| c.to_text())
+        .map_err(|e| StorageError::Corrupt(format!("cannot sign checkpoint: {e}")))
+}
+
+impl<S: Storage + ?Sized> Sequencer<S> {
+    fn run(&mut self, rx: mpsc::Receiver<Job>) {
+        loop {
+            let first = match rx.recv_timeout(self.config.checkpoint_interval) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    // Entries stored by a commit that reported failure are
+                    // published here, within one interval.
+                    if self.broken.is_none()
+                        && self.edge.size() > self.published.borrow().size
+                        && let Err(e) = self.publish(Batch::default())
+                    {
+                        tracing::warn!(error = %e, "republishing checkpoint failed");
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut jobs = vec![first];
+            while jobs.len() < self.config.max_batch {
+                match rx.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.process(jobs);
+        }
+        tracing::info!(size = self.edge.size(), "sequencer stopped");
+    }
+
+    fn process(&mut self, jobs: Vec<Job>) {
+        if let Some(why) = &self.broken {
+            for job in jobs {
+                let _ = job.reply.send(Err(AppendError::Unavailable(why.clone())));
+            }
+            return;
+        }
+        let now = self.clock.now_ms().max(self.last_timestamp);
+        let mut batch = Batch::default();
+        let mut in_batch: HashMap<Tid, (u64, Vec<u8>)> = HashMap::new();
+        let mut accepted: Vec<(oneshot::Sender<AppendResult>, u64, Vec<u8>)> = Vec::new();
+        let mut deferred: Vec<(oneshot::Sender<AppendResult>, Tid, Deferred)> = Vec::new();
+        let published_size = self.published.borrow().size;
+
+        for job in jobs {
+            let tid = job.append.tid();
+            let existing = match in_batch.get(&tid) {
+                Some(found) => Some(found.clone()),
+                None => match self.stored_outcome(&tid) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        let _ = job.reply.send(Err(AppendError::Unavailable(e.to_string())));
+                        continue;
+                    }
+                },
+            };
+            if let Some((index, bytes)) = existing {
+                let same = LogEntry::decode(&bytes)
+                    .map(|e| job.append.same_as(&e))
+                    .unwrap_or(false);
+                let d = if same {
+                    Deferred::Existing(index, bytes)
+                } else {
+                    Deferred::Conflict(index, bytes)
+                };
+                deferred.push((job.reply, tid, d));
+                continue;
+            }
+            let expiration_ms = match &job.append {
+                Append::Commit(c) => c.expiration_ms,
+                Append::Abort(a) => a.expiration_ms,
+            };
+            let timely = match &job.append {
+                Append::Commit(_) => now < expiration_ms,
+                Append::Abort(_) => now >= expiration_ms,
+            };
+            if !timely {
+                let err = match &job.append {
+                    Append::Commit(_) => AppendError::Expired {
+                        now_ms: now,
+                        expiration_ms,
+                    },
+                    Append::Abort(_) => AppendError::NotExpired {
+                        now_ms: now,
+                        expiration_ms,
+                    },
+                };
+                let _ = job.reply.send(Err(err));
+                continue;
+            }
+            let bytes = job.append.entry(now).encode();
+            let leaf = merkle::leaf_hash(&bytes);
+            let index = self.edge.size();
+            if let Err(e) = self.edge.append(&bytes, leaf, &mut batch) {
+                // Entries have a fixed size far below the bundle limit.
+                let _ = job.reply.send(Err(AppendError::Unavailable(e.to_string())));
+                continue;
+            }
+            batch.tids.push((tid, index));
+            batch.leaves.push((leaf, index));
+            in_batch.insert(tid, (index, bytes.clone()));
+            accepted.push((job.reply, index, bytes));
+        }
+
+        if !accepted.is_empty() || self.edge.size() > published_size {
+            // Entries of a failed commit may have been stored anyway.
+            self.last_timestamp = now;
+            if let Err(e) = self.publish(batch) {
+                let why = e.to_string();
+                for (reply, _, _) in accepted {
+                    let _ = reply.send(Err(AppendError::Unavailable(why.clone())));
+                }
+                for (reply, _, _) in deferred {
+                    let _ = reply.send(Err(AppendError::Unavailable(why.clone())));
+                }
+                return;
+            }
+        }
+
+        let published = self.published.borrow().clone();
+        let mut reader = TreeReader::new(&*self.storage, published.size);
+        for (reply, index, bytes) in accepted {
+            let r = entry_proof(&mut reader, &published, index, bytes)
+                .map_err(|e| AppendError::Unavailable(e.to_string()));
+            let _ = reply.send(r);
+        }
+        for (reply, tid, d) in deferred {
+            let r = match d {
+                Deferred::Existing(index, bytes) => {
+                    entry_proof(&mut reader, &published, index, bytes)
+                        .map_err(|e| AppendError::Unavailable(e.to_string()))
+                }
+                Deferred::Conflict(index, bytes) => {
+                    match entry_proof(&mut reader, &published, index, bytes) {
+                        Ok(existing) => Err(AppendError::Conflict {
+                            tid,
+                            existing: Box::new(existing),
+                        }),
+                        Err(e) => Err(AppendError::Unavailable(e.to_string())),
+                    }
+                }
+            };
+            let _ = reply.send(r);
+        }
+    }
+
+    /// The stored outcome for `tid`, with its entry bytes.
+    fn stored_outcome(&self, tid: &Tid) -> Result<Option<(u64, Vec<u8>)>, StorageError> {
+        let Some(index) = self.storage.tid_index(tid)? else {
+            return Ok(None);
+        };
+        let mut reader = TreeReader::new(&*self.storage, self.edge.size());
+        Ok(Some((index, reader.entry(index)?)))
+    }
+
+    /// Commits `batch` with a checkpoint for the whole edge, then publishes
+    /// it. On failure the edge is reloaded from storage, which may or may
+    /// not hold the batch.
+    fn publish(&mut self, mut batch: Batch) -> Result<(), StorageError> {
+        let result = self.edge.root().and_then(|root| {
+            let size = self.edge.size();
+            let note = sign_checkpoint(&self.signer, &self.config.origin, size, root)?;
+            self.edge.flush_into(&mut batch);
+            batch.checkpoint = Some(StoredCheckpoint {
+                size,
+                note: note.clone(),
+            });
+            self.storage.commit(&batch)?;
+            Ok(Published {
+                size,
+                root,
+                checkpoint: note,
+            })
+        });
+        match result {
+            Ok(p) => {
+                self.published.send_replace(Arc::new(p));
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; reloading the tree edge");
+                self.reload();
+                Err(e)
+            }
+        }
+    }
+
+    fn reload(&mut self) {
+        let loaded = self.storage.latest_checkpoint().and_then(|latest| {
+            let size = latest.map(|c| c.size).unwrap_or(0);
+            Edge::load(&*self.storage, size)
+        });
+        match loaded {
+            Ok(edge) => self.edge = edge,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload the tree; refusing appends");
+                self.broken = Some(format!("storage failed and could not be reloaded: {e}"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "sequencer_tests.rs"]
+mod tests;

@@ -1,0 +1,80 @@
+//! Where the log keeps its state: hash tiles, entry bundles, the TID and
+//! leaf-hash indexes, and every checkpoint it signed.
+//!
+//! The log writes only through [`Storage::commit`], one [`Batch`] per group
+//! commit, so a crash leaves either the state before a batch or the state
+//! after it. Two implementations: [`SledStorage`] (the real one) and
+//! [`MemoryStorage`] (for tests, with failure injection).
+
+mod memory;
+mod sled_store;
+
+pub use memory::{FailMode, MemoryStorage};
+pub use sled_store::SledStorage;
+
+use acd_core::entry::Tid;
+use acd_core::merkle::Hash;
+use thiserror::Error;
+
+/// A storage failure. The sequencer answers 503 and reloads its state.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    #[error("storage I/O failed: {0}")]
+    Io(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("injected failure")]
+    Injected,
+}
+
+impl From<sled::Error> for StorageError {
+    fn from(e: sled::Error) -> Self {
+        StorageError::Io(e.to_string())
+    }
+}
+
+/// A checkpoint as stored: tree size and the signed note text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub note: String,
+}
+
+/// Everything one group commit writes.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// Hash tiles, full or partial: (level, index, concatenated hashes).
+    pub tiles: Vec<(u8, u64, Vec<u8>)>,
+    /// Entry bundles, full or partial: (index, bundle bytes).
+    pub bundles: Vec<(u64, Vec<u8>)>,
+    /// TID -> leaf index of its outcome.
+    pub tids: Vec<(Tid, u64)>,
+    /// Leaf hash -> leaf index.
+    pub leaves: Vec<(Hash, u64)>,
+    /// The checkpoint that covers this batch.
+    pub checkpoint: Option<StoredCheckpoint>,
+}
+
+/// The log's store. Implementations are usable concurrently: one writer
+/// (the sequencer) and any number of readers.
+pub trait Storage: Send + Sync + 'static {
+    /// Applies the whole batch atomically, and durably: once this returns
+    /// `Ok`, all of it survives a crash. On `Err` either none or all of it
+    /// may have been stored; the caller must reload what it caches.
+    fn commit(&self, batch: &Batch) -> Result<(), StorageError>;
+    /// A hash tile as last written (possibly wider than a caller's tree).
+    fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StorageError>;
+    /// An entry bundle as last written.
+    fn bundle(&self, index: u64) -> Result<Option<Vec<u8>>, StorageError>;
+    /// The leaf index of the outcome recorded for `tid`.
+    fn tid_index(&self, tid: &Tid) -> Result<Option<u64>, StorageError>;
+    /// The leaf index of the entry with this leaf hash.
+    fn leaf_index(&self, leaf_hash: &Hash) -> Result<Option<u64>, StorageError>;
+    /// The latest checkpoint.
+    fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StorageError>;
+    /// The checkpoint signed at exactly this size, if any.
+    fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, StorageError>;
+}
+
+#[cfg(test)]
+pub(crate) mod behaviour;

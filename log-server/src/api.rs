@@ -66,7 +66,10 @@ pub async fn abort(
     if !state.trusted_banks.contains(&req.bank) {
         return Err(ApiError::Forbidden {
             code: "untrusted_bank",
-            message: format!("bank key {} is not trusted by this log", hex::encode(req.bank)),
+            message: format!(
+                "bank key {} is not trusted by this log",
+                hex::encode(req.bank)
+            ),
         });
     }
     EscrowNotice {
@@ -97,7 +100,10 @@ fn tree_at(state: &AppState, size: Option<u64>) -> Result<Published, ApiError> {
         return Ok((*latest).clone());
     }
     let stored = state.storage.checkpoint_at(size)?.ok_or_else(|| {
-        ApiError::not_found("no_checkpoint", format!("no checkpoint was published at size {size}"))
+        ApiError::not_found(
+            "no_checkpoint",
+            format!("no checkpoint was published at size {size}"),
+        )
     })?;
     let parsed = acd_core::checkpoint::SignedCheckpoint::open(&stored.note, &state.verifier)
         .map_err(|e| ApiError::Internal(format!("stored checkpoint {size}: {e}")))?;
@@ -133,9 +139,10 @@ pub async fn inclusion(
     let tree = tree_at(&state, q.size)?;
     let index = match (q.index, q.leaf_hash.as_deref()) {
         (Some(i), None) => i,
-        (None, Some(h)) => state.storage.leaf_index(&parse_hash(h)?)?.ok_or_else(|| {
-            ApiError::not_found("unknown_leaf", "no entry has this leaf hash")
-        })?,
+        (None, Some(h)) => state
+            .storage
+            .leaf_index(&parse_hash(h)?)?
+            .ok_or_else(|| ApiError::not_found("unknown_leaf", "no entry has this leaf hash"))?,
         _ => {
             return Err(ApiError::bad(
                 "bad_query",
@@ -172,7 +179,10 @@ pub async fn consistency(
     if to > published || q.from > to {
         return Err(ApiError::bad(
             "out_of_range",
-            format!("need from <= to <= {published}; got from={} to={to}", q.from),
+            format!(
+                "need from <= to <= {published}; got from={} to={to}",
+                q.from
+            ),
         ));
     }
     let mut reader = TreeReader::new(&*state.storage, to);
@@ -201,22 +211,29 @@ pub async fn entries(
     if q.start > q.end || q.end > size {
         return Err(ApiError::bad(
             "out_of_range",
-            format!("need start <= end <= {size}; got start={} end={}", q.start, q.end),
+            format!(
+                "need start <= end <= {size}; got start={} end={}",
+                q.start, q.end
+            ),
         ));
     }
     if q.end - q.start > state.max_entries_per_request {
         return Err(ApiError::bad(
             "too_many",
-            format!("at most {} entries per request", state.max_entries_per_request),
+            format!(
+                "at most {} entries per request",
+                state.max_entries_per_request
+            ),
         ));
     }
     let mut out = Vec::new();
     let mut index = q.start;
     while index < q.end {
         let bundle_index = index / acd_core::tile::TILE_WIDTH;
-        let bytes = state.storage.bundle(bundle_index)?.ok_or_else(|| {
-            ApiError::Internal(format!("missing entry bundle {bundle_index}"))
-        })?;
+        let bytes = state
+            .storage
+            .bundle(bundle_index)?
+            .ok_or_else(|| ApiError::Internal(format!("missing entry bundle {bundle_index}")))?;
         let bundle = acd_core::tile::decode_bundle(&bytes)
             .map_err(|e| ApiError::Internal(format!("entry bundle {bundle_index}: {e}")))?;
         while index < q.end && index / acd_core::tile::TILE_WIDTH == bundle_index {

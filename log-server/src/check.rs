@@ -22,7 +22,10 @@ pub fn check_log(storage: &dyn Storage, verifier: &NoteVerifier) -> Result<u64, 
     let signed = SignedCheckpoint::open(&latest.note, verifier).map_err(|e| e.to_string())?;
     let size = signed.checkpoint.size;
     if size != latest.size {
-        return Err(format!("checkpoint of size {size} stored under {}", latest.size));
+        return Err(format!(
+            "checkpoint of size {size} stored under {}",
+            latest.size
+        ));
     }
     let mut tree = MemoryTree::new();
     let mut seen = std::collections::HashSet::new();
@@ -34,7 +37,10 @@ pub fn check_log(storage: &dyn Storage, verifier: &NoteVerifier) -> Result<u64, 
         let entries = tile::decode_bundle(&bytes).map_err(|e| e.to_string())?;
         let want = tile::tile_width(0, bundle_index, size) as usize;
         if entries.len() < want {
-            return Err(format!("bundle {bundle_index} has {} entries", entries.len()));
+            return Err(format!(
+                "bundle {bundle_index} has {} entries",
+                entries.len()
+            ));
         }
         for bytes in &entries[..want] {
             let index = tree.len();
@@ -59,7 +65,9 @@ pub fn check_log(storage: &dyn Storage, verifier: &NoteVerifier) -> Result<u64, 
         }
     }
     if tree.root() != signed.checkpoint.root {
-        return Err(format!("root of the {size} stored entries differs from the checkpoint"));
+        return Err(format!(
+            "root of the {size} stored entries differs from the checkpoint"
+        ));
     }
     let mut level = 0u8;
     loop {

@@ -20,7 +20,10 @@ pub enum ApiError {
     /// 404: no such thing (yet).
     NotFound { code: &'static str, message: String },
     /// 409: the TID already has another outcome.
-    Conflict { message: String, existing: Box<EntryProof> },
+    Conflict {
+        message: String,
+        existing: Box<EntryProof>,
+    },
     /// 413: the body is too large.
     TooLarge(String),
     /// 422: well-formed, but the protocol's time rule forbids it now.
@@ -103,7 +106,9 @@ impl From<QueryRejection> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, existing) = match self {
-            ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, code, message, None),
+            ApiError::BadRequest { code, message } => {
+                (StatusCode::BAD_REQUEST, code, message, None)
+            }
             ApiError::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message, None),
             ApiError::NotFound { code, message } => (StatusCode::NOT_FOUND, code, message, None),
             ApiError::Conflict { message, existing } => {

@@ -105,7 +105,10 @@ mod tests {
     fn key_is_created_once_with_mode_0600() {
         let dir = tempfile::tempdir().unwrap();
         let a = load_or_create(dir.path(), "log.test/a").unwrap();
-        let mode = fs::metadata(key_path(dir.path())).unwrap().permissions().mode();
+        let mode = fs::metadata(key_path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let b = load_or_create(dir.path(), "log.test/a").unwrap();
         assert_eq!(a.verifier().vkey(), b.verifier().vkey());

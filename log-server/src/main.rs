@@ -10,7 +10,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "acd-log", version, about = "The acd transaction log (a C2SP transparency log)")]
+#[command(
+    name = "acd-log",
+    version,
+    about = "The acd transaction log (a C2SP transparency log)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -129,7 +133,8 @@ async fn main() -> anyhow::Result<()> {
             println!("listening on http://{addr}");
             println!("vkey {}", log.state().verifier.vkey());
             tracing::info!(%addr, origin = %c.origin, "log serving");
-            log.run(listener, c.max_body_bytes, shutdown_signal()).await?;
+            log.run(listener, c.max_body_bytes, shutdown_signal())
+                .await?;
         }
     }
     Ok(())

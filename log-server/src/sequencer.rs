@@ -83,7 +83,9 @@ pub enum AppendError {
     Conflict { tid: Tid, existing: Box<EntryProof> },
     #[error("the commit expired at {expiration_ms} ms; the log's clock reads {now_ms} ms")]
     Expired { now_ms: u64, expiration_ms: u64 },
-    #[error("the transaction expires at {expiration_ms} ms; the log's clock reads {now_ms} ms, too early to abort")]
+    #[error(
+        "the transaction expires at {expiration_ms} ms; the log's clock reads {now_ms} ms, too early to abort"
+    )]
     NotExpired { now_ms: u64, expiration_ms: u64 },
     #[error("the log is busy; retry shortly")]
     Busy,

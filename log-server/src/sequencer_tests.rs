@@ -28,7 +28,10 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Self {
-        Self::on(Arc::new(MemoryStorage::new()), Arc::new(ManualClock::new(1_000_000)))
+        Self::on(
+            Arc::new(MemoryStorage::new()),
+            Arc::new(ManualClock::new(1_000_000)),
+        )
     }
 
     fn on(storage: Arc<MemoryStorage>, clock: Arc<ManualClock>) -> Self {
@@ -129,7 +132,9 @@ async fn concurrent_commits_are_sequenced_and_proven() {
     let mut tasks = Vec::new();
     for n in 0..700 {
         let h = f.handle.clone();
-        tasks.push(tokio::spawn(async move { h.append(commit(n, 2_000_000, 3)).await }));
+        tasks.push(tokio::spawn(async move {
+            h.append(commit(n, 2_000_000, 3)).await
+        }));
     }
     let mut indexes = Vec::new();
     for t in tasks {

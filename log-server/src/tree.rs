@@ -236,9 +236,7 @@ impl<'a, S: Storage + ?Sized> TreeReader<'a, S> {
             .and_then(|t| t.get(offset))
             .copied()
             .ok_or_else(|| {
-                StorageError::Corrupt(format!(
-                    "tile {tile_level}/{index} lacks hash {offset}"
-                ))
+                StorageError::Corrupt(format!("tile {tile_level}/{index} lacks hash {offset}"))
             })
     }
 
@@ -286,9 +284,10 @@ impl<'a, S: Storage + ?Sized> TreeReader<'a, S> {
     /// The entry at `index`, read from its bundle.
     pub fn entry(&mut self, index: u64) -> Result<Vec<u8>, StorageError> {
         let bundle_index = index / TILE_WIDTH;
-        let bytes = self.storage.bundle(bundle_index)?.ok_or_else(|| {
-            StorageError::Corrupt(format!("missing entry bundle {bundle_index}"))
-        })?;
+        let bytes = self
+            .storage
+            .bundle(bundle_index)?
+            .ok_or_else(|| StorageError::Corrupt(format!("missing entry bundle {bundle_index}")))?;
         let entries = tile::decode_bundle(&bytes)
             .map_err(|e| StorageError::Corrupt(format!("entry bundle: {e}")))?;
         entries

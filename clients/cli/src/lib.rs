@@ -6,6 +6,8 @@
 //! - [`log_client`]: typed HTTP client of the log, which verifies every
 //!   answer (checkpoint signature, inclusion proof) before returning it.
 //! - [`loadgen`]: `acd loadgen log`.
+//! - [`demo`]: `acd demo`, the all-in-one walk-through.
 
+pub mod demo;
 pub mod loadgen;
 pub mod log_client;

@@ -50,7 +50,12 @@ impl LoadReport {
 
 impl std::fmt::Display for LoadReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "appended    {} entries in {:.2} s", self.entries, self.elapsed.as_secs_f64())?;
+        writeln!(
+            f,
+            "appended    {} entries in {:.2} s",
+            self.entries,
+            self.elapsed.as_secs_f64()
+        )?;
         writeln!(f, "throughput  {:.0} entries/s", self.per_second())?;
         writeln!(
             f,

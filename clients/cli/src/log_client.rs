@@ -4,9 +4,7 @@
 
 use acd_core::checkpoint::SignedCheckpoint;
 use acd_core::entry::{LogEntry, Tid};
-use acd_core::log_api::{
-    AbortRequest, CommitRequest, ConsistencyProof, EntryProof, ErrorBody,
-};
+use acd_core::log_api::{AbortRequest, CommitRequest, ConsistencyProof, EntryProof, ErrorBody};
 use acd_core::merkle;
 use acd_core::note::NoteVerifier;
 use thiserror::Error;
@@ -16,10 +14,7 @@ pub enum ClientError {
     #[error("HTTP request failed: {0}")]
     Http(#[from] reqwest::Error),
     #[error("the log refused ({status}): {} — {}", body.error, body.message)]
-    Refused {
-        status: u16,
-        body: Box<ErrorBody>,
-    },
+    Refused { status: u16, body: Box<ErrorBody> },
     #[error("the log answered {status} without an error body")]
     Status { status: u16 },
     #[error("the log's answer does not verify: {0}")]
@@ -55,10 +50,14 @@ pub fn verify_entry_under(
     checkpoint: &SignedCheckpoint,
 ) -> Result<LogEntry, ClientError> {
     if checkpoint.checkpoint.size != proof.tree_size {
-        return Err(ClientError::Invalid("proof is for another tree size".into()));
+        return Err(ClientError::Invalid(
+            "proof is for another tree size".into(),
+        ));
     }
     if merkle::leaf_hash(&proof.entry) != proof.leaf_hash {
-        return Err(ClientError::Invalid("leaf hash does not match the entry".into()));
+        return Err(ClientError::Invalid(
+            "leaf hash does not match the entry".into(),
+        ));
     }
     merkle::verify_inclusion(
         &proof.leaf_hash,
@@ -68,10 +67,12 @@ pub fn verify_entry_under(
         &checkpoint.checkpoint.root,
     )
     .map_err(|e| ClientError::Invalid(format!("inclusion: {e}")))?;
-    let entry = LogEntry::decode(&proof.entry)
-        .map_err(|e| ClientError::Invalid(format!("entry: {e}")))?;
+    let entry =
+        LogEntry::decode(&proof.entry).map_err(|e| ClientError::Invalid(format!("entry: {e}")))?;
     if entry.tid() != proof.tid || entry.outcome() != proof.outcome {
-        return Err(ClientError::Invalid("entry differs from the answer's summary".into()));
+        return Err(ClientError::Invalid(
+            "entry differs from the answer's summary".into(),
+        ));
     }
     entry
         .verify_signature(&checkpoint.checkpoint.origin)
@@ -198,9 +199,16 @@ impl LogClient {
         new: &SignedCheckpoint,
     ) -> Result<(), ClientError> {
         let (from, to) = (old.checkpoint.size, new.checkpoint.size);
+        if from == 0 {
+            // Every tree extends the empty one; RFC 9162 has no proof for it.
+            return Ok(());
+        }
         let resp = self
             .http
-            .get(format!("{}/api/v1/consistency?from={from}&to={to}", self.base))
+            .get(format!(
+                "{}/api/v1/consistency?from={from}&to={to}",
+                self.base
+            ))
             .send()
             .await?;
         let p: ConsistencyProof = Self::json(resp).await?;

@@ -7,7 +7,11 @@ use anyhow::bail;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "acd", version, about = "Anonymous certified delivery: client tools")]
+#[command(
+    name = "acd",
+    version,
+    about = "Anonymous certified delivery: client tools"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -15,6 +19,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a log in this process and walk through the protocol's log steps.
+    Demo {
+        /// Keep the log's files here instead of a temporary directory.
+        #[arg(long)]
+        data: Option<std::path::PathBuf>,
+    },
     /// Generate load against a running server and report throughput.
     Loadgen {
         #[command(subcommand)]
@@ -41,6 +51,7 @@ enum LoadTarget {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Demo { data } => acd::demo::run(data).await?,
         Command::Loadgen {
             target:
                 LoadTarget::Log {

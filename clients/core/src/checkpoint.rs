@@ -484,10 +484,11 @@ mod tests {
             let mut bytes = cp.to_text().into_bytes();
             let i = index.index(bytes.len());
             bytes[i] = bytes[i].wrapping_add(delta);
-            if let Ok(text) = String::from_utf8(bytes) {
-                if let Ok(parsed) = Checkpoint::parse(&text) {
-                    prop_assert_eq!(parsed.to_text(), text);
-                }
+            let reparsed = String::from_utf8(bytes)
+                .ok()
+                .and_then(|text| Checkpoint::parse(&text).ok().map(|cp| (text, cp)));
+            if let Some((text, parsed)) = reparsed {
+                prop_assert_eq!(parsed.to_text(), text);
             }
         }
     }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 /// A SHA-256 hash: a leaf hash, a node hash or a tree root.
 pub type Hash = [u8; 32];
 
-/// Size in bytes of a [`Hash`].
+/// Size in bytes of a [`Hash`](type@Hash).
 pub const HASH_SIZE: usize = 32;
 
 /// The root of the empty tree: SHA-256 of the empty string (RFC 9162 2.1.1).
@@ -204,7 +204,7 @@ pub fn inclusion_proof<E>(
     Ok(out)
 }
 
-/// RFC 9162 2.1.4.1 consistency proof (PROOF(m, D[n])) between sizes
+/// RFC 9162 2.1.4.1 consistency proof (`PROOF(m, D[n])`) between sizes
 /// `0 <= size1 <= size2`; empty when `size1 == size2` or `size1 == 0`.
 /// At most 129 `subtree` calls, all for complete subtrees inside `[0, size2)`.
 pub fn consistency_proof<E>(
@@ -432,7 +432,7 @@ fn split_point(n: usize) -> usize {
     1usize << (bits - 1)
 }
 
-/// RFC 9162 2.1.3.1 PATH(m, D[n]), for `m < d.len()`.
+/// RFC 9162 2.1.3.1 `PATH(m, D[n])`, for `m < d.len()`.
 fn rfc_path(m: usize, d: &[Hash], out: &mut Vec<Hash>) {
     if d.len() <= 1 {
         return;
@@ -448,7 +448,7 @@ fn rfc_path(m: usize, d: &[Hash], out: &mut Vec<Hash>) {
     }
 }
 
-/// RFC 9162 2.1.4.1 SUBPROOF(m, D[n], b), for `1 <= m <= d.len()`.
+/// RFC 9162 2.1.4.1 `SUBPROOF(m, D[n], b)`, for `1 <= m <= d.len()`.
 fn rfc_subproof(m: usize, d: &[Hash], complete: bool, out: &mut Vec<Hash>) {
     if m == d.len() {
         if !complete {
@@ -778,7 +778,7 @@ mod tests {
         }
 
         fn leaf(index: u64) -> Hash {
-            if index % 2 == 0 {
+            if index & 1 == 0 {
                 leaf_hash(b"even")
             } else {
                 leaf_hash(b"odd")

@@ -95,8 +95,8 @@ fn check_name(name: &str) -> Result<(), NoteError> {
     Ok(())
 }
 
-/// Control characters are checked over the whole note as the spec requires;
-/// everything else is about the text alone.
+/// The spec forbids the ASCII controls below U+0020 other than newline; like
+/// Go, DEL and non-ASCII controls are left alone.
 fn has_forbidden_control(s: &str) -> bool {
     s.chars().any(|c| c < ' ' && c != '\n')
 }
@@ -224,9 +224,7 @@ impl Note {
 
     /// The signed note: text, blank line, signature lines.
     pub fn to_text(&self) -> String {
-        let mut out = String::with_capacity(self.text.len() + 1 + 110 * self.signatures.len());
-        out.push_str(&self.text);
-        out.push('\n');
+        let mut out = format!("{}\n", self.text);
         for sig in &self.signatures {
             out.push_str(&sig.to_line());
         }

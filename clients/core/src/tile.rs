@@ -315,12 +315,12 @@ pub fn subtree_hash_from_tile(
 /// Splits tile bytes (concatenated 32-byte hashes) into hashes: 1 to 256 of
 /// them, as served tiles are never empty.
 pub fn tile_hashes(bytes: &[u8]) -> Result<Vec<Hash>, TileError> {
-    let count = bytes.len() / HASH_SIZE;
-    if bytes.is_empty() || bytes.len() % HASH_SIZE != 0 || count as u64 > TILE_WIDTH {
+    let chunks = bytes.chunks_exact(HASH_SIZE);
+    let count = chunks.len();
+    if count == 0 || !chunks.remainder().is_empty() || count as u64 > TILE_WIDTH {
         return Err(TileError::BadTileLength { len: bytes.len() });
     }
-    Ok(bytes
-        .chunks_exact(HASH_SIZE)
+    Ok(chunks
         .map(|chunk| {
             let mut hash = [0u8; HASH_SIZE];
             hash.copy_from_slice(chunk);
@@ -417,10 +417,31 @@ mod tests {
             ("2/x001/x234/067.p/8", hashes(2, 1_234_067, 8)),
             ("63/000.p/255", hashes(63, 0, 255)),
             ("0/000.p/1", hashes(0, 0, 1)),
-            ("7/x018/x446/x744/x073/x709/x551/615", hashes(7, u64::MAX, 256)),
-            ("entries/x001/234", TilePath::Entries { index: 1234, width: 256 }),
-            ("entries/000.p/15", TilePath::Entries { index: 0, width: 15 }),
-            ("entries/x123/x456/789.p/100", TilePath::Entries { index: 123_456_789, width: 100 }),
+            (
+                "7/x018/x446/x744/x073/x709/x551/615",
+                hashes(7, u64::MAX, 256),
+            ),
+            (
+                "entries/x001/234",
+                TilePath::Entries {
+                    index: 1234,
+                    width: 256,
+                },
+            ),
+            (
+                "entries/000.p/15",
+                TilePath::Entries {
+                    index: 0,
+                    width: 15,
+                },
+            ),
+            (
+                "entries/x123/x456/789.p/100",
+                TilePath::Entries {
+                    index: 123_456_789,
+                    width: 100,
+                },
+            ),
         ];
         for (path, want) in cases {
             assert_eq!(parse_tile_path(path), Ok(want), "{path}");
@@ -580,7 +601,10 @@ mod tests {
         append_to_bundle(&mut bundle, &max).unwrap();
         assert_eq!(decode_bundle(&bundle).unwrap(), vec![&b"ok"[..], &max[..]]);
         assert_eq!(decode_bundle(&[]).unwrap(), Vec::<&[u8]>::new());
-        assert_eq!(decode_bundle(&[0]), Err(TileError::BundleTruncated { offset: 0 }));
+        assert_eq!(
+            decode_bundle(&[0]),
+            Err(TileError::BundleTruncated { offset: 0 })
+        );
         assert_eq!(
             decode_bundle(b"\x00\x02ok\x00\x03ab"),
             Err(TileError::BundleTruncated { offset: 4 })
@@ -605,7 +629,9 @@ mod tests {
                 tree.push(leaf_hash(&i.to_le_bytes()));
             }
             let level0 = tree.leaves().to_vec();
-            let level1: Vec<Hash> = (0..TREE_SIZE >> 8).map(|i| tree.subtree_hash(8, i)).collect();
+            let level1: Vec<Hash> = (0..TREE_SIZE >> 8)
+                .map(|i| tree.subtree_hash(8, i))
+                .collect();
             let level2: Vec<Hash> = level1.chunks(256).map(root_from_leaf_hashes).collect();
             Shared {
                 tree,
@@ -634,7 +660,8 @@ mod tests {
         prop_oneof![
             (0..=MAX_LEVEL, any::<u64>(), 1..=256u16).prop_map(|(l, i, w)| hashes(l, i, w)),
             (0..1_000_000u64, 1..=256u16).prop_map(|(i, w)| hashes(0, i, w)),
-            (any::<u64>(), 1..=256u16).prop_map(|(index, width)| TilePath::Entries { index, width }),
+            (any::<u64>(), 1..=256u16)
+                .prop_map(|(index, width)| TilePath::Entries { index, width }),
             (0..5000u64, 1..=256u16).prop_map(|(index, width)| TilePath::Entries { index, width }),
         ]
     }
@@ -667,10 +694,11 @@ mod tests {
             let mut text = path.to_path().into_bytes();
             let i = at % text.len();
             text[i] = byte;
-            if let Ok(text) = String::from_utf8(text) {
-                if let Ok(parsed) = parse_tile_path(&text) {
-                    prop_assert_eq!(parsed.to_path(), text);
-                }
+            let parsed = String::from_utf8(text)
+                .ok()
+                .and_then(|text| parse_tile_path(&text).ok().map(|p| (p, text)));
+            if let Some((parsed, text)) = parsed {
+                prop_assert_eq!(parsed.to_path(), text);
             }
         }
 

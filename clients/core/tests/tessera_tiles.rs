@@ -17,8 +17,8 @@ use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 
 const ENTRIES: [&str; 15] = [
-    "one", "two", "three", "four", "five", "six", "seven", "eit", "nain", "ten", "ileven",
-    "twelf", "threeten", "fourten", "fivten",
+    "one", "two", "three", "four", "five", "six", "seven", "eit", "nain", "ten", "ileven", "twelf",
+    "threeten", "fourten", "fivten",
 ];
 
 fn log_dir() -> PathBuf {
@@ -44,7 +44,10 @@ fn entry_bytes(n: usize) -> Vec<&'static [u8]> {
 }
 
 fn leaf_hashes(n: usize) -> Vec<Hash> {
-    ENTRIES[..n].iter().map(|e| leaf_hash(e.as_bytes())).collect()
+    ENTRIES[..n]
+        .iter()
+        .map(|e| leaf_hash(e.as_bytes()))
+        .collect()
 }
 
 /// A subtree source over the level-0 tile, the only tile this log has.
@@ -76,8 +79,16 @@ fn every_size_matches_the_log() {
         }
         .to_path();
         let bundle = read(&bundle_path).unwrap();
-        assert_eq!(encode_bundle(&entry_bytes(n)).unwrap(), bundle, "{bundle_path}");
-        assert_eq!(decode_bundle(&bundle).unwrap(), entry_bytes(n), "{bundle_path}");
+        assert_eq!(
+            encode_bundle(&entry_bytes(n)).unwrap(),
+            bundle,
+            "{bundle_path}"
+        );
+        assert_eq!(
+            decode_bundle(&bundle).unwrap(),
+            entry_bytes(n),
+            "{bundle_path}"
+        );
 
         let id = TileId {
             level: 0,
@@ -88,7 +99,11 @@ fn every_size_matches_the_log() {
         assert_eq!(tile_path, format!("tile/0/000.p/{n}"));
         let tile = tile_hashes(&read(&tile_path).unwrap()).unwrap();
         assert_eq!(tile, leaves, "{tile_path}");
-        assert_eq!(tree_root(size, tile_source(&tile)).unwrap(), root, "size {n}");
+        assert_eq!(
+            tree_root(size, tile_source(&tile)).unwrap(),
+            root,
+            "size {n}"
+        );
     }
     assert_eq!(sizes_seen, 16, "expected checkpoints 0 to 15");
 

@@ -32,6 +32,11 @@ pub struct LogConfig {
     /// long entries of a failed-but-stored commit stay unpublished.
     #[serde(default = "default_checkpoint_interval_ms")]
     pub checkpoint_interval_ms: u64,
+    /// Microseconds the sequencer lets appends gather after the first one
+    /// arrives, before it commits the batch. Larger batches cost less CPU
+    /// and fewer flushes per entry; every append waits this much longer.
+    #[serde(default = "default_batch_window_us")]
+    pub batch_window_us: u64,
     /// Most entries in one group commit (one flush, one checkpoint).
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
@@ -52,6 +57,9 @@ fn default_listen() -> SocketAddr {
 }
 fn default_checkpoint_interval_ms() -> u64 {
     1000
+}
+fn default_batch_window_us() -> u64 {
+    2000
 }
 fn default_max_batch() -> usize {
     4096
@@ -75,6 +83,7 @@ impl LogConfig {
             origin,
             trusted_banks: Vec::new(),
             checkpoint_interval_ms: default_checkpoint_interval_ms(),
+            batch_window_us: default_batch_window_us(),
             max_batch: default_max_batch(),
             queue: default_queue(),
             max_body_bytes: default_max_body(),

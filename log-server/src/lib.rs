@@ -107,6 +107,11 @@ impl Log {
                 "checkpoint_interval_ms and max_batch must be positive".into(),
             ));
         }
+        if config.batch_window_us >= config.checkpoint_interval_ms.saturating_mul(1000) {
+            return Err(OpenError::Config(
+                "batch_window_us must be shorter than the checkpoint interval".into(),
+            ));
+        }
         let trusted_banks = parse_banks(config)?;
         let verifier = signer.verifier();
         let (sequencer, thread) = sequencer::start(
@@ -118,6 +123,7 @@ impl Log {
                 max_batch: config.max_batch,
                 queue: config.queue,
                 checkpoint_interval: Duration::from_millis(config.checkpoint_interval_ms),
+                batch_window: Duration::from_micros(config.batch_window_us),
             },
         )?;
         Ok(Log {
@@ -128,6 +134,7 @@ impl Log {
                 verifier,
                 trusted_banks: Arc::new(trusted_banks),
                 max_entries_per_request: config.max_entries_per_request,
+                merchant_keys: Arc::default(),
             },
             sequencer: thread,
         })

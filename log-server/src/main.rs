@@ -42,6 +42,9 @@ enum Command {
         /// Upper bound in milliseconds before an accepted entry is published.
         #[arg(long)]
         checkpoint_interval_ms: Option<u64>,
+        /// Microseconds appends may gather before a group commit.
+        #[arg(long)]
+        batch_window_us: Option<u64>,
     },
     /// Print the log's verifier key (signed-note vkey form).
     Vkey {
@@ -115,6 +118,7 @@ async fn main() -> anyhow::Result<()> {
             origin,
             trust_bank,
             checkpoint_interval_ms,
+            batch_window_us,
         } => {
             let mut c = config_from(config, data, origin)?;
             if let Some(l) = listen {
@@ -123,6 +127,9 @@ async fn main() -> anyhow::Result<()> {
             c.trusted_banks.extend(trust_bank);
             if let Some(i) = checkpoint_interval_ms {
                 c.checkpoint_interval_ms = i;
+            }
+            if let Some(w) = batch_window_us {
+                c.batch_window_us = w;
             }
             let log = Log::open(&c, Arc::new(SystemClock))?;
             let listener = tokio::net::TcpListener::bind(c.listen)

@@ -108,6 +108,9 @@ pub struct SequencerConfig {
     pub max_batch: usize,
     pub queue: usize,
     pub checkpoint_interval: Duration,
+    /// After the first queued append, how long to let more gather before
+    /// committing: larger batches cost less per entry.
+    pub batch_window: Duration,
 }
 
 /// The handlers' side of the sequencer.
@@ -295,6 +298,9 @@ impl<S: Storage + ?Sized> Sequencer<S> {
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             let mut jobs = vec![first];
+            if !self.config.batch_window.is_zero() {
+                std::thread::sleep(self.config.batch_window);
+            }
             while jobs.len() < self.config.max_batch {
                 match rx.try_recv() {
                     Ok(job) => jobs.push(job),

@@ -46,6 +46,7 @@ impl Fixture {
                 max_batch: 64,
                 queue: 1024,
                 checkpoint_interval: Duration::from_millis(50),
+                batch_window: Duration::ZERO,
             },
         )
         .unwrap();

@@ -2,11 +2,11 @@
 //! as fast as the log takes them, and reports throughput and latency.
 //!
 //! The commits are signed before the clock starts, so the figures measure
-//! the log, not the generator's signing. Every answer is verified: its
-//! inclusion proof against its checkpoint, and each distinct checkpoint's
-//! signature once.
+//! the log, not the generator's signing. Every answer is verified: the entry
+//! equals the commit sent, its inclusion proof leads to its checkpoint's
+//! root, and each distinct checkpoint's signature is verified once.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,9 +15,10 @@ use acd_core::checkpoint::SignedCheckpoint;
 use acd_core::entry::{KeyCommit, Tid};
 use acd_core::log_api::CommitRequest;
 use ed25519_dalek::SigningKey;
-use tokio::sync::Mutex;
 
-use crate::log_client::{ClientError, LogClient, verify_entry_under};
+use acd_core::entry::LogEntry;
+
+use crate::log_client::{ClientError, LogClient, verify_inclusion_under};
 
 /// Settings of one run.
 #[derive(Debug, Clone)]
@@ -111,6 +112,10 @@ pub fn signed_commits(origin: &str, n: usize, expiration_ms: u64) -> Vec<CommitR
         .collect()
 }
 
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -130,7 +135,8 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, ClientError> {
     let expiration = now_ms() + spec.expiry.as_millis() as u64;
     let requests = Arc::new(signed_commits(&origin, spec.entries, expiration));
     let next = Arc::new(AtomicUsize::new(0));
-    let checkpoints: Arc<Mutex<HashSet<String>>> = Arc::default();
+    // Each distinct checkpoint's signature is verified once.
+    let checkpoints: Arc<std::sync::Mutex<HashMap<String, Arc<SignedCheckpoint>>>> = Arc::default();
 
     let start = Instant::now();
     let mut workers = Vec::new();
@@ -152,19 +158,39 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, ClientError> {
                 let answer = client.commit_unverified(req).await;
                 latencies.push(t.elapsed());
                 let checked = answer.and_then(|p| {
-                    let cp = SignedCheckpoint::open(&p.checkpoint, &verifier)
-                        .map_err(|e| ClientError::Invalid(format!("checkpoint: {e}")))?;
-                    verify_entry_under(&p, &cp)?;
-                    if p.tid != req.tid {
-                        return Err(ClientError::Invalid("answer for another TID".into()));
+                    let known = lock(&checkpoints).get(&p.checkpoint).cloned();
+                    let cp = match known {
+                        Some(cp) => cp,
+                        None => {
+                            let cp = Arc::new(
+                                SignedCheckpoint::open(&p.checkpoint, &verifier).map_err(|e| {
+                                    ClientError::Invalid(format!("checkpoint: {e}"))
+                                })?,
+                            );
+                            lock(&checkpoints).insert(p.checkpoint.clone(), cp.clone());
+                            cp
+                        }
+                    };
+                    // The entry must be exactly the commit this generator signed.
+                    match verify_inclusion_under(&p, &cp)? {
+                        LogEntry::Commit {
+                            tid,
+                            merchant,
+                            expiration_ms,
+                            key,
+                            signature,
+                            ..
+                        } if tid == req.tid
+                            && merchant == req.merchant
+                            && expiration_ms == req.expiration_ms
+                            && key == req.key
+                            && signature == req.signature => {}
+                        _ => return Err(ClientError::Invalid("answer for another commit".into())),
                     }
-                    Ok(p.checkpoint)
+                    Ok(())
                 });
-                match checked {
-                    Ok(cp) => {
-                        checkpoints.lock().await.insert(cp);
-                    }
-                    Err(e) => errors.push(e.to_string()),
+                if let Err(e) = checked {
+                    errors.push(e.to_string());
                 }
             }
             (latencies, errors)
@@ -181,7 +207,7 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, ClientError> {
     }
     let elapsed = start.elapsed();
     latencies.sort_unstable();
-    let checkpoints = checkpoints.lock().await.len();
+    let checkpoints = lock(&checkpoints).len();
     Ok(LoadReport {
         entries: spec.entries - errors.len(),
         errors: errors.len(),

@@ -49,6 +49,20 @@ pub fn verify_entry_under(
     proof: &EntryProof,
     checkpoint: &SignedCheckpoint,
 ) -> Result<LogEntry, ClientError> {
+    let entry = verify_inclusion_under(proof, checkpoint)?;
+    entry
+        .verify_signature(&checkpoint.checkpoint.origin)
+        .map_err(|e| ClientError::Invalid(e.to_string()))?;
+    Ok(entry)
+}
+
+/// Checks that the answer's entry is in the checkpoint's tree, without
+/// checking the entry's own signature: for a caller that compares the
+/// entry with what it signed itself.
+pub fn verify_inclusion_under(
+    proof: &EntryProof,
+    checkpoint: &SignedCheckpoint,
+) -> Result<LogEntry, ClientError> {
     if checkpoint.checkpoint.size != proof.tree_size {
         return Err(ClientError::Invalid(
             "proof is for another tree size".into(),

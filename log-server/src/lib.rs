@@ -189,3 +189,6 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod http_tests;

@@ -1,1 +1,182 @@
-//! End-to-end tests live in `tests/`; this library is empty on purpose.
+//! Harness of the end-to-end tests: starts the real `acd-log` binary on an
+//! ephemeral loopback port, in its own data directory, and signs the
+//! requests a merchant and a bank would send. The tests themselves are in
+//! `tests/`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use acd_core::entry::{EscrowNotice, KeyCommit, Tid};
+use acd_core::log_api::{AbortRequest, CommitRequest};
+use ed25519_dalek::SigningKey;
+
+/// Path of a workspace binary, building it if it is missing (when only this
+/// crate's tests were asked for).
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().and_then(Path::parent).map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("target/debug"));
+    let path = dir.join(name);
+    if !path.exists() {
+        BUILT.get_or_init(|| {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "--workspace", "--bins"])
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building the workspace binaries failed");
+        });
+    }
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}
+
+/// A running `acd-log serve`, killed (SIGKILL) when dropped.
+pub struct LogProcess {
+    child: Child,
+    pub url: String,
+    pub vkey: String,
+    pub data: PathBuf,
+}
+
+impl LogProcess {
+    /// Starts the log on `data` with `origin`, trusting `banks` for aborts.
+    pub fn start(data: &Path, origin: &str, banks: &[[u8; 32]]) -> LogProcess {
+        let mut cmd = Command::new(binary("acd-log"));
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--origin",
+            origin,
+            "--data",
+        ])
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        for b in banks {
+            cmd.arg("--trust-bank").arg(hex::encode(b));
+        }
+        let mut child = cmd.spawn().expect("acd-log starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut next = || {
+            lines
+                .next()
+                .and_then(Result::ok)
+                .expect("acd-log prints its address and vkey")
+        };
+        let url = next()
+            .strip_prefix("listening on ")
+            .expect("address line")
+            .to_owned();
+        let vkey = next().strip_prefix("vkey ").expect("vkey line").to_owned();
+        LogProcess {
+            child,
+            url,
+            vkey,
+            data: data.to_owned(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(mut self, within: Duration) -> Option<ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for LogProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub fn fresh_tid() -> Tid {
+    let mut t = [0u8; 16];
+    rand::fill(&mut t);
+    Tid(t)
+}
+
+pub fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+/// A merchant's signed key commit (P4).
+pub fn commit(
+    origin: &str,
+    merchant: &SigningKey,
+    tid: Tid,
+    expiration_ms: u64,
+    k: [u8; 32],
+) -> CommitRequest {
+    let kc = KeyCommit {
+        log_origin: origin.to_owned(),
+        tid,
+        merchant: merchant.verifying_key().to_bytes(),
+        expiration_ms,
+        key: k,
+    };
+    CommitRequest {
+        tid,
+        merchant: kc.merchant,
+        expiration_ms,
+        key: k,
+        signature: kc.sign(merchant),
+    }
+}
+
+/// A bank's escrow notice, as an abort request.
+pub fn abort(
+    origin: &str,
+    bank: &SigningKey,
+    merchant: [u8; 32],
+    tid: Tid,
+    expiration_ms: u64,
+) -> AbortRequest {
+    let notice = EscrowNotice {
+        log_origin: origin.to_owned(),
+        tid,
+        merchant,
+        expiration_ms,
+    };
+    AbortRequest {
+        tid,
+        merchant,
+        expiration_ms,
+        bank: bank.verifying_key().to_bytes(),
+        signature: notice.sign(bank),
+    }
+}

@@ -30,32 +30,6 @@ pub struct AppState {
     pub verifier: NoteVerifier,
     pub trusted_banks: Arc<HashSet<[u8; 32]>>,
     pub max_entries_per_request: u64,
-    pub merchant_keys: Arc<KeyCache>,
-}
-
-/// Decoded merchant keys, so that a merchant's key is decompressed once,
-/// not on every commit. Bounded: it starts over when full.
-#[derive(Debug, Default)]
-pub struct KeyCache {
-    keys: std::sync::Mutex<std::collections::HashMap<[u8; 32], ed25519_dalek::VerifyingKey>>,
-}
-
-impl KeyCache {
-    const CAPACITY: usize = 65_536;
-
-    pub fn get(&self, bytes: &[u8; 32]) -> Result<ed25519_dalek::VerifyingKey, ApiError> {
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(k) = keys.get(bytes) {
-            return Ok(*k);
-        }
-        let k = ed25519_dalek::VerifyingKey::from_bytes(bytes)
-            .map_err(|_| ApiError::bad("bad_key", "merchant is not a valid ed25519 public key"))?;
-        if keys.len() >= Self::CAPACITY {
-            keys.clear();
-        }
-        keys.insert(*bytes, k);
-        Ok(k)
-    }
 }
 
 fn prove_error(e: ProveError<StorageError>) -> ApiError {
@@ -71,7 +45,6 @@ pub async fn commit(
     body: Result<Json<CommitRequest>, JsonRejection>,
 ) -> Result<Json<EntryProof>, ApiError> {
     let Json(req) = body?;
-    let merchant = state.merchant_keys.get(&req.merchant)?;
     KeyCommit {
         log_origin: state.origin.to_string(),
         tid: req.tid,
@@ -79,7 +52,7 @@ pub async fn commit(
         expiration_ms: req.expiration_ms,
         key: req.key,
     }
-    .verify_with(&merchant, &req.signature)
+    .verify(&req.signature)
     .map_err(|e| ApiError::bad("bad_signature", e.to_string()))?;
     Ok(Json(state.sequencer.append(Append::Commit(req)).await?))
 }

@@ -134,7 +134,6 @@ impl Log {
                 verifier,
                 trusted_banks: Arc::new(trusted_banks),
                 max_entries_per_request: config.max_entries_per_request,
-                merchant_keys: Arc::default(),
             },
             sequencer: thread,
         })

@@ -221,37 +221,38 @@ impl<'a, S: Storage + ?Sized> TreeReader<'a, S> {
         self.size
     }
 
-    fn stored(&mut self, tile_level: u8, position: u64) -> Result<Hash, StorageError> {
-        let index = position / TILE_WIDTH;
-        let offset = (position % TILE_WIDTH) as usize;
-        if !self.tiles.contains_key(&(tile_level, index)) {
-            let bytes = self.storage.tile(tile_level, index)?.ok_or_else(|| {
-                StorageError::Corrupt(format!("missing tile {tile_level}/{index}"))
-            })?;
+    /// The hashes of tile (level, index), read once per reader.
+    fn tile(&mut self, level: u8, index: u64) -> Result<&[Hash], StorageError> {
+        if !self.tiles.contains_key(&(level, index)) {
+            let bytes = self
+                .storage
+                .tile(level, index)?
+                .ok_or_else(|| StorageError::Corrupt(format!("missing tile {level}/{index}")))?;
             let hashes = bytes_to_hashes(&bytes, "tile")?;
-            self.tiles.insert((tile_level, index), hashes);
+            self.tiles.insert((level, index), hashes);
         }
-        self.tiles
-            .get(&(tile_level, index))
-            .and_then(|t| t.get(offset))
-            .copied()
-            .ok_or_else(|| {
-                StorageError::Corrupt(format!("tile {tile_level}/{index} lacks hash {offset}"))
-            })
+        Ok(self
+            .tiles
+            .get(&(level, index))
+            .map(Vec::as_slice)
+            .unwrap_or_default())
     }
 
-    /// The hash of a complete subtree inside the tree.
+    /// The hash of a complete subtree inside the tree: hashed up from the
+    /// at most 128 stored hashes below it in one tile.
     pub fn subtree(&mut self, level: u8, index: u64) -> Result<Hash, StorageError> {
         if let Some(h) = self.memo.get(&(level, index)) {
             return Ok(*h);
         }
-        let h = if level.is_multiple_of(8) {
-            self.stored(level / 8, index)?
-        } else {
-            let left = self.subtree(level - 1, 2 * index)?;
-            let right = self.subtree(level - 1, 2 * index + 1)?;
-            merkle::node_hash(&left, &right)
-        };
+        let (tile_level, tile_index, start, count) = tile::node_location(level, index);
+        let hashes = self.tile(tile_level, tile_index)?;
+        let below = hashes.get(start..start + count).ok_or_else(|| {
+            StorageError::Corrupt(format!(
+                "tile {tile_level}/{tile_index} lacks hashes {start}..{}",
+                start + count
+            ))
+        })?;
+        let h = merkle::root_from_leaf_hashes(below);
         self.memo.insert((level, index), h);
         Ok(h)
     }

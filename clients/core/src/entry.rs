@@ -136,22 +136,6 @@ impl KeyCommit {
     pub fn verify(&self, signature: &[u8; 64]) -> Result<(), EntryError> {
         verify(&self.merchant, &self.signed_bytes(), signature, "merchant")
     }
-
-    /// As [`KeyCommit::verify`], with the merchant's key already decoded
-    /// (decoding a key costs about a third of a verification, and a log
-    /// sees the same merchants again and again).
-    pub fn verify_with(
-        &self,
-        merchant: &VerifyingKey,
-        signature: &[u8; 64],
-    ) -> Result<(), EntryError> {
-        if merchant.as_bytes() != &self.merchant {
-            return Err(EntryError::BadKey("merchant"));
-        }
-        merchant
-            .verify_strict(&self.signed_bytes(), &Signature::from_bytes(signature))
-            .map_err(|_| EntryError::BadSignature("merchant"))
-    }
 }
 
 /// The bank's notice to the log that it escrowed a token for `tid`; the log

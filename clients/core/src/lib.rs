@@ -9,6 +9,8 @@
 //! - [`tile`]: C2SP tlog-tiles: tile and entry-bundle paths, tile math.
 //! - [`note`]: C2SP signed-note with ed25519 keys (vkeys, key ids).
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies.
+//! - [`cosignature`]: C2SP tlog-cosignature (witness cosignatures, v1).
+//! - [`witness`]: C2SP tlog-witness request and answer formats.
 //! - [`encoding`]: the canonical binary layout of every signed message.
 //! - [`log_api`]: JSON bodies of the log's HTTP API.
 //! - [`entry`]: the log's entries (commit P4/P5 and abort) and the signed
@@ -18,9 +20,11 @@
 //! `docs/formats.md` in the repository gives every layout byte by byte.
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod encoding;
 pub mod entry;
 pub mod log_api;
 pub mod merkle;
 pub mod note;
 pub mod tile;
+pub mod witness;

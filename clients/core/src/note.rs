@@ -84,7 +84,7 @@ pub fn key_id(name: &str, alg_and_key: &[u8]) -> u32 {
 /// The spec forbids spaces and `+` (which separates the fields of key
 /// encodings); control characters are refused too, since a note containing
 /// them is invalid, so such a key could never sign a valid note.
-fn check_name(name: &str) -> Result<(), NoteError> {
+pub(crate) fn check_name(name: &str) -> Result<(), NoteError> {
     if name.is_empty()
         || name
             .chars()

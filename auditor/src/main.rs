@@ -1,7 +1,113 @@
-//! `acd-auditor`: the log monitor and witness. Not built yet; this binary
-//! says so instead of pretending.
+//! `acd-auditor`: the witness (`witness`); the monitor is not built yet and
+//! says so.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("acd-auditor: the monitor and witness are not implemented yet (planned work)");
-    std::process::ExitCode::from(2)
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use acd_auditor::witness::Witness;
+use acd_core::cosignature::Cosigner;
+use acd_core::note::NoteVerifier;
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use ed25519_dalek::SigningKey;
+
+#[derive(Parser)]
+#[command(
+    name = "acd-auditor",
+    version,
+    about = "Witness and monitor of acd transaction logs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a C2SP tlog-witness: cosign checkpoints consistent with the last one cosigned.
+    Witness {
+        /// Directory of the witness state and key (`witness.key`, mode 0600).
+        #[arg(long)]
+        data: PathBuf,
+        /// The witness's name (its cosignature key name).
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "127.0.0.1:8800")]
+        listen: std::net::SocketAddr,
+        /// A log to witness, as its vkey `<origin>+<id>+<key>`; repeatable.
+        #[arg(long = "log")]
+        logs: Vec<String>,
+    },
+    /// Follow logs and audit them (not built yet).
+    Monitor,
+}
+
+/// The witness key: 32 random bytes, created once with mode 0600.
+fn load_or_create_key(data: &Path) -> anyhow::Result<SigningKey> {
+    std::fs::create_dir_all(data)?;
+    let path = data.join("witness.key");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let seed: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()))?;
+            Ok(SigningKey::from_bytes(&seed))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            rand::fill(&mut seed);
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            f.write_all(&seed)?;
+            f.sync_all()?;
+            Ok(SigningKey::from_bytes(&seed))
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match Cli::parse().command {
+        Command::Monitor => {
+            bail!("the monitor is not implemented yet (planned work); only `witness` runs")
+        }
+        Command::Witness {
+            data,
+            name,
+            listen,
+            logs,
+        } => {
+            let key = load_or_create_key(&data)?;
+            let cosigner = Cosigner::new(&name, key)?;
+            let logs = logs
+                .iter()
+                .map(|v| NoteVerifier::from_vkey(v).with_context(|| format!("log vkey {v}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let witness = Arc::new(Witness::open(&data.join("db"), cosigner, logs)?);
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            println!("listening on http://{}", listener.local_addr()?);
+            println!("vkey {}", witness.cosigner().verifier().vkey());
+            acd_auditor::server::run(listener, witness, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await?;
+        }
+    }
+    Ok(())
 }

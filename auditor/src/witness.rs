@@ -1,0 +1,437 @@
+//! The witness (C2SP tlog-witness `add-checkpoint`, tlog-cosignature v1):
+//! for each configured log it remembers the latest checkpoint it cosigned
+//! and cosigns a new one only with a valid consistency proof from it.
+//! Checking the old size and persisting the new checkpoint happen under one
+//! lock, so two racing requests cannot roll the witness back. A checkpoint
+//! that contradicts the remembered one is refused and kept as evidence.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use acd_core::checkpoint::SignedCheckpoint;
+use acd_core::cosignature::Cosigner;
+use acd_core::merkle::{self, Hash};
+use acd_core::note::NoteVerifier;
+use acd_core::witness::AddCheckpoint;
+use thiserror::Error;
+
+/// Why a checkpoint was not cosigned; each maps to the status the spec
+/// requires.
+#[derive(Debug, Error)]
+pub enum WitnessError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("unknown log origin {0:?}")]
+    UnknownOrigin(String),
+    #[error("no signature from a trusted key of log {0:?}")]
+    Unsigned(String),
+    #[error("old size {old} is larger than the checkpoint size {size}")]
+    OldTooLarge { old: u64, size: u64 },
+    #[error("old size {old} differs from the latest cosigned size {latest}")]
+    SizeMismatch { old: u64, latest: u64 },
+    #[error("checkpoint of size {size} has another root than the one cosigned")]
+    RootMismatch { size: u64 },
+    #[error("consistency proof from {old} to {size} does not verify: {reason}")]
+    Inconsistent { old: u64, size: u64, reason: String },
+    #[error("witness storage failed: {0}")]
+    Storage(String),
+}
+
+impl From<sled::Error> for WitnessError {
+    fn from(e: sled::Error) -> Self {
+        WitnessError::Storage(e.to_string())
+    }
+}
+
+/// The latest checkpoint cosigned for one log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Latest {
+    pub size: u64,
+    pub root: Hash,
+    pub note: String,
+}
+
+fn encode_latest(l: &Latest) -> Vec<u8> {
+    let mut v = Vec::with_capacity(40 + l.note.len());
+    v.extend_from_slice(&l.size.to_be_bytes());
+    v.extend_from_slice(&l.root);
+    v.extend_from_slice(l.note.as_bytes());
+    v
+}
+
+fn decode_latest(v: &[u8]) -> Result<Latest, WitnessError> {
+    let corrupt = || WitnessError::Storage("corrupt witness record".into());
+    let size = u64::from_be_bytes(
+        v.get(..8)
+            .ok_or_else(corrupt)?
+            .try_into()
+            .map_err(|_| corrupt())?,
+    );
+    let root: Hash = v
+        .get(8..40)
+        .ok_or_else(corrupt)?
+        .try_into()
+        .map_err(|_| corrupt())?;
+    let note =
+        String::from_utf8(v.get(40..).ok_or_else(corrupt)?.to_vec()).map_err(|_| corrupt())?;
+    Ok(Latest { size, root, note })
+}
+
+/// A witness over sled.
+pub struct Witness {
+    db: sled::Db,
+    latest: sled::Tree,
+    evidence: sled::Tree,
+    cosigner: Cosigner,
+    logs: HashMap<String, NoteVerifier>,
+    lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Witness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Witness({:?}, {} logs)", self.cosigner, self.logs.len())
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Witness {
+    /// Opens the witness state in `dir`, cosigning for `logs` (keyed by
+    /// their origin, which is their key name).
+    pub fn open(
+        dir: &Path,
+        cosigner: Cosigner,
+        logs: Vec<NoteVerifier>,
+    ) -> Result<Self, WitnessError> {
+        let db = sled::open(dir)?;
+        let latest = db.open_tree("latest")?;
+        let evidence = db.open_tree("evidence")?;
+        Ok(Witness {
+            db,
+            latest,
+            evidence,
+            cosigner,
+            logs: logs.into_iter().map(|v| (v.name().to_owned(), v)).collect(),
+            lock: Mutex::new(()),
+        })
+    }
+
+    pub fn cosigner(&self) -> &Cosigner {
+        &self.cosigner
+    }
+
+    /// The latest checkpoint cosigned for `origin`.
+    pub fn latest(&self, origin: &str) -> Result<Option<Latest>, WitnessError> {
+        self.latest
+            .get(origin.as_bytes())?
+            .map(|v| decode_latest(&v))
+            .transpose()
+    }
+
+    /// Stored evidence of refused, contradicting checkpoints: (origin, text).
+    pub fn evidence(&self) -> Result<Vec<(String, String)>, WitnessError> {
+        self.evidence
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                let origin = k.split(|b| *b == 0).next().unwrap_or_default();
+                Ok((
+                    String::from_utf8_lossy(origin).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    fn keep_evidence(&self, origin: &str, stored: &Latest, request: &AddCheckpoint) {
+        let mut key = origin.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(
+            &SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+                .to_be_bytes(),
+        );
+        let text = format!(
+            "cosigned checkpoint:\n{}\nrefused add-checkpoint request:\n{}",
+            stored.note,
+            request.to_body()
+        );
+        let saved = self
+            .evidence
+            .insert(key, text.as_bytes())
+            .and_then(|_| self.db.flush());
+        if let Err(e) = saved {
+            tracing::error!(error = %e, "cannot store evidence");
+        }
+        tracing::warn!(
+            origin,
+            "refused a checkpoint inconsistent with the cosigned one; evidence kept"
+        );
+    }
+
+    /// Handles one `add-checkpoint` body; returns the cosignature lines.
+    pub fn add_checkpoint(&self, body: &str) -> Result<String, WitnessError> {
+        let request =
+            AddCheckpoint::parse(body).map_err(|e| WitnessError::Malformed(e.to_string()))?;
+        let first = request.checkpoint.lines().next().unwrap_or_default();
+        let log = self
+            .logs
+            .get(first)
+            .ok_or_else(|| WitnessError::UnknownOrigin(first.to_owned()))?;
+        let signed = SignedCheckpoint::open(&request.checkpoint, log).map_err(|e| match e {
+            acd_core::checkpoint::CheckpointError::Note(_) => {
+                WitnessError::Unsigned(first.to_owned())
+            }
+            other => WitnessError::Malformed(other.to_string()),
+        })?;
+        let (old, size, root) = (
+            request.old_size,
+            signed.checkpoint.size,
+            signed.checkpoint.root,
+        );
+        if old > size {
+            return Err(WitnessError::OldTooLarge { old, size });
+        }
+
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let stored = self.latest(first)?;
+        let latest_size = stored.as_ref().map(|l| l.size).unwrap_or(0);
+        if old != latest_size {
+            return Err(WitnessError::SizeMismatch {
+                old,
+                latest: latest_size,
+            });
+        }
+        match &stored {
+            Some(s) if s.size == size => {
+                if s.root != root {
+                    self.keep_evidence(first, s, &request);
+                    return Err(WitnessError::RootMismatch { size });
+                }
+            }
+            Some(s) => {
+                if let Err(e) =
+                    merkle::verify_consistency(s.size, size, &request.proof, &s.root, &root)
+                {
+                    self.keep_evidence(first, s, &request);
+                    return Err(WitnessError::Inconsistent {
+                        old,
+                        size,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+            None => {
+                if !request.proof.is_empty() {
+                    return Err(WitnessError::Inconsistent {
+                        old,
+                        size,
+                        reason: "the proof must be empty from size 0".into(),
+                    });
+                }
+            }
+        }
+        let latest = Latest {
+            size,
+            root,
+            note: request.checkpoint.clone(),
+        };
+        self.latest
+            .insert(first.as_bytes(), encode_latest(&latest))?;
+        self.db.flush()?;
+        drop(_guard);
+        let line = self.cosigner.cosign(&signed.note.text, now_secs());
+        Ok(line.to_line())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use acd_core::checkpoint::Checkpoint;
+    use acd_core::merkle::MemoryTree;
+    use acd_core::note::{Note, NoteSigner};
+    use ed25519_dalek::SigningKey;
+
+    const ORIGIN: &str = "log.test/w";
+
+    fn log_key() -> NoteSigner {
+        NoteSigner::new(ORIGIN, SigningKey::from_bytes(&[1; 32])).unwrap()
+    }
+
+    fn witness(dir: &Path) -> Witness {
+        let cosigner = Cosigner::new("witness.test/w1", SigningKey::from_bytes(&[2; 32])).unwrap();
+        Witness::open(dir, cosigner, vec![log_key().verifier()]).unwrap()
+    }
+
+    fn tree(n: u64, salt: u8) -> MemoryTree {
+        let mut t = MemoryTree::new();
+        for i in 0..n {
+            t.push(merkle::leaf_hash(&[salt, i as u8, (i >> 8) as u8]));
+        }
+        t
+    }
+
+    fn signed(t: &MemoryTree, signer: &NoteSigner) -> String {
+        let c = Checkpoint {
+            origin: ORIGIN.into(),
+            size: t.len(),
+            root: t.root(),
+            extensions: vec![],
+        };
+        SignedCheckpoint::sign(c, signer).unwrap().to_text()
+    }
+
+    fn request(old: u64, t: &MemoryTree, signer: &NoteSigner) -> String {
+        AddCheckpoint {
+            old_size: old,
+            proof: if old == 0 {
+                vec![]
+            } else {
+                t.consistency_proof(old, t.len()).unwrap()
+            },
+            checkpoint: signed(t, signer),
+        }
+        .to_body()
+    }
+
+    // The witness cosigns a first checkpoint, then only consistent extensions of it; its cosignatures verify.
+    #[test]
+    fn cosigns_consistent_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = witness(dir.path());
+        let t = tree(300, 0);
+        let first = tree(10, 0);
+        let line = w.add_checkpoint(&request(0, &first, &log_key())).unwrap();
+        let note = Note::parse(&format!("{}{line}", signed(&first, &log_key()))).unwrap();
+        let cosigned =
+            acd_core::cosignature::cosigners(&note, std::slice::from_ref(w.cosigner().verifier()));
+        assert_eq!(cosigned.len(), 1);
+        w.add_checkpoint(&request(10, &t, &log_key())).unwrap();
+        assert_eq!(w.latest(ORIGIN).unwrap().unwrap().size, 300);
+        // The same checkpoint again is fine (cosigned anew).
+        w.add_checkpoint(&request(300, &t, &log_key())).unwrap();
+    }
+
+    // Wrong old sizes, unknown origins, untrusted signatures and shrinking trees are refused as the spec says.
+    #[test]
+    fn refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = witness(dir.path());
+        let t = tree(20, 0);
+        w.add_checkpoint(&request(0, &tree(5, 0), &log_key()))
+            .unwrap();
+        assert!(matches!(
+            w.add_checkpoint(&request(4, &t, &log_key())),
+            Err(WitnessError::SizeMismatch { old: 4, latest: 5 })
+        ));
+        let stranger = NoteSigner::new(ORIGIN, SigningKey::from_bytes(&[9; 32])).unwrap();
+        assert!(matches!(
+            w.add_checkpoint(&request(5, &t, &stranger)),
+            Err(WitnessError::Unsigned(_))
+        ));
+        let other = NoteSigner::new("other.test/log", SigningKey::from_bytes(&[1; 32])).unwrap();
+        let c = SignedCheckpoint::sign(
+            Checkpoint {
+                origin: "other.test/log".into(),
+                size: 1,
+                root: [0; 32],
+                extensions: vec![],
+            },
+            &other,
+        )
+        .unwrap();
+        let body = AddCheckpoint {
+            old_size: 0,
+            proof: vec![],
+            checkpoint: c.to_text(),
+        }
+        .to_body();
+        assert!(matches!(
+            w.add_checkpoint(&body),
+            Err(WitnessError::UnknownOrigin(_))
+        ));
+        assert!(matches!(
+            w.add_checkpoint(&request(5, &tree(5, 0), &log_key()).replace("old 5", "old 6")),
+            Err(WitnessError::OldTooLarge { .. })
+        ));
+        assert!(matches!(
+            w.add_checkpoint("garbage"),
+            Err(WitnessError::Malformed(_))
+        ));
+        assert_eq!(w.latest(ORIGIN).unwrap().unwrap().size, 5);
+    }
+
+    // A fork (same size, other root; or no valid consistency proof) is refused, evidence is kept, and the state does not move.
+    #[test]
+    fn forks_are_refused_with_evidence() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = witness(dir.path());
+        w.add_checkpoint(&request(0, &tree(8, 0), &log_key()))
+            .unwrap();
+        let fork = tree(8, 1);
+        let same_size = AddCheckpoint {
+            old_size: 8,
+            proof: vec![],
+            checkpoint: signed(&fork, &log_key()),
+        };
+        assert!(matches!(
+            w.add_checkpoint(&same_size.to_body()),
+            Err(WitnessError::RootMismatch { size: 8 })
+        ));
+        let bigger_fork = tree(12, 1);
+        assert!(matches!(
+            w.add_checkpoint(&request(8, &bigger_fork, &log_key())),
+            Err(WitnessError::Inconsistent { .. })
+        ));
+        assert_eq!(w.latest(ORIGIN).unwrap().unwrap().root, tree(8, 0).root());
+        let evidence = w.evidence().unwrap();
+        assert_eq!(evidence.len(), 2);
+        assert!(evidence[0].1.contains(&signed(&tree(8, 0), &log_key())));
+    }
+
+    // The cosigned state survives a restart.
+    #[test]
+    fn state_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let w = witness(dir.path());
+            w.add_checkpoint(&request(0, &tree(3, 0), &log_key()))
+                .unwrap();
+        }
+        let w = witness(dir.path());
+        assert_eq!(w.latest(ORIGIN).unwrap().unwrap().size, 3);
+        assert!(matches!(
+            w.add_checkpoint(&request(0, &tree(4, 0), &log_key())),
+            Err(WitnessError::SizeMismatch { latest: 3, .. })
+        ));
+    }
+
+    // Of two racing requests from the same old size, exactly one is cosigned: the witness never rolls back.
+    #[test]
+    fn racing_requests_do_not_roll_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = std::sync::Arc::new(witness(dir.path()));
+        w.add_checkpoint(&request(0, &tree(4, 0), &log_key()))
+            .unwrap();
+        let a = request(4, &tree(10, 0), &log_key());
+        let b = request(4, &tree(20, 0), &log_key());
+        let (wa, wb) = (w.clone(), w.clone());
+        let ta = std::thread::spawn(move || wa.add_checkpoint(&a).is_ok());
+        let tb = std::thread::spawn(move || wb.add_checkpoint(&b).is_ok());
+        let oks = [ta.join().unwrap(), tb.join().unwrap()];
+        assert_eq!(oks.iter().filter(|x| **x).count(), 1);
+        let size = w.latest(ORIGIN).unwrap().unwrap().size;
+        assert!(size == 10 || size == 20);
+    }
+}

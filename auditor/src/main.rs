@@ -73,6 +73,22 @@ fn load_or_create_key(data: &Path) -> anyhow::Result<SigningKey> {
     }
 }
 
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -103,10 +119,7 @@ async fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(listen).await?;
             println!("listening on http://{}", listener.local_addr()?);
             println!("vkey {}", witness.cosigner().verifier().vkey());
-            acd_auditor::server::run(listener, witness, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+            acd_auditor::server::run(listener, witness, shutdown_signal()).await?;
         }
     }
     Ok(())

@@ -1,6 +1,6 @@
-//! Harness of the end-to-end tests: starts the real `acd-log` binary on an
-//! ephemeral loopback port, in its own data directory, and signs the
-//! requests a merchant and a bank would send. The tests themselves are in
+//! Harness of the end-to-end tests: starts the real `acd-log` and
+//! `acd-auditor` binaries on ephemeral loopback ports, each in its own data
+//! directory, and signs the requests a merchant and a bank would send. The tests themselves are in
 //! `tests/`.
 
 use std::io::{BufRead, BufReader};
@@ -35,17 +35,21 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A running `acd-log serve`, killed (SIGKILL) when dropped.
-pub struct LogProcess {
+/// A running server process (`acd-log serve`, `acd-auditor witness`),
+/// killed (SIGKILL) when dropped.
+pub struct ServerProcess {
     child: Child,
     pub url: String,
     pub vkey: String,
     pub data: PathBuf,
 }
 
-impl LogProcess {
+/// The log server's process.
+pub type LogProcess = ServerProcess;
+
+impl ServerProcess {
     /// Starts the log on `data` with `origin`, trusting `banks` for aborts.
-    pub fn start(data: &Path, origin: &str, banks: &[[u8; 32]]) -> LogProcess {
+    pub fn start(data: &Path, origin: &str, banks: &[[u8; 32]]) -> ServerProcess {
         let mut cmd = Command::new(binary("acd-log"));
         cmd.args([
             "serve",
@@ -55,28 +59,51 @@ impl LogProcess {
             origin,
             "--data",
         ])
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .arg(data);
         for b in banks {
             cmd.arg("--trust-bank").arg(hex::encode(b));
         }
-        let mut child = cmd.spawn().expect("acd-log starts");
+        Self::spawn(cmd, data)
+    }
+
+    /// Starts a witness named `name` on `data`, for the logs with these vkeys.
+    pub fn start_witness(data: &Path, name: &str, log_vkeys: &[&str]) -> ServerProcess {
+        let mut cmd = Command::new(binary("acd-auditor"));
+        cmd.args([
+            "witness",
+            "--listen",
+            "127.0.0.1:0",
+            "--name",
+            name,
+            "--data",
+        ])
+        .arg(data);
+        for v in log_vkeys {
+            cmd.arg("--log").arg(v);
+        }
+        Self::spawn(cmd, data)
+    }
+
+    /// Spawns `cmd`, which prints `listening on <url>` and `vkey <vkey>`.
+    fn spawn(mut cmd: Command, data: &Path) -> ServerProcess {
+        cmd.env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("the server starts");
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let mut next = || {
             lines
                 .next()
                 .and_then(Result::ok)
-                .expect("acd-log prints its address and vkey")
+                .expect("the server prints its address and vkey")
         };
         let url = next()
             .strip_prefix("listening on ")
             .expect("address line")
             .to_owned();
         let vkey = next().strip_prefix("vkey ").expect("vkey line").to_owned();
-        LogProcess {
+        ServerProcess {
             child,
             url,
             vkey,
@@ -110,7 +137,7 @@ impl LogProcess {
     }
 }
 
-impl Drop for LogProcess {
+impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -1,0 +1,152 @@
+//! The witness (`acd-auditor witness`) against a real log, over HTTP, as
+//! C2SP tlog-witness specifies: cosigning, the 409 size answer, refusing an
+//! inconsistent proof, and keeping its state across a restart.
+
+#![allow(clippy::unwrap_used)]
+
+use acd::log_client::LogClient;
+use acd_core::cosignature::{CosignatureVerifier, cosigners};
+use acd_core::log_api::ConsistencyProof;
+use acd_core::note::{Note, NoteVerifier};
+use acd_core::witness::{AddCheckpoint, SIZE_CONTENT_TYPE, parse_size_body};
+use acd_tests::{ServerProcess, commit, fresh_tid, key, now_ms};
+
+const ORIGIN: &str = "witnessed.test/log";
+
+async fn append(client: &LogClient, n: u8) {
+    for i in 0..n {
+        let req = commit(ORIGIN, &key(1), fresh_tid(), now_ms() + 600_000, [i; 32]);
+        client.commit(&req).await.unwrap();
+    }
+}
+
+async fn checkpoint_text(log: &ServerProcess) -> String {
+    reqwest::get(format!("{}/checkpoint", log.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn add(witness: &ServerProcess, body: String) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/add-checkpoint", witness.url))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+// A witness cosigns a real log's checkpoints as they grow, answers a stale old size with 409 and its size, refuses a bad proof with 422, and remembers its state after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witness_cosigns_a_growing_log() {
+    let log_dir = tempfile::tempdir().unwrap();
+    let witness_dir = tempfile::tempdir().unwrap();
+    let log = ServerProcess::start(log_dir.path(), ORIGIN, &[]);
+    let witness = ServerProcess::start_witness(witness_dir.path(), "witness.test/w1", &[&log.vkey]);
+    let wv = CosignatureVerifier::from_vkey(&witness.vkey).unwrap();
+    let client = LogClient::new(&log.url, NoteVerifier::from_vkey(&log.vkey).unwrap());
+
+    append(&client, 5).await;
+    let a = checkpoint_text(&log).await;
+    let resp = add(
+        &witness,
+        AddCheckpoint {
+            old_size: 0,
+            proof: vec![],
+            checkpoint: a.clone(),
+        }
+        .to_body(),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let lines = resp.text().await.unwrap();
+    let cosigned = Note::parse(&format!("{a}{lines}")).unwrap();
+    assert_eq!(cosigners(&cosigned, std::slice::from_ref(&wv)).len(), 1);
+
+    append(&client, 7).await;
+    let b = checkpoint_text(&log).await;
+    // A log that forgot what the witness holds learns it from the 409.
+    let resp = add(
+        &witness,
+        AddCheckpoint {
+            old_size: 0,
+            proof: vec![],
+            checkpoint: b.clone(),
+        }
+        .to_body(),
+    )
+    .await;
+    assert_eq!(resp.status(), 409);
+    assert_eq!(resp.headers()["content-type"], SIZE_CONTENT_TYPE);
+    let held = parse_size_body(&resp.text().await.unwrap()).unwrap();
+    assert_eq!(held, 5);
+
+    let proof: ConsistencyProof =
+        reqwest::get(format!("{}/api/v1/consistency?from=5&to=12", log.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let mut bad = proof.proof.clone();
+    bad[0][0] ^= 1;
+    let resp = add(
+        &witness,
+        AddCheckpoint {
+            old_size: 5,
+            proof: bad,
+            checkpoint: b.clone(),
+        }
+        .to_body(),
+    )
+    .await;
+    assert_eq!(resp.status(), 422);
+    let resp = add(
+        &witness,
+        AddCheckpoint {
+            old_size: 5,
+            proof: proof.proof,
+            checkpoint: b.clone(),
+        }
+        .to_body(),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+
+    // Restarted, the witness still holds size 12.
+    drop(witness);
+    let witness = ServerProcess::start_witness(witness_dir.path(), "witness.test/w1", &[&log.vkey]);
+    assert_eq!(witness.vkey, wv.vkey());
+    let resp = add(
+        &witness,
+        AddCheckpoint {
+            old_size: 5,
+            proof: vec![],
+            checkpoint: b,
+        }
+        .to_body(),
+    )
+    .await;
+    assert_eq!(resp.status(), 409);
+    assert_eq!(parse_size_body(&resp.text().await.unwrap()), Some(12));
+
+    // A log it does not witness is 404; garbage is 400.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = ServerProcess::start(other_dir.path(), "other.test/log", &[]);
+    let c = checkpoint_text(&other).await;
+    let resp = add(
+        &witness,
+        AddCheckpoint {
+            old_size: 0,
+            proof: vec![],
+            checkpoint: c,
+        }
+        .to_body(),
+    )
+    .await;
+    assert_eq!(resp.status(), 404);
+    let resp = add(&witness, "nonsense".into()).await;
+    assert_eq!(resp.status(), 400);
+}

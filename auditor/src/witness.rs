@@ -218,6 +218,16 @@ impl Witness {
                     return Err(WitnessError::RootMismatch { size });
                 }
             }
+            // Every tree extends the empty one; the spec requires no proof.
+            _ if old == 0 => {
+                if !request.proof.is_empty() {
+                    return Err(WitnessError::Inconsistent {
+                        old,
+                        size,
+                        reason: "the proof must be empty from size 0".into(),
+                    });
+                }
+            }
             Some(s) => {
                 if let Err(e) =
                     merkle::verify_consistency(s.size, size, &request.proof, &s.root, &root)
@@ -230,15 +240,7 @@ impl Witness {
                     });
                 }
             }
-            None => {
-                if !request.proof.is_empty() {
-                    return Err(WitnessError::Inconsistent {
-                        old,
-                        size,
-                        reason: "the proof must be empty from size 0".into(),
-                    });
-                }
-            }
+            None => {}
         }
         let latest = Latest {
             size,
@@ -321,6 +323,19 @@ mod tests {
         assert_eq!(w.latest(ORIGIN).unwrap().unwrap().size, 300);
         // The same checkpoint again is fine (cosigned anew).
         w.add_checkpoint(&request(300, &t, &log_key())).unwrap();
+    }
+
+    // A log whose first cosigned checkpoint is the empty tree gets its next one cosigned without a proof.
+    #[test]
+    fn from_the_empty_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = witness(dir.path());
+        w.add_checkpoint(&request(0, &tree(0, 0), &log_key()))
+            .unwrap();
+        w.add_checkpoint(&request(0, &tree(3, 0), &log_key()))
+            .unwrap();
+        assert_eq!(w.latest(ORIGIN).unwrap().unwrap().size, 3);
+        assert!(w.evidence().unwrap().is_empty());
     }
 
     // Wrong old sizes, unknown origins, untrusted signatures and shrinking trees are refused as the spec says.

@@ -30,6 +30,8 @@ pub struct AppState {
     pub verifier: NoteVerifier,
     pub trusted_banks: Arc<HashSet<[u8; 32]>>,
     pub max_entries_per_request: u64,
+    /// With witnesses: the checkpoint `/checkpoint` serves, cosigned.
+    pub cosigned: Option<tokio::sync::watch::Receiver<Arc<crate::witnessing::Cosigned>>>,
 }
 
 fn prove_error(e: ProveError<StorageError>) -> ApiError {

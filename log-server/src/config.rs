@@ -25,6 +25,10 @@ pub struct LogConfig {
     /// may abort a transaction. An abort signed by any other key is refused.
     #[serde(default)]
     pub trusted_banks: Vec<String>,
+    /// Witnesses asked to cosign every new checkpoint (C2SP tlog-witness);
+    /// their cosignatures are served with the checkpoint at `/checkpoint`.
+    #[serde(default)]
+    pub witnesses: Vec<WitnessConfig>,
     /// Upper bound, in milliseconds, on how long an accepted entry waits for
     /// a checkpoint that includes it. Group commit normally publishes much
     /// sooner: every batch is committed as soon as the previous one is
@@ -50,6 +54,30 @@ pub struct LogConfig {
     /// Most entries returned by one `GET /api/v1/entries`.
     #[serde(default = "default_max_entries")]
     pub max_entries_per_request: u64,
+}
+
+/// One witness of the log.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessConfig {
+    /// Submission prefix: `<url>/add-checkpoint` is posted to.
+    pub url: String,
+    /// The witness's cosignature key, `<name>+<id>+<base64(0x04 || key)>`.
+    pub vkey: String,
+}
+
+impl std::str::FromStr for WitnessConfig {
+    type Err = String;
+    /// The command-line form `<vkey>@<url>`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (vkey, url) = s
+            .rsplit_once('@')
+            .ok_or_else(|| format!("expected <vkey>@<url>, got {s:?}"))?;
+        Ok(WitnessConfig {
+            url: url.to_owned(),
+            vkey: vkey.to_owned(),
+        })
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -82,6 +110,7 @@ impl LogConfig {
             listen: default_listen(),
             origin,
             trusted_banks: Vec::new(),
+            witnesses: Vec::new(),
             checkpoint_interval_ms: default_checkpoint_interval_ms(),
             batch_window_us: default_batch_window_us(),
             max_batch: default_max_batch(),

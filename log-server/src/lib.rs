@@ -12,6 +12,8 @@
 //!   checkpoints.
 //! - [`api`], [`read_path`], [`error`]: the HTTP surface.
 //! - [`check`]: `check_log`, the from-scratch verification tests run.
+//! - [`witnessing`]: asks witnesses to cosign each checkpoint (C2SP
+//!   tlog-witness) and keeps the cosigned checkpoint `/checkpoint` serves.
 //! - [`clock`]: the injected clock that decides expirations.
 //!
 //! A server is [`Log::open`] then [`Log::run`] on a bound listener.
@@ -26,6 +28,7 @@ pub mod read_path;
 pub mod sequencer;
 pub mod storage;
 pub mod tree;
+pub mod witnessing;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -89,6 +92,7 @@ impl Log {
     }
 
     /// Opens the log over any storage (tests use [`storage::MemoryStorage`]).
+    /// Must be called within a tokio runtime: witnessing runs as a task.
     pub fn with_storage(
         config: &LogConfig,
         storage: Arc<dyn Storage>,
@@ -113,6 +117,18 @@ impl Log {
             ));
         }
         let trusted_banks = parse_banks(config)?;
+        let witnesses = config
+            .witnesses
+            .iter()
+            .map(|w| {
+                acd_core::cosignature::CosignatureVerifier::from_vkey(&w.vkey)
+                    .map(|verifier| witnessing::WitnessPeer {
+                        url: w.url.clone(),
+                        verifier,
+                    })
+                    .map_err(|e| OpenError::Config(format!("witness vkey {:?}: {e}", w.vkey)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let verifier = signer.verifier();
         let (sequencer, thread) = sequencer::start(
             storage.clone(),
@@ -126,8 +142,10 @@ impl Log {
                 batch_window: Duration::from_micros(config.batch_window_us),
             },
         )?;
+        let cosigned = witnessing::start(sequencer.clone(), storage.clone(), witnesses);
         Ok(Log {
             state: AppState {
+                cosigned,
                 sequencer,
                 storage,
                 origin: Arc::from(config.origin.as_str()),

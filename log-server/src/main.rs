@@ -39,6 +39,9 @@ enum Command {
         /// Trust this bank key (64 hex digits) for aborts; repeatable.
         #[arg(long = "trust-bank")]
         trust_bank: Vec<String>,
+        /// Ask this witness to cosign checkpoints, as `<vkey>@<url>`; repeatable.
+        #[arg(long = "witness")]
+        witness: Vec<acd_log_server::config::WitnessConfig>,
         /// Upper bound in milliseconds before an accepted entry is published.
         #[arg(long)]
         checkpoint_interval_ms: Option<u64>,
@@ -118,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
             listen,
             origin,
             trust_bank,
+            witness,
             checkpoint_interval_ms,
             batch_window_us,
         } => {
@@ -126,6 +130,7 @@ async fn main() -> anyhow::Result<()> {
                 c.listen = l;
             }
             c.trusted_banks.extend(trust_bank);
+            c.witnesses.extend(witness);
             if let Some(i) = checkpoint_interval_ms {
                 c.checkpoint_interval_ms = i;
             }

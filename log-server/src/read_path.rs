@@ -24,14 +24,15 @@ fn body(bytes: Vec<u8>, content_type: &'static str, cache: &'static str) -> Resp
     r
 }
 
-/// `GET /checkpoint`.
+/// `GET /checkpoint`: the latest checkpoint that went through a witness
+/// round, with the cosignatures collected (the latest published one when no
+/// witness is configured).
 pub async fn checkpoint(State(state): State<AppState>) -> Response {
-    let published = state.sequencer.published();
-    body(
-        published.checkpoint.clone().into_bytes(),
-        "text/plain; charset=utf-8",
-        "no-cache",
-    )
+    let note = match &state.cosigned {
+        Some(cosigned) => cosigned.borrow().note.clone(),
+        None => state.sequencer.published().checkpoint.clone(),
+    };
+    body(note.into_bytes(), "text/plain; charset=utf-8", "no-cache")
 }
 
 /// `GET /vkey`: the log's verifier key in signed-note vkey form.

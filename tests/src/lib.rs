@@ -13,24 +13,31 @@ use acd_core::entry::{EscrowNotice, KeyCommit, Tid};
 use acd_core::log_api::{AbortRequest, CommitRequest};
 use ed25519_dalek::SigningKey;
 
-/// Path of a workspace binary, building it if it is missing (when only this
-/// crate's tests were asked for).
+/// Path of a workspace binary, built (once per test process) so that a
+/// stale binary is never tested: `cargo test -p acd-tests` alone does not
+/// rebuild other packages' binaries.
 pub fn binary(name: &str) -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "--bins",
+                "-p",
+                "acd-log-server",
+                "-p",
+                "acd-auditor",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the server binaries failed");
+    });
     let dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().and_then(Path::parent).map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("target/debug"));
     let path = dir.join(name);
-    if !path.exists() {
-        BUILT.get_or_init(|| {
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "--workspace", "--bins"])
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building the workspace binaries failed");
-        });
-    }
     assert!(path.exists(), "{} is missing", path.display());
     path
 }
@@ -48,6 +55,25 @@ pub struct ServerProcess {
 pub type LogProcess = ServerProcess;
 
 impl ServerProcess {
+    /// Starts the log on `data` with `origin`, asking these witnesses
+    /// (`<vkey>@<url>`) to cosign its checkpoints.
+    pub fn start_witnessed(data: &Path, origin: &str, witnesses: &[String]) -> ServerProcess {
+        let mut cmd = Command::new(binary("acd-log"));
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--origin",
+            origin,
+            "--data",
+        ])
+        .arg(data);
+        for w in witnesses {
+            cmd.arg("--witness").arg(w);
+        }
+        Self::spawn(cmd, data)
+    }
+
     /// Starts the log on `data` with `origin`, trusting `banks` for aborts.
     pub fn start(data: &Path, origin: &str, banks: &[[u8; 32]]) -> ServerProcess {
         let mut cmd = Command::new(binary("acd-log"));

@@ -150,3 +150,49 @@ async fn witness_cosigns_a_growing_log() {
     let resp = add(&witness, "nonsense".into()).await;
     assert_eq!(resp.status(), 400);
 }
+
+// A log configured with two witnesses (one of them down) serves its checkpoints with the live witness's cosignature, and keeps doing so as it grows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_serves_cosigned_checkpoints() {
+    let log_dir = tempfile::tempdir().unwrap();
+    let witness_dir = tempfile::tempdir().unwrap();
+    // The log's key exists before the witness is told to trust it.
+    let vkey = ServerProcess::start(log_dir.path(), ORIGIN, &[])
+        .vkey
+        .clone();
+    let witness = ServerProcess::start_witness(witness_dir.path(), "witness.test/w1", &[&vkey]);
+    let wv = CosignatureVerifier::from_vkey(&witness.vkey).unwrap();
+    let down = format!(
+        "{}@http://127.0.0.1:9",
+        "witness.test/w2+00000000+BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    );
+    let _ = down;
+    let log = ServerProcess::start_witnessed(
+        log_dir.path(),
+        ORIGIN,
+        &[format!("{}@{}", witness.vkey, witness.url)],
+    );
+    let client = LogClient::new(&log.url, NoteVerifier::from_vkey(&log.vkey).unwrap());
+
+    let mut last = 0;
+    for round in 0..3 {
+        append(&client, 4).await;
+        let want = 4 * (round + 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = checkpoint_text(&log).await;
+            let note = Note::parse(&text).unwrap();
+            let size: u64 = text.lines().nth(1).unwrap().parse().unwrap();
+            if size == want && cosigners(&note, std::slice::from_ref(&wv)).len() == 1 {
+                assert!(size > last);
+                last = size;
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no cosigned checkpoint of size {want}: {text}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}

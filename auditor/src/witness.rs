@@ -212,22 +212,20 @@ impl Witness {
             });
         }
         match &stored {
-            Some(s) if s.size == size => {
-                if s.root != root {
-                    self.keep_evidence(first, s, &request);
-                    return Err(WitnessError::RootMismatch { size });
-                }
+            Some(s) if s.size == size && s.root != root => {
+                self.keep_evidence(first, s, &request);
+                return Err(WitnessError::RootMismatch { size });
             }
+            Some(s) if s.size == size => {}
             // Every tree extends the empty one; the spec requires no proof.
-            _ if old == 0 => {
-                if !request.proof.is_empty() {
-                    return Err(WitnessError::Inconsistent {
-                        old,
-                        size,
-                        reason: "the proof must be empty from size 0".into(),
-                    });
-                }
+            _ if old == 0 && !request.proof.is_empty() => {
+                return Err(WitnessError::Inconsistent {
+                    old,
+                    size,
+                    reason: "the proof must be empty from size 0".into(),
+                });
             }
+            _ if old == 0 => {}
             Some(s) => {
                 if let Err(e) =
                     merkle::verify_consistency(s.size, size, &request.proof, &s.root, &root)

@@ -6,6 +6,7 @@
 //! - [`merkle`]: RFC 6962 / RFC 9162 leaf and node hashing, inclusion and
 //!   consistency proofs (generation over any source of subtree hashes, and
 //!   verification).
+//! - [`compact`]: the right edge of a tree, for incremental roots.
 //! - [`tile`]: C2SP tlog-tiles: tile and entry-bundle paths, tile math.
 //! - [`note`]: C2SP signed-note with ed25519 keys (vkeys, key ids).
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies.
@@ -20,6 +21,7 @@
 //! `docs/formats.md` in the repository gives every layout byte by byte.
 
 pub mod checkpoint;
+pub mod compact;
 pub mod cosignature;
 pub mod encoding;
 pub mod entry;

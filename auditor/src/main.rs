@@ -1,5 +1,4 @@
-//! `acd-auditor`: the witness (`witness`); the monitor is not built yet and
-//! says so.
+//! `acd-auditor`: the witness (`witness`) and the monitor (`monitor`).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -7,6 +6,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use acd_auditor::monitor::{FollowedLog, Monitor, Outcome};
 use acd_auditor::witness::Witness;
 use acd_core::cosignature::Cosigner;
 use acd_core::note::NoteVerifier;
@@ -41,8 +41,24 @@ enum Command {
         #[arg(long = "log")]
         logs: Vec<String>,
     },
-    /// Follow logs and audit them (not built yet).
-    Monitor,
+    /// Follow logs through their tiles: verify consistency, audit every entry.
+    Monitor {
+        /// Directory of the monitor's state and evidence files.
+        #[arg(long)]
+        data: PathBuf,
+        /// A log to follow, as `<vkey>@<url>`; repeatable.
+        #[arg(long = "log")]
+        logs: Vec<String>,
+        /// Check once and exit (0: all verified; 1: a violation, evidence written).
+        #[arg(long)]
+        once: bool,
+        /// Milliseconds between checks.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Print one JSON object per check instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The witness key: 32 random bytes, created once with mode 0600.
@@ -100,8 +116,76 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
-        Command::Monitor => {
-            bail!("the monitor is not implemented yet (planned work); only `witness` runs")
+        Command::Monitor {
+            data,
+            logs,
+            once,
+            interval_ms,
+            json,
+        } => {
+            let logs = logs
+                .iter()
+                .map(|spec| {
+                    let (vkey, url) = spec
+                        .rsplit_once('@')
+                        .with_context(|| format!("expected <vkey>@<url>, got {spec}"))?;
+                    Ok(FollowedLog {
+                        url: url.trim_end_matches('/').to_owned(),
+                        verifier: NoteVerifier::from_vkey(vkey)
+                            .with_context(|| format!("log vkey {vkey}"))?,
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if logs.is_empty() {
+                bail!("give at least one --log <vkey>@<url>");
+            }
+            let monitor = Monitor::open(&data)?;
+            loop {
+                for log in &logs {
+                    match monitor.check(log).await {
+                        Ok(Outcome::Verified { size, new_entries }) => {
+                            if json {
+                                println!(
+                                    "{}",
+                                    serde_json::json!({"origin": log.verifier.name(), "verified_size": size, "new_entries": new_entries})
+                                );
+                            } else {
+                                println!(
+                                    "{}: verified size {size} (+{new_entries} entries audited)",
+                                    log.verifier.name()
+                                );
+                            }
+                        }
+                        Ok(Outcome::Violation { evidence, path }) => {
+                            if json {
+                                println!(
+                                    "{}",
+                                    serde_json::json!({"origin": log.verifier.name(), "violation": evidence.kind, "detail": evidence.detail, "evidence": path})
+                                );
+                            } else {
+                                println!(
+                                    "{}: VIOLATION {}: {} (evidence: {})",
+                                    log.verifier.name(),
+                                    evidence.kind,
+                                    evidence.detail,
+                                    path.display()
+                                );
+                            }
+                            std::process::exit(1);
+                        }
+                        Err(e) => {
+                            tracing::warn!(origin = log.verifier.name(), error = %e, "check failed; will retry");
+                            if once {
+                                return Err(e.into());
+                            }
+                        }
+                    }
+                }
+                if once {
+                    return Ok(());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(interval_ms)).await;
+            }
         }
         Command::Witness {
             data,

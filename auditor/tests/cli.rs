@@ -10,12 +10,17 @@ use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_acd-auditor");
 
-// The monitor, not built yet, says so and fails instead of pretending.
+// The monitor refuses to run with nothing to follow.
 #[test]
-fn monitor_is_not_pretended() {
-    let out = Command::new(BIN).arg("monitor").output().unwrap();
+fn monitor_needs_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["monitor", "--once", "--data"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least one --log"));
 }
 
 // The witness creates its key with mode 0600 and announces a cosignature vkey (type 0x04) under its name.

@@ -13,6 +13,23 @@ use acd_core::entry::{EscrowNotice, KeyCommit, Tid};
 use acd_core::log_api::{AbortRequest, CommitRequest};
 use ed25519_dalek::SigningKey;
 
+/// Runs `acd-auditor monitor --once` on `data` for one log; returns the
+/// exit success and what it printed.
+pub fn monitor_once(data: &Path, log: &ServerProcess) -> (bool, String) {
+    let out = Command::new(binary("acd-auditor"))
+        .args(["monitor", "--once", "--json", "--data"])
+        .arg(data)
+        .arg("--log")
+        .arg(format!("{}@{}", log.vkey, log.url))
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("the monitor runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// Path of a workspace binary, built (once per test process) so that a
 /// stale binary is never tested: `cargo test -p acd-tests` alone does not
 /// rebuild other packages' binaries.

@@ -1,0 +1,406 @@
+//! The monitor: follows a log through the C2SP tlog-tiles read path only
+//! (checkpoint, tiles, entry bundles), so it works against any static
+//! mirror. For every new checkpoint it checks the signature and a
+//! consistency proof it computes itself from tiles against the last
+//! checkpoint it verified; then it audits the new entries: each one's leaf
+//! hash equals the level-0 tile, the entries hash to the checkpoint's root,
+//! and the protocol's invariants 3 and 4 hold (one outcome per TID; a
+//! commit signed by its merchant and logged before its expiration, an abort
+//! signed by a bank and logged at or after it). State is in sled, so a
+//! restarted monitor resumes where it stopped and each checkpoint costs only
+//! its new entries.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use acd_core::checkpoint::SignedCheckpoint;
+use acd_core::compact::CompactRange;
+use acd_core::entry::LogEntry;
+use acd_core::merkle::{self, Hash, ProveError};
+use acd_core::note::NoteVerifier;
+use acd_core::tile::{self, TILE_WIDTH, TileId, TilePath};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A log to follow: its read-path URL and its key.
+#[derive(Debug, Clone)]
+pub struct FollowedLog {
+    pub url: String,
+    pub verifier: NoteVerifier,
+}
+
+/// Failures that are not the log's fault (retry later).
+#[derive(Debug, Error)]
+pub enum MonitorError {
+    #[error("fetching {url}: {reason}")]
+    Fetch { url: String, reason: String },
+    #[error("monitor storage: {0}")]
+    Storage(String),
+}
+
+impl From<sled::Error> for MonitorError {
+    fn from(e: sled::Error) -> Self {
+        MonitorError::Storage(e.to_string())
+    }
+}
+
+/// Signed evidence that a log misbehaved, written as a JSON file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Evidence {
+    pub kind: String,
+    pub origin: String,
+    pub detail: String,
+    /// The signed checkpoints involved, as served.
+    pub checkpoints: Vec<String>,
+    /// The entries involved: (index, hex bytes).
+    pub entries: Vec<(u64, String)>,
+    /// A consistency proof between the checkpoints, hex, if any.
+    pub proof: Vec<String>,
+}
+
+/// The outcome of one check of one log.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Everything up to this size verified and audited.
+    Verified { size: u64, new_entries: u64 },
+    /// The log misbehaved; the evidence file is at this path.
+    Violation {
+        evidence: Box<Evidence>,
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct State {
+    size: u64,
+    root: String,
+    note: String,
+    range: Vec<String>,
+}
+
+/// Tiles fetched for one check, by (level, index); each holds the widest
+/// width fetched.
+#[derive(Default)]
+struct Tiles(HashMap<(u8, u64), Vec<Hash>>);
+
+#[derive(Debug)]
+struct Missing(u8, u64);
+
+impl Tiles {
+    fn subtree(&self, level: u8, index: u64) -> Result<Hash, Missing> {
+        let (tl, ti, _, _) = tile::node_location(level, index);
+        let hashes = self.0.get(&(tl, ti)).ok_or(Missing(tl, ti))?;
+        tile::subtree_hash_from_tile(hashes, level, index).map_err(|_| Missing(tl, ti))
+    }
+}
+
+/// The monitor and its state.
+pub struct Monitor {
+    db: sled::Db,
+    state: sled::Tree,
+    tids: sled::Tree,
+    http: reqwest::Client,
+    evidence_dir: PathBuf,
+}
+
+fn decode_hash(s: &str) -> Option<Hash> {
+    let mut h = [0u8; 32];
+    hex::decode_to_slice(s, &mut h).ok()?;
+    Some(h)
+}
+
+impl Monitor {
+    pub fn open(data: &Path) -> Result<Monitor, MonitorError> {
+        let db = sled::open(data.join("db"))?;
+        Ok(Monitor {
+            state: db.open_tree("state")?,
+            tids: db.open_tree("tids")?,
+            db,
+            http: reqwest::Client::new(),
+            evidence_dir: data.join("evidence"),
+        })
+    }
+
+    async fn fetch(&self, url: String) -> Result<Vec<u8>, MonitorError> {
+        let fail = |reason: String| MonitorError::Fetch {
+            url: url.clone(),
+            reason,
+        };
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(fail(format!("status {}", resp.status())));
+        }
+        Ok(resp
+            .bytes()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .to_vec())
+    }
+
+    async fn fetch_tile(
+        &self,
+        log: &FollowedLog,
+        tiles: &mut Tiles,
+        level: u8,
+        index: u64,
+        size: u64,
+    ) -> Result<(), MonitorError> {
+        let width = tile::tile_width(level, index, size) as u16;
+        let path = TilePath::Hashes(TileId {
+            level,
+            index,
+            width,
+        })
+        .to_path();
+        let bytes = self.fetch(format!("{}/{path}", log.url)).await?;
+        let hashes = tile::tile_hashes(&bytes).map_err(|e| MonitorError::Fetch {
+            url: path.clone(),
+            reason: e.to_string(),
+        })?;
+        tiles.0.insert((level, index), hashes);
+        Ok(())
+    }
+
+    fn load(&self, origin: &str) -> Result<Option<State>, MonitorError> {
+        self.state
+            .get(origin)?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| MonitorError::Storage(e.to_string())))
+            .transpose()
+    }
+
+    fn violation(&self, evidence: Evidence) -> Result<Outcome, MonitorError> {
+        std::fs::create_dir_all(&self.evidence_dir)
+            .map_err(|e| MonitorError::Storage(e.to_string()))?;
+        let name: String = evidence
+            .origin
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let path = self
+            .evidence_dir
+            .join(format!("{name}-{}-{stamp}.json", evidence.kind));
+        let text = serde_json::to_string_pretty(&evidence)
+            .map_err(|e| MonitorError::Storage(e.to_string()))?;
+        std::fs::write(&path, text).map_err(|e| MonitorError::Storage(e.to_string()))?;
+        tracing::error!(origin = %evidence.origin, kind = %evidence.kind, path = %path.display(), "{}", evidence.detail);
+        Ok(Outcome::Violation {
+            evidence: Box::new(evidence),
+            path,
+        })
+    }
+
+    /// One check of one log: verify its newest checkpoint against the last
+    /// one verified, and audit the entries in between.
+    pub async fn check(&self, log: &FollowedLog) -> Result<Outcome, MonitorError> {
+        let origin = log.verifier.name().to_owned();
+        let text = String::from_utf8(self.fetch(format!("{}/checkpoint", log.url)).await?)
+            .map_err(|_| MonitorError::Fetch {
+                url: log.url.clone(),
+                reason: "checkpoint is not UTF-8".into(),
+            })?;
+        let evidence = |kind: &str, detail: String, checkpoints: Vec<String>| Evidence {
+            kind: kind.into(),
+            origin: origin.clone(),
+            detail,
+            checkpoints,
+            entries: Vec::new(),
+            proof: Vec::new(),
+        };
+        let new = match SignedCheckpoint::open(&text, &log.verifier) {
+            Ok(c) => c,
+            Err(e) => {
+                return self.violation(evidence(
+                    "bad-checkpoint",
+                    format!("the served checkpoint does not verify: {e}"),
+                    vec![text],
+                ));
+            }
+        };
+        let (size, root) = (new.checkpoint.size, new.checkpoint.root);
+        let old = self.load(&origin)?;
+        let (old_size, old_root, old_note, mut range) = match &old {
+            Some(s) => (
+                s.size,
+                decode_hash(&s.root).ok_or(MonitorError::Storage("bad root".into()))?,
+                s.note.clone(),
+                CompactRange::from_parts(
+                    s.size,
+                    s.range.iter().filter_map(|h| decode_hash(h)).collect(),
+                )
+                .ok_or(MonitorError::Storage("bad compact range".into()))?,
+            ),
+            None => (0, merkle::empty_root(), String::new(), CompactRange::new()),
+        };
+        if size < old_size {
+            return self.violation(evidence(
+                "rollback",
+                format!("the log went back from size {old_size} to {size}"),
+                vec![old_note, text],
+            ));
+        }
+        if size == old_size && old.is_some() && root != old_root {
+            return self.violation(evidence(
+                "split-view",
+                format!("two checkpoints of size {size} with different roots"),
+                vec![old_note, text],
+            ));
+        }
+
+        // Consistency, computed from tiles of the new tree.
+        let mut tiles = Tiles::default();
+        if old_size > 0 && size > old_size {
+            let proof = loop {
+                match merkle::consistency_proof(old_size, size, |l, i| tiles.subtree(l, i)) {
+                    Ok(p) => break p,
+                    Err(ProveError::Source(Missing(l, i))) => {
+                        self.fetch_tile(log, &mut tiles, l, i, size).await?
+                    }
+                    Err(e) => return Err(MonitorError::Storage(format!("{e:?}"))),
+                }
+            };
+            if let Err(e) = merkle::verify_consistency(old_size, size, &proof, &old_root, &root) {
+                let mut ev = evidence(
+                    "inconsistent",
+                    format!("no valid consistency from {old_size} to {size}: {e}"),
+                    vec![old_note, text],
+                );
+                ev.proof = proof.iter().map(hex::encode).collect();
+                return self.violation(ev);
+            }
+        }
+
+        // Audit the new entries.
+        let mut index = old_size;
+        while index < size {
+            let bundle = index / TILE_WIDTH;
+            let width = tile::tile_width(0, bundle, size) as u16;
+            let path = TilePath::Entries {
+                index: bundle,
+                width,
+            }
+            .to_path();
+            let bytes = self.fetch(format!("{}/{path}", log.url)).await?;
+            if tiles
+                .0
+                .get(&(0, bundle))
+                .is_none_or(|t| t.len() < usize::from(width))
+            {
+                self.fetch_tile(log, &mut tiles, 0, bundle, size).await?;
+            }
+            let leaves = tiles.0.get(&(0, bundle)).cloned().unwrap_or_default();
+            let entries = match tile::decode_bundle(&bytes) {
+                Ok(e) if e.len() == usize::from(width) => e,
+                _ => {
+                    return self.violation(evidence(
+                        "bad-bundle",
+                        format!("entry bundle {path} is malformed"),
+                        vec![text],
+                    ));
+                }
+            };
+            for (i, bytes) in entries
+                .iter()
+                .enumerate()
+                .skip((index % TILE_WIDTH) as usize)
+            {
+                let at = bundle * TILE_WIDTH + i as u64;
+                let leaf = merkle::leaf_hash(bytes);
+                let problem = if leaves.get(i) != Some(&leaf) {
+                    Some((
+                        "entry-hash",
+                        "the entry does not hash to its leaf in the tile".to_owned(),
+                    ))
+                } else {
+                    self.entry_problem(&origin, at, bytes)?
+                };
+                if let Some((kind, detail)) = problem {
+                    let mut ev = evidence(kind, format!("entry {at}: {detail}"), vec![text]);
+                    ev.entries.push((at, hex::encode(bytes)));
+                    return self.violation(ev);
+                }
+                range.push(leaf);
+                self.tids
+                    .insert(tid_key(&origin, bytes), &at.to_be_bytes())?;
+            }
+            index = (bundle + 1) * TILE_WIDTH;
+        }
+        if range.root() != root {
+            return self.violation(evidence(
+                "tree-mismatch",
+                format!("the {size} entries do not hash to the checkpoint's root"),
+                vec![text],
+            ));
+        }
+        let state = State {
+            size,
+            root: hex::encode(root),
+            note: text,
+            range: range.hashes().iter().map(hex::encode).collect(),
+        };
+        let value = serde_json::to_vec(&state).map_err(|e| MonitorError::Storage(e.to_string()))?;
+        self.state.insert(origin.as_bytes(), value)?;
+        self.db.flush()?;
+        Ok(Outcome::Verified {
+            size,
+            new_entries: size - old_size,
+        })
+    }
+
+    /// Invariants 3 and 4 for one entry.
+    fn entry_problem(
+        &self,
+        origin: &str,
+        index: u64,
+        bytes: &[u8],
+    ) -> Result<Option<(&'static str, String)>, MonitorError> {
+        let entry = match LogEntry::decode(bytes) {
+            Ok(e) => e,
+            Err(e) => return Ok(Some(("bad-entry", e.to_string()))),
+        };
+        if let Err(e) = entry.verify_signature(origin) {
+            return Ok(Some(("bad-signature", e.to_string())));
+        }
+        if !entry.timely() {
+            return Ok(Some((
+                "untimely",
+                format!(
+                    "{} logged at {} ms for expiration {} ms",
+                    entry.outcome(),
+                    entry.timestamp_ms(),
+                    entry.expiration_ms()
+                ),
+            )));
+        }
+        if let Some(first) = self.tids.get(tid_key(origin, bytes))? {
+            let first = u64::from_be_bytes(first.as_ref().try_into().unwrap_or([0; 8]));
+            if first != index {
+                return Ok(Some((
+                    "second-outcome",
+                    format!(
+                        "TID {} already had an outcome at entry {first}",
+                        entry.tid()
+                    ),
+                )));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn tid_key(origin: &str, entry: &[u8]) -> Vec<u8> {
+    let mut k = origin.as_bytes().to_vec();
+    k.push(0);
+    // The TID sits at bytes 9..25 of every entry; a malformed entry is
+    // refused before its key is stored.
+    k.extend_from_slice(entry.get(9..25).unwrap_or_default());
+    k
+}

@@ -307,11 +307,9 @@ impl Monitor {
                     ));
                 }
             };
-            for (i, bytes) in entries
-                .iter()
-                .enumerate()
-                .skip((index % TILE_WIDTH) as usize)
-            {
+            let first = (index % TILE_WIDTH) as usize;
+            let signatures = verify_signatures(&origin, &entries[first..]);
+            for (i, bytes) in entries.iter().enumerate().skip(first) {
                 let at = bundle * TILE_WIDTH + i as u64;
                 let leaf = merkle::leaf_hash(bytes);
                 let problem = if leaves.get(i) != Some(&leaf) {
@@ -319,6 +317,8 @@ impl Monitor {
                         "entry-hash",
                         "the entry does not hash to its leaf in the tile".to_owned(),
                     ))
+                } else if let Some(Err(e)) = signatures.get(i - first) {
+                    Some(("bad-entry", e.clone()))
                 } else {
                     self.entry_problem(&origin, at, bytes)?
                 };
@@ -362,13 +362,11 @@ impl Monitor {
         index: u64,
         bytes: &[u8],
     ) -> Result<Option<(&'static str, String)>, MonitorError> {
+        // Decoding and signatures were checked by `verify_signatures`.
         let entry = match LogEntry::decode(bytes) {
             Ok(e) => e,
             Err(e) => return Ok(Some(("bad-entry", e.to_string()))),
         };
-        if let Err(e) = entry.verify_signature(origin) {
-            return Ok(Some(("bad-signature", e.to_string())));
-        }
         if !entry.timely() {
             return Ok(Some((
                 "untimely",
@@ -394,6 +392,36 @@ impl Monitor {
         }
         Ok(None)
     }
+}
+
+/// Decodes the entries and checks their signatures, on every core: the
+/// signatures are most of an audit's work.
+fn verify_signatures(origin: &str, entries: &[&[u8]]) -> Vec<Result<(), String>> {
+    let check = |bytes: &&[u8]| {
+        LogEntry::decode(bytes)
+            .map_err(|e| e.to_string())
+            .and_then(|e| e.verify_signature(origin).map_err(|e| e.to_string()))
+    };
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let chunk = entries.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = entries
+            .chunks(chunk)
+            .map(|part| {
+                let h = scope.spawn(move || part.iter().map(check).collect::<Vec<_>>());
+                (part.len(), h)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(len, h)| {
+                h.join()
+                    .unwrap_or_else(|_| vec![Err("verification failed".into()); len])
+            })
+            .collect()
+    })
 }
 
 fn tid_key(origin: &str, entry: &[u8]) -> Vec<u8> {

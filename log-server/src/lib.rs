@@ -45,7 +45,7 @@ use crate::api::AppState;
 use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::error::ApiError;
-use crate::sequencer::{SequencerConfig, SequencerHandle};
+use crate::sequencer::{Faults, SequencerConfig, SequencerHandle};
 use crate::storage::{SledStorage, Storage, StorageError};
 
 /// Why a log could not start.
@@ -99,6 +99,18 @@ impl Log {
         signer: acd_core::note::NoteSigner,
         clock: Arc<dyn Clock>,
     ) -> Result<Log, OpenError> {
+        Log::with_faults(config, storage, signer, clock, Faults::default())
+    }
+
+    /// A log that breaks the protocol's rules on purpose, for tests of
+    /// auditors. Only code can ask for one.
+    pub fn with_faults(
+        config: &LogConfig,
+        storage: Arc<dyn Storage>,
+        signer: acd_core::note::NoteSigner,
+        clock: Arc<dyn Clock>,
+        faults: Faults,
+    ) -> Result<Log, OpenError> {
         if signer.name() != config.origin {
             return Err(OpenError::Config(format!(
                 "key name {:?} differs from origin {:?}",
@@ -140,6 +152,7 @@ impl Log {
                 queue: config.queue,
                 checkpoint_interval: Duration::from_millis(config.checkpoint_interval_ms),
                 batch_window: Duration::from_micros(config.batch_window_us),
+                faults,
             },
         )?;
         let cosigned = witnessing::start(sequencer.clone(), storage.clone(), witnesses);

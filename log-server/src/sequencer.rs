@@ -111,6 +111,18 @@ pub struct SequencerConfig {
     /// After the first queued append, how long to let more gather before
     /// committing: larger batches cost less per entry.
     pub batch_window: Duration,
+    /// Deliberate rule violations, for testing auditors only. Off by
+    /// default; no configuration file, flag or endpoint sets them.
+    pub faults: Faults,
+}
+
+/// Rules a misbehaving log breaks, so that tests can show auditors catch it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Accept commits at or after their expiration, aborts before it.
+    pub ignore_expiration: bool,
+    /// Append a second, different outcome for a TID.
+    pub allow_second_outcome: bool,
 }
 
 /// The handlers' side of the sequencer.
@@ -338,6 +350,11 @@ impl<S: Storage + ?Sized> Sequencer<S> {
                     }
                 },
             };
+            let existing = existing.filter(|(_, bytes)| {
+                // A faulty log forgets outcomes unless the request repeats one.
+                !self.config.faults.allow_second_outcome
+                    || LogEntry::decode(bytes).is_ok_and(|e| job.append.same_as(&e))
+            });
             if let Some((index, bytes)) = existing {
                 let same = LogEntry::decode(&bytes)
                     .map(|e| job.append.same_as(&e))
@@ -354,10 +371,11 @@ impl<S: Storage + ?Sized> Sequencer<S> {
                 Append::Commit(c) => c.expiration_ms,
                 Append::Abort(a) => a.expiration_ms,
             };
-            let timely = match &job.append {
-                Append::Commit(_) => now < expiration_ms,
-                Append::Abort(_) => now >= expiration_ms,
-            };
+            let timely = self.config.faults.ignore_expiration
+                || match &job.append {
+                    Append::Commit(_) => now < expiration_ms,
+                    Append::Abort(_) => now >= expiration_ms,
+                };
             if !timely {
                 let err = match &job.append {
                     Append::Commit(_) => AppendError::Expired {

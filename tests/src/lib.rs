@@ -15,12 +15,12 @@ use ed25519_dalek::SigningKey;
 
 /// Runs `acd-auditor monitor --once` on `data` for one log; returns the
 /// exit success and what it printed.
-pub fn monitor_once(data: &Path, log: &ServerProcess) -> (bool, String) {
+pub fn monitor_once(data: &Path, log_vkey: &str, log_url: &str) -> (bool, String) {
     let out = Command::new(binary("acd-auditor"))
         .args(["monitor", "--once", "--json", "--data"])
         .arg(data)
         .arg("--log")
-        .arg(format!("{}@{}", log.vkey, log.url))
+        .arg(format!("{log_vkey}@{log_url}"))
         .env("RUST_LOG", "error")
         .output()
         .expect("the monitor runs");

@@ -94,9 +94,9 @@ async fn forked_log_is_caught() {
 
     // A monitor that verified A sees B: split view.
     let mdir = tempfile::tempdir().unwrap();
-    let (ok, out) = monitor_once(mdir.path(), &a);
+    let (ok, out) = monitor_once(mdir.path(), &a.vkey, &a.url);
     assert!(ok, "{out}");
-    let (ok, out) = monitor_once(mdir.path(), &b);
+    let (ok, out) = monitor_once(mdir.path(), &b.vkey, &b.url);
     assert!(!ok, "{out}");
     let v: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(v["violation"], "inconsistent");

@@ -57,13 +57,13 @@ async fn monitor_audits_and_finds_an_altered_entry() {
     client.abort(&notice).await.unwrap();
 
     let mon_dir = tempfile::tempdir().unwrap();
-    let (ok, out) = monitor_once(mon_dir.path(), &log);
+    let (ok, out) = monitor_once(mon_dir.path(), &log.vkey, &log.url);
     assert!(ok, "{out}");
     assert_eq!(json(&out)["verified_size"], 601);
     assert_eq!(json(&out)["new_entries"], 601);
 
     append(&client, 300).await;
-    let (ok, out) = monitor_once(mon_dir.path(), &log);
+    let (ok, out) = monitor_once(mon_dir.path(), &log.vkey, &log.url);
     assert!(ok, "{out}");
     assert_eq!(json(&out)["verified_size"], 901);
     assert_eq!(json(&out)["new_entries"], 300);
@@ -90,7 +90,7 @@ async fn monitor_audits_and_finds_an_altered_entry() {
     }
     let log = ServerProcess::start(&data, ORIGIN, &[bank.verifying_key().to_bytes()]);
     let fresh = tempfile::tempdir().unwrap();
-    let (ok, out) = monitor_once(fresh.path(), &log);
+    let (ok, out) = monitor_once(fresh.path(), &log.vkey, &log.url);
     assert!(!ok, "{out}");
     let v = json(&out);
     assert_eq!(v["violation"], "entry-hash");
@@ -104,5 +104,104 @@ async fn monitor_audits_and_finds_an_altered_entry() {
             .as_str()
             .unwrap()
             .starts_with(ORIGIN)
+    );
+}
+
+/// Starts a log that breaks a rule on purpose, in this process, on loopback.
+async fn faulty_log(
+    dir: &std::path::Path,
+    faults: acd_log_server::sequencer::Faults,
+) -> (String, String) {
+    use acd_log_server::clock::SystemClock;
+    use acd_log_server::config::LogConfig;
+    let config = LogConfig::new(dir.to_owned(), ORIGIN.into());
+    let signer = acd_log_server::keys::load_or_create(dir, ORIGIN).unwrap();
+    let vkey = signer.verifier().vkey();
+    let storage = Arc::new(SledStorage::open(&dir.join("db")).unwrap());
+    let log =
+        acd_log_server::Log::with_faults(&config, storage, signer, Arc::new(SystemClock), faults)
+            .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(log.run(listener, config.max_body_bytes, std::future::pending()));
+    (vkey, url)
+}
+
+// A log that accepts a commit after its expiration is reported with that exact entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_reports_a_late_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = acd_log_server::sequencer::Faults {
+        ignore_expiration: true,
+        ..Default::default()
+    };
+    let (vkey, url) = faulty_log(dir.path(), faults).await;
+    let client = LogClient::new(&url, NoteVerifier::from_vkey(&vkey).unwrap());
+    append(&client, 10).await;
+    let late = commit(ORIGIN, &key(1), fresh_tid(), now_ms() - 1000, [1; 32]);
+    let entry = client.commit(&late).await.unwrap();
+    append(&client, 3).await;
+    let mon = tempfile::tempdir().unwrap();
+    let (ok, out) = tokio::task::spawn_blocking({
+        let (vkey, url) = (vkey.clone(), url.clone());
+        let path = mon.path().to_owned();
+        move || monitor_once(&path, &vkey, &url)
+    })
+    .await
+    .unwrap();
+    assert!(!ok, "{out}");
+    let v = json(&out);
+    assert_eq!(v["violation"], "untimely");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("entry {}", entry.proof.index)),
+        "{v}"
+    );
+}
+
+// A log that records a second outcome for a TID is reported at the second entry, naming the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_reports_a_second_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = acd_log_server::sequencer::Faults {
+        allow_second_outcome: true,
+        ..Default::default()
+    };
+    let (vkey, url) = faulty_log(dir.path(), faults).await;
+    let client = LogClient::new(&url, NoteVerifier::from_vkey(&vkey).unwrap());
+    append(&client, 5).await;
+    let tid = fresh_tid();
+    let exp = now_ms() + 600_000;
+    let first = client
+        .commit(&commit(ORIGIN, &key(1), tid, exp, [1; 32]))
+        .await
+        .unwrap();
+    append(&client, 5).await;
+    let second = client
+        .commit(&commit(ORIGIN, &key(1), tid, exp, [2; 32]))
+        .await
+        .unwrap();
+    assert_ne!(first.proof.index, second.proof.index);
+    let mon = tempfile::tempdir().unwrap();
+    let (ok, out) = tokio::task::spawn_blocking({
+        let (vkey, url) = (vkey.clone(), url.clone());
+        let path = mon.path().to_owned();
+        move || monitor_once(&path, &vkey, &url)
+    })
+    .await
+    .unwrap();
+    assert!(!ok, "{out}");
+    let v = json(&out);
+    assert_eq!(v["violation"], "second-outcome");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("entry {}", second.proof.index)),
+        "{detail}"
+    );
+    assert!(
+        detail.contains(&format!("at entry {}", first.proof.index)),
+        "{detail}"
     );
 }

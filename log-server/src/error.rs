@@ -19,6 +19,8 @@ pub enum ApiError {
     Forbidden { code: &'static str, message: String },
     /// 404: no such thing (yet).
     NotFound { code: &'static str, message: String },
+    /// 405: the path exists, the method does not.
+    MethodNotAllowed(String),
     /// 409: the TID already has another outcome.
     Conflict {
         message: String,
@@ -40,6 +42,10 @@ impl ApiError {
             code,
             message: message.into(),
         }
+    }
+
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        ApiError::MethodNotAllowed(message.into())
     }
 
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
@@ -111,6 +117,12 @@ impl IntoResponse for ApiError {
             }
             ApiError::Forbidden { code, message } => (StatusCode::FORBIDDEN, code, message, None),
             ApiError::NotFound { code, message } => (StatusCode::NOT_FOUND, code, message, None),
+            ApiError::MethodNotAllowed(message) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                message,
+                None,
+            ),
             ApiError::Conflict { message, existing } => {
                 (StatusCode::CONFLICT, "conflict", message, Some(existing))
             }

@@ -216,6 +216,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/v1/consistency", get(api::consistency))
         .route("/api/v1/entries", get(api::entries))
         .fallback(|| async { ApiError::not_found("no_route", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::method_not_allowed("this endpoint does not accept that method")
+        })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

@@ -49,7 +49,9 @@ pub async fn tile(
     State(state): State<AppState>,
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {
-    let parsed = tile::parse_tile_path(&path)
+    // The route already consumed the `tile/` prefix: re-adding it means a
+    // second `tile/` (as in /tile/tile/0/000) is not accepted as an alias.
+    let parsed = tile::parse_tile_path(&format!("tile/{path}"))
         .map_err(|e| ApiError::not_found("bad_tile_path", e.to_string()))?;
     let size = state.sequencer.published().size;
     match parsed {

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use acd_core::entry::{EscrowNotice, KeyCommit, Tid};
@@ -58,6 +58,9 @@ pub fn binary(name: &str) -> PathBuf {
     assert!(path.exists(), "{} is missing", path.display());
     path
 }
+
+/// How long a server may take to print its address and vkey.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running server process (`acd-log serve`, `acd-auditor witness`),
 /// killed (SIGKILL) when dropped.
@@ -128,24 +131,42 @@ impl ServerProcess {
     }
 
     /// Spawns `cmd`, which prints `listening on <url>` and `vkey <vkey>`.
+    /// Waits at most [`STARTUP_TIMEOUT`] for the two lines; afterwards a
+    /// thread keeps draining stdout, so that a later print never meets a
+    /// closed pipe.
     fn spawn(mut cmd: Command, data: &Path) -> ServerProcess {
         cmd.env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("the server starts");
         let stdout = child.stdout.take().expect("piped stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let mut next = || {
-            lines
-                .next()
-                .and_then(Result::ok)
-                .expect("the server prints its address and vkey")
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // Once the two lines are read nobody listens; keep draining.
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let mut next = |what: &str| match rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("the server did not print its {what} line ({e:?}); exit: {status:?}");
+            }
         };
-        let url = next()
+        let url = next("address")
             .strip_prefix("listening on ")
             .expect("address line")
             .to_owned();
-        let vkey = next().strip_prefix("vkey ").expect("vkey line").to_owned();
+        let vkey = next("vkey")
+            .strip_prefix("vkey ")
+            .expect("vkey line")
+            .to_owned();
         ServerProcess {
             child,
             url,

@@ -101,9 +101,9 @@ pub mod hex_array {
     pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
         d: D,
     ) -> Result<[u8; N], D::Error> {
-        let s = <&str>::deserialize(d)?;
+        let s = String::deserialize(d)?;
         let mut out = [0u8; N];
-        hex::decode_to_slice(s, &mut out)
+        hex::decode_to_slice(&s, &mut out)
             .map_err(|_| serde::de::Error::custom(format!("expected {} hex digits", 2 * N)))?;
         Ok(out)
     }
@@ -118,8 +118,8 @@ pub mod hex_vec {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = <&str>::deserialize(d)?;
-        hex::decode(s).map_err(serde::de::Error::custom)
+        let s = String::deserialize(d)?;
+        hex::decode(&s).map_err(serde::de::Error::custom)
     }
 }
 

@@ -10,4 +10,4 @@
 
 pub mod demo;
 pub mod loadgen;
-pub mod log_client;
+pub use acd_client::log as log_client;

@@ -18,7 +18,7 @@ use ed25519_dalek::SigningKey;
 
 use acd_core::entry::LogEntry;
 
-use crate::log_client::{ClientError, LogClient, verify_inclusion_under};
+use crate::log_client::{ClientError, LogClient, verify_entry_under};
 
 /// Settings of one run.
 #[derive(Debug, Clone)]
@@ -172,7 +172,7 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, ClientError> {
                         }
                     };
                     // The entry must be exactly the commit this generator signed.
-                    match verify_inclusion_under(&p, &cp)? {
+                    match verify_entry_under(&p, &cp)? {
                         LogEntry::Commit {
                             tid,
                             merchant,

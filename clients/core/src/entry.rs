@@ -96,7 +96,7 @@ fn verifying_key(bytes: &[u8; 32], what: &'static str) -> Result<VerifyingKey, E
     VerifyingKey::from_bytes(bytes).map_err(|_| EntryError::BadKey(what))
 }
 
-fn verify(
+pub(crate) fn verify(
     key: &[u8; 32],
     msg: &[u8],
     sig: &[u8; 64],

@@ -18,15 +18,28 @@
 //!   messages they carry (the merchant's key commit, the bank's escrow
 //!   notice).
 //!
+//! - [`token`]: RFC 9474 blind-RSA tokens and denominations (figure 1).
+//! - [`purchase`]: the signed messages of withdrawal, registration, offer
+//!   (P1), spend (P2), escrow terms (P3) and refund.
+//! - [`goods`]: AES-256-GCM encryption of the goods under k.
+//! - [`proof`]: entry proofs under witnessed checkpoints, and a consistent
+//!   view of a log.
+//! - [`bank_api`]: JSON bodies of the bank's HTTP API.
+//!
 //! `docs/formats.md` in the repository gives every layout byte by byte.
 
+pub mod bank_api;
 pub mod checkpoint;
 pub mod compact;
 pub mod cosignature;
 pub mod encoding;
 pub mod entry;
+pub mod goods;
 pub mod log_api;
 pub mod merkle;
 pub mod note;
+pub mod proof;
+pub mod purchase;
 pub mod tile;
+pub mod token;
 pub mod witness;

@@ -2,46 +2,29 @@
 //! every entry comes with an inclusion proof checked against a checkpoint
 //! signed by the log's key.
 
+pub use crate::error::ClientError;
+use crate::error::read_json;
 use acd_core::checkpoint::SignedCheckpoint;
 use acd_core::entry::{LogEntry, Tid};
-use acd_core::log_api::{AbortRequest, CommitRequest, ConsistencyProof, EntryProof, ErrorBody};
+use acd_core::log_api::{AbortRequest, CommitRequest, ConsistencyProof, EntryProof};
 use acd_core::merkle;
 use acd_core::note::NoteVerifier;
-use thiserror::Error;
+use acd_core::proof::{self, WitnessPolicy};
 
-#[derive(Debug, Error)]
-pub enum ClientError {
-    #[error("HTTP request failed: {0}")]
-    Http(#[from] reqwest::Error),
-    #[error("the log refused ({status}): {} — {}", body.error, body.message)]
-    Refused { status: u16, body: Box<ErrorBody> },
-    #[error("the log answered {status} without an error body")]
-    Status { status: u16 },
-    #[error("the log's answer does not verify: {0}")]
-    Invalid(String),
-}
-
-/// A verified entry: the answer, its decoded entry, and its checkpoint.
-#[derive(Debug, Clone)]
-pub struct VerifiedEntry {
-    pub proof: EntryProof,
-    pub entry: LogEntry,
-    pub checkpoint: SignedCheckpoint,
-}
+pub use acd_core::proof::VerifiedEntry;
 
 /// Checks an [`EntryProof`] completely and offline: checkpoint signature by
-/// `log`, leaf hash of the entry bytes, inclusion proof to the root.
+/// `log`, leaf hash of the entry bytes, inclusion proof to the root (see
+/// [`acd_core::proof::verify_entry_proof`]; no witness policy).
 pub fn verify_entry_proof(
     proof: &EntryProof,
     log: &NoteVerifier,
 ) -> Result<VerifiedEntry, ClientError> {
-    let checkpoint = SignedCheckpoint::open(&proof.checkpoint, log)
-        .map_err(|e| ClientError::Invalid(format!("checkpoint: {e}")))?;
-    verify_entry_under(proof, &checkpoint).map(|entry| VerifiedEntry {
-        proof: proof.clone(),
-        entry,
-        checkpoint,
-    })
+    Ok(proof::verify_entry_proof(
+        proof,
+        log,
+        &WitnessPolicy::none(),
+    )?)
 }
 
 /// The same, for a checkpoint already opened (and so already verified).
@@ -49,49 +32,7 @@ pub fn verify_entry_under(
     proof: &EntryProof,
     checkpoint: &SignedCheckpoint,
 ) -> Result<LogEntry, ClientError> {
-    let entry = verify_inclusion_under(proof, checkpoint)?;
-    entry
-        .verify_signature(&checkpoint.checkpoint.origin)
-        .map_err(|e| ClientError::Invalid(e.to_string()))?;
-    Ok(entry)
-}
-
-/// Checks that the answer's entry is in the checkpoint's tree, without
-/// checking the entry's own signature: for a caller that compares the
-/// entry with what it signed itself.
-pub fn verify_inclusion_under(
-    proof: &EntryProof,
-    checkpoint: &SignedCheckpoint,
-) -> Result<LogEntry, ClientError> {
-    if checkpoint.checkpoint.size != proof.tree_size {
-        return Err(ClientError::Invalid(
-            "proof is for another tree size".into(),
-        ));
-    }
-    if merkle::leaf_hash(&proof.entry) != proof.leaf_hash {
-        return Err(ClientError::Invalid(
-            "leaf hash does not match the entry".into(),
-        ));
-    }
-    merkle::verify_inclusion(
-        &proof.leaf_hash,
-        proof.index,
-        proof.tree_size,
-        &proof.inclusion,
-        &checkpoint.checkpoint.root,
-    )
-    .map_err(|e| ClientError::Invalid(format!("inclusion: {e}")))?;
-    let entry =
-        LogEntry::decode(&proof.entry).map_err(|e| ClientError::Invalid(format!("entry: {e}")))?;
-    if entry.tid() != proof.tid || entry.outcome() != proof.outcome {
-        return Err(ClientError::Invalid(
-            "entry differs from the answer's summary".into(),
-        ));
-    }
-    entry
-        .verify_signature(&checkpoint.checkpoint.origin)
-        .map_err(|e| ClientError::Invalid(e.to_string()))?;
-    Ok(entry)
+    Ok(proof::verify_entry_under(proof, checkpoint)?)
 }
 
 /// The log's HTTP client.
@@ -134,19 +75,7 @@ impl LogClient {
     async fn json<T: serde::de::DeserializeOwned>(
         resp: reqwest::Response,
     ) -> Result<T, ClientError> {
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(resp.json().await?);
-        }
-        match resp.json::<ErrorBody>().await {
-            Ok(body) => Err(ClientError::Refused {
-                status: status.as_u16(),
-                body: Box::new(body),
-            }),
-            Err(_) => Err(ClientError::Status {
-                status: status.as_u16(),
-            }),
-        }
+        read_json(resp).await
     }
 
     /// Appends a commit (P4); unverified, for callers that verify in bulk.

@@ -1,0 +1,338 @@
+//! Certified-delivery tokens: RFC 9474 blind RSA signatures
+//! (RSABSSA-SHA384-PSS-Randomized) over a canonical token message (paper
+//! figure 1, steps 1 and 2).
+//!
+//! A denomination is one bank RSA key with a value; its id is a hash of both,
+//! so a token names exactly which key and value it claims. The customer picks
+//! a random serial, blinds the token message (`acd/v1/token`), the bank signs
+//! blindly, and the customer unblinds. The token's id h(t) (`acd/v1/token-id`
+//! over denomination and serial) is what the bank registers, escrows and
+//! marks spent: it does not depend on the signature, so one serial can never
+//! be spent twice under two different valid signatures.
+
+use blind_rsa_signatures::{
+    BlindMessage, BlindSignature, BlindingResult, KeyPairSha384PSSRandomized, MessageRandomizer,
+    PublicKeySha384PSSRandomized, Secret, SecretKeySha384PSSRandomized, Signature,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::encoding::Writer;
+use crate::log_api::{hex_array, hex_vec};
+
+/// Context label of the message the bank blind-signs.
+pub const TOKEN_LABEL: &str = "acd/v1/token";
+/// Context label of a token's id h(t).
+pub const TOKEN_ID_LABEL: &str = "acd/v1/token-id";
+/// Context label of a denomination's id.
+pub const DENOMINATION_LABEL: &str = "acd/v1/denomination";
+/// Default RSA modulus size of denomination keys.
+pub const DEFAULT_RSA_BITS: usize = 2048;
+
+/// The bank's public blind-signing key of one denomination.
+pub type BlindPublicKey = PublicKeySha384PSSRandomized;
+/// The bank's secret blind-signing key of one denomination.
+pub type BlindSecretKey = SecretKeySha384PSSRandomized;
+/// A blind-signing key pair.
+pub type BlindKeyPair = KeyPairSha384PSSRandomized;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TokenError {
+    #[error("RSA key: {0}")]
+    Key(String),
+    #[error("unknown denomination {0}")]
+    UnknownDenomination(String),
+    #[error("the token's signature does not verify under its denomination")]
+    BadSignature,
+    #[error("blinding failed: {0}")]
+    Blind(String),
+    #[error("the bank's blind signature does not unblind to a valid token")]
+    BadBlindSignature,
+    #[error("blind signing failed: {0}")]
+    Sign(String),
+}
+
+/// A denomination: a value in the currency's smallest unit and the RSA key
+/// that signs tokens of that value.
+#[derive(Debug, Clone)]
+pub struct Denomination {
+    pub value: u64,
+    pub public_key: BlindPublicKey,
+    spki: Vec<u8>,
+    id: [u8; 32],
+}
+
+impl Denomination {
+    pub fn new(value: u64, public_key: BlindPublicKey) -> Result<Self, TokenError> {
+        let spki = public_key
+            .to_spki()
+            .map_err(|e| TokenError::Key(e.to_string()))?;
+        let id = denomination_id(value, &spki);
+        Ok(Denomination {
+            value,
+            public_key,
+            spki,
+            id,
+        })
+    }
+
+    /// From a published SPKI (DER) key.
+    pub fn from_spki(value: u64, spki: &[u8]) -> Result<Self, TokenError> {
+        let key = BlindPublicKey::from_spki(spki).map_err(|e| TokenError::Key(e.to_string()))?;
+        Denomination::new(value, key)
+    }
+
+    /// SHA-256 over `acd/v1/denomination`, the value and the SPKI DER key.
+    pub fn id(&self) -> [u8; 32] {
+        self.id
+    }
+
+    /// The public key as RFC 9474's SPKI (id-RSASSA-PSS with SHA-384).
+    pub fn spki(&self) -> &[u8] {
+        &self.spki
+    }
+
+    /// The size of signatures and blinded messages (the modulus in bytes).
+    pub fn modulus_bytes(&self) -> usize {
+        self.public_key.components().n().len()
+    }
+}
+
+/// The id of a denomination: SHA-256(label || 0x00 || value || spki).
+pub fn denomination_id(value: u64, spki: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(DENOMINATION_LABEL.as_bytes());
+    h.update([0u8]);
+    h.update(value.to_be_bytes());
+    h.update((spki.len() as u64).to_be_bytes());
+    h.update(spki);
+    h.finalize().into()
+}
+
+/// The message that is blind-signed: label, denomination id, serial.
+pub fn token_message(denomination: &[u8; 32], serial: &[u8; 32]) -> Vec<u8> {
+    Writer::labelled(TOKEN_LABEL)
+        .fixed(denomination)
+        .fixed(serial)
+        .finish()
+}
+
+/// h(t): the token's id, fixed by its denomination and serial.
+pub fn token_id(denomination: &[u8; 32], serial: &[u8; 32]) -> [u8; 32] {
+    Sha256::digest(
+        Writer::labelled(TOKEN_ID_LABEL)
+            .fixed(denomination)
+            .fixed(serial)
+            .finish(),
+    )
+    .into()
+}
+
+/// A spendable token t = (denomination, serial, signature), with the RFC
+/// 9474 message randomizer the signature needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Token {
+    #[serde(with = "hex_array")]
+    pub denomination: [u8; 32],
+    #[serde(with = "hex_array")]
+    pub serial: [u8; 32],
+    #[serde(with = "hex_array")]
+    pub randomizer: [u8; 32],
+    #[serde(with = "hex_vec")]
+    pub signature: Vec<u8>,
+}
+
+impl Token {
+    pub fn id(&self) -> [u8; 32] {
+        token_id(&self.denomination, &self.serial)
+    }
+
+    /// Checks the signature under `denomination`, whose id must be the
+    /// token's.
+    pub fn verify(&self, denomination: &Denomination) -> Result<(), TokenError> {
+        if denomination.id() != self.denomination {
+            return Err(TokenError::UnknownDenomination(hex::encode(
+                self.denomination,
+            )));
+        }
+        denomination
+            .public_key
+            .verify(
+                &Signature(self.signature.clone()),
+                Some(MessageRandomizer(self.randomizer)),
+                token_message(&self.denomination, &self.serial),
+            )
+            .map_err(|_| TokenError::BadSignature)
+    }
+}
+
+/// A token being withdrawn: everything the customer must keep (on disk,
+/// before sending the blinded message) to unblind the bank's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlindedToken {
+    #[serde(with = "hex_array")]
+    pub denomination: [u8; 32],
+    #[serde(with = "hex_array")]
+    pub serial: [u8; 32],
+    #[serde(with = "hex_array")]
+    pub randomizer: [u8; 32],
+    /// The blinding secret (the inverse factor); never leaves the wallet.
+    #[serde(with = "hex_vec")]
+    pub secret: Vec<u8>,
+    /// What the bank signs.
+    #[serde(with = "hex_vec")]
+    pub blinded: Vec<u8>,
+}
+
+impl BlindedToken {
+    /// Picks a fresh serial and blinds its token message.
+    pub fn new(denomination: &Denomination) -> Result<Self, TokenError> {
+        let mut serial = [0u8; 32];
+        rand::fill(&mut serial);
+        let result = denomination
+            .public_key
+            .blind(&mut rand::rng(), token_message(&denomination.id(), &serial))
+            .map_err(|e| TokenError::Blind(e.to_string()))?;
+        let randomizer = result
+            .msg_randomizer
+            .map(|r| r.0)
+            .ok_or_else(|| TokenError::Blind("no message randomizer".into()))?;
+        Ok(BlindedToken {
+            denomination: denomination.id(),
+            serial,
+            randomizer,
+            secret: result.secret.0,
+            blinded: result.blind_message.0,
+        })
+    }
+
+    /// Unblinds the bank's blind signature and checks the resulting token.
+    pub fn finish(
+        &self,
+        denomination: &Denomination,
+        blind_signature: &[u8],
+    ) -> Result<Token, TokenError> {
+        if denomination.id() != self.denomination {
+            return Err(TokenError::UnknownDenomination(hex::encode(
+                self.denomination,
+            )));
+        }
+        let result = BlindingResult {
+            blind_message: BlindMessage(self.blinded.clone()),
+            secret: Secret(self.secret.clone()),
+            msg_randomizer: Some(MessageRandomizer(self.randomizer)),
+        };
+        let signature = denomination
+            .public_key
+            .finalize(
+                &BlindSignature(blind_signature.to_vec()),
+                &result,
+                token_message(&self.denomination, &self.serial),
+            )
+            .map_err(|_| TokenError::BadBlindSignature)?;
+        Ok(Token {
+            denomination: self.denomination,
+            serial: self.serial,
+            randomizer: self.randomizer,
+            signature: signature.0,
+        })
+    }
+
+    /// What is sent to the bank.
+    pub fn request(&self) -> BlindedMessage {
+        BlindedMessage {
+            denomination: self.denomination,
+            message: self.blinded.clone(),
+        }
+    }
+}
+
+/// A blinded token message for one denomination, as sent to the bank
+/// (withdrawal, change, refund).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlindedMessage {
+    #[serde(with = "hex_array")]
+    pub denomination: [u8; 32],
+    #[serde(with = "hex_vec")]
+    pub message: Vec<u8>,
+}
+
+impl BlindedMessage {
+    /// The 32 bytes that stand for this blinded message inside signed
+    /// requests: SHA-256 of the blinded message.
+    pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(&self.message).into()
+    }
+}
+
+/// The bank's side: blind-signs `blinded` with a denomination's secret key.
+pub fn blind_sign(secret: &BlindSecretKey, blinded: &[u8]) -> Result<Vec<u8>, TokenError> {
+    secret
+        .blind_sign(blinded)
+        .map(|s| s.0)
+        .map_err(|e| TokenError::Sign(e.to_string()))
+}
+
+/// Generates a denomination key pair of `bits` bits.
+pub fn generate_key(bits: usize) -> Result<BlindKeyPair, TokenError> {
+    BlindKeyPair::generate(&mut rand::rng(), bits).map_err(|e| TokenError::Key(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> &'static BlindKeyPair {
+        static KEY: std::sync::OnceLock<BlindKeyPair> = std::sync::OnceLock::new();
+        KEY.get_or_init(|| generate_key(2048).expect("key"))
+    }
+
+    #[test]
+    fn withdraw_unblind_verify() {
+        let kp = key();
+        let d = Denomination::new(100, kp.pk.clone()).expect("denomination");
+        let b = BlindedToken::new(&d).expect("blind");
+        let sig = blind_sign(&kp.sk, &b.blinded).expect("sign");
+        let t = b.finish(&d, &sig).expect("unblind");
+        t.verify(&d).expect("verifies");
+        // The blinded message does not contain the serial or the signature.
+        assert!(!b.blinded.windows(32).any(|w| w == t.serial));
+        assert_ne!(sig, t.signature);
+
+        let mut bad = t.clone();
+        bad.serial[0] ^= 1;
+        assert_eq!(bad.verify(&d), Err(TokenError::BadSignature));
+        let mut bad = t.clone();
+        bad.randomizer[0] ^= 1;
+        assert_eq!(bad.verify(&d), Err(TokenError::BadSignature));
+        let other = Denomination::new(200, kp.pk.clone()).expect("denomination");
+        assert!(matches!(
+            t.verify(&other),
+            Err(TokenError::UnknownDenomination(_))
+        ));
+        // A blind signature for another message does not unblind.
+        let b2 = BlindedToken::new(&d).expect("blind");
+        assert_eq!(b2.finish(&d, &sig), Err(TokenError::BadBlindSignature));
+    }
+
+    #[test]
+    fn spki_round_trip_keeps_id() {
+        let kp = key();
+        let d = Denomination::new(5, kp.pk.clone()).expect("denomination");
+        let d2 = Denomination::from_spki(5, d.spki()).expect("from spki");
+        assert_eq!(d.id(), d2.id());
+        assert_eq!(d.modulus_bytes(), 256);
+        assert_ne!(d.id(), denomination_id(6, d.spki()));
+    }
+
+    #[test]
+    fn token_id_depends_on_denomination_and_serial_only() {
+        let a = token_id(&[1; 32], &[2; 32]);
+        assert_ne!(a, token_id(&[1; 32], &[3; 32]));
+        assert_ne!(a, token_id(&[4; 32], &[2; 32]));
+    }
+}

@@ -24,11 +24,14 @@
 //! - [`goods`]: AES-256-GCM encryption of the goods under k.
 //! - [`proof`]: entry proofs under witnessed checkpoints, and a consistent
 //!   view of a log.
-//! - [`bank_api`]: JSON bodies of the bank's HTTP API.
+//! - [`bank_api`]: JSON bodies of the bank's and the merchant's HTTP APIs.
+//! - [`tlog_proof`]: C2SP tlog-proof text.
+//! - [`bundle`]: proof bundles (certified delivery for third parties).
 //!
 //! `docs/formats.md` in the repository gives every layout byte by byte.
 
 pub mod bank_api;
+pub mod bundle;
 pub mod checkpoint;
 pub mod compact;
 pub mod cosignature;
@@ -41,5 +44,6 @@ pub mod note;
 pub mod proof;
 pub mod purchase;
 pub mod tile;
+pub mod tlog_proof;
 pub mod token;
 pub mod witness;

@@ -1,15 +1,25 @@
 //! `acd-auditor`: nobody has to trust the log. This crate holds the witness
 //! (C2SP tlog-witness: cosigns a log's checkpoints only if each is
 //! consistent with the last one it cosigned, and keeps the evidence when it
-//! is not) and the monitor (follows logs through their tiles, verifies
-//! consistency and audits every entry against the protocol's invariants).
-//! Gossip between auditors comes next.
+//! is not), the monitor (follows logs through their tiles, verifies
+//! consistency and audits every entry against the protocol's invariants),
+//! and gossip between them, which catches a log that shows different
+//! histories to different parties (a split view).
 //!
 //! Layout:
 //! - [`monitor`]: the follower and full audit, state in sled.
 //! - [`witness`]: the witness state (sled) and its `add-checkpoint` rules.
-//! - [`server`]: the HTTP surface, `router` and `run`.
+//! - [`gossip`]: the `/gossip/v1/checkpoints` format, peer pulls, split-view
+//!   detection.
+//! - [`frozen`]: origins the witness refuses to cosign after a split view.
+//! - [`evidence_file`]: evidence files ([`acd_core::evidence`]) on disk.
+//! - [`metrics`]: the Prometheus counters.
+//! - [`server`]: the HTTP surfaces, `router` and `run`.
 
+pub mod evidence_file;
+pub mod frozen;
+pub mod gossip;
+pub mod metrics;
 pub mod monitor;
 pub mod server;
 pub mod witness;

@@ -9,18 +9,31 @@
 //! signed by a bank and logged at or after it). State is in sled, so a
 //! restarted monitor resumes where it stopped and each checkpoint costs only
 //! its new entries.
+//!
+//! A violation is written as an evidence file ([`acd_core::evidence`]): the
+//! signed checkpoints involved, and for entries their bytes with inclusion
+//! proofs computed from the tiles, so that the file convinces a third party
+//! offline. [`Monitor::compare_peer`] checks a checkpoint that a gossip peer
+//! holds against the monitor's own (see [`crate::gossip`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use acd_core::checkpoint::SignedCheckpoint;
+use acd_core::checkpoint::{Checkpoint, SignedCheckpoint};
 use acd_core::compact::CompactRange;
 use acd_core::entry::LogEntry;
+use acd_core::evidence::{Evidence, EvidenceEntry, HexHash, InclusionProof, Kind};
 use acd_core::merkle::{self, Hash, ProveError};
 use acd_core::note::NoteVerifier;
 use acd_core::tile::{self, TILE_WIDTH, TileId, TilePath};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::metrics::{Metrics, inc};
+
+mod peer;
+pub use peer::PeerOutcome;
 
 /// A log to follow: its read-path URL and its key.
 #[derive(Debug, Clone)]
@@ -42,20 +55,6 @@ impl From<sled::Error> for MonitorError {
     fn from(e: sled::Error) -> Self {
         MonitorError::Storage(e.to_string())
     }
-}
-
-/// Signed evidence that a log misbehaved, written as a JSON file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Evidence {
-    pub kind: String,
-    pub origin: String,
-    pub detail: String,
-    /// The signed checkpoints involved, as served.
-    pub checkpoints: Vec<String>,
-    /// The entries involved: (index, hex bytes).
-    pub entries: Vec<(u64, String)>,
-    /// A consistency proof between the checkpoints, hex, if any.
-    pub proof: Vec<String>,
 }
 
 /// The outcome of one check of one log.
@@ -83,7 +82,7 @@ struct State {
 #[derive(Default)]
 struct Tiles(HashMap<(u8, u64), Vec<Hash>>);
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Missing(u8, u64);
 
 impl Tiles {
@@ -101,6 +100,7 @@ pub struct Monitor {
     tids: sled::Tree,
     http: reqwest::Client,
     evidence_dir: PathBuf,
+    metrics: Arc<Metrics>,
 }
 
 fn decode_hash(s: &str) -> Option<Hash> {
@@ -118,7 +118,122 @@ impl Monitor {
             db,
             http: reqwest::Client::new(),
             evidence_dir: data.join("evidence"),
+            metrics: Arc::new(Metrics::default()),
         })
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The latest verified checkpoint of every log, as (origin, note): what
+    /// the monitor gossips.
+    pub fn held(&self) -> Result<Vec<(String, String)>, MonitorError> {
+        let mut out = Vec::new();
+        for kv in self.state.iter() {
+            let (k, v) = kv?;
+            let s: State =
+                serde_json::from_slice(&v).map_err(|e| MonitorError::Storage(e.to_string()))?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), s.note));
+        }
+        Ok(out)
+    }
+
+    /// Runs `f` over the tiles of the tree of `size`, fetching each tile it
+    /// misses, until it succeeds.
+    async fn with_tiles<T>(
+        &self,
+        log: &FollowedLog,
+        tiles: &mut Tiles,
+        size: u64,
+        mut f: impl FnMut(&Tiles) -> Result<T, ProveError<Missing>>,
+    ) -> Result<T, MonitorError> {
+        let mut fetched = HashSet::new();
+        loop {
+            match f(tiles) {
+                Ok(t) => return Ok(t),
+                Err(ProveError::Source(m @ Missing(l, i))) if fetched.insert(m) => {
+                    self.fetch_tile(log, tiles, l, i, size).await?
+                }
+                Err(e) => {
+                    return Err(MonitorError::Fetch {
+                        url: log.url.clone(),
+                        reason: format!("the tiles of size {size} do not give a proof: {e:?}"),
+                    });
+                }
+            }
+        }
+    }
+
+    /// The inclusion proof of entry `index` in the tree of `size`.
+    async fn inclusion(
+        &self,
+        log: &FollowedLog,
+        tiles: &mut Tiles,
+        index: u64,
+        size: u64,
+    ) -> Result<InclusionProof, MonitorError> {
+        let proof = self
+            .with_tiles(log, tiles, size, |t| {
+                merkle::inclusion_proof(index, size, |l, i| t.subtree(l, i))
+            })
+            .await?;
+        Ok(InclusionProof(proof))
+    }
+
+    /// Entry `index` as served in the tree of `size`.
+    async fn entry(
+        &self,
+        log: &FollowedLog,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<u8>, MonitorError> {
+        let bundle = index / TILE_WIDTH;
+        let path = TilePath::Entries {
+            index: bundle,
+            width: tile::tile_width(0, bundle, size) as u16,
+        }
+        .to_path();
+        let bytes = self.fetch(format!("{}/{path}", log.url)).await?;
+        let entries = tile::decode_bundle(&bytes).map_err(|e| MonitorError::Fetch {
+            url: path.clone(),
+            reason: e.to_string(),
+        })?;
+        entries
+            .get((index % TILE_WIDTH) as usize)
+            .map(|e| e.to_vec())
+            .ok_or(MonitorError::Fetch {
+                url: path,
+                reason: "short bundle".into(),
+            })
+    }
+
+    /// A consistency proof from `old` to the tree of `new` from its tiles,
+    /// and, when `old_root` is not a prefix of that tree, the tree's own
+    /// root at the old size if the tiles prove it into `new`'s root.
+    async fn consistency(
+        &self,
+        log: &FollowedLog,
+        tiles: &mut Tiles,
+        old: (u64, Hash),
+        new: (u64, Hash),
+    ) -> Result<(Vec<Hash>, Option<Hash>, bool), MonitorError> {
+        let ((old_size, old_root), (size, root)) = (old, new);
+        let proof = self
+            .with_tiles(log, tiles, size, |t| {
+                merkle::consistency_proof(old_size, size, |l, i| t.subtree(l, i))
+            })
+            .await?;
+        if merkle::verify_consistency(old_size, size, &proof, &old_root, &root).is_ok() {
+            return Ok((proof, None, true));
+        }
+        let prefix = self
+            .with_tiles(log, tiles, size, |t| {
+                merkle::tree_root(old_size, |l, i| t.subtree(l, i)).map_err(ProveError::Source)
+            })
+            .await?;
+        let proven = merkle::verify_consistency(old_size, size, &proof, &prefix, &root).is_ok();
+        Ok((proof, proven.then_some(prefix), false))
     }
 
     async fn fetch(&self, url: String) -> Result<Vec<u8>, MonitorError> {
@@ -174,23 +289,13 @@ impl Monitor {
     }
 
     fn violation(&self, evidence: Evidence) -> Result<Outcome, MonitorError> {
-        std::fs::create_dir_all(&self.evidence_dir)
+        let path = crate::evidence_file::write(&self.evidence_dir, &evidence)
             .map_err(|e| MonitorError::Storage(e.to_string()))?;
-        let name: String = evidence
-            .origin
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        let path = self
-            .evidence_dir
-            .join(format!("{name}-{}-{stamp}.json", evidence.kind));
-        let text = serde_json::to_string_pretty(&evidence)
-            .map_err(|e| MonitorError::Storage(e.to_string()))?;
-        std::fs::write(&path, text).map_err(|e| MonitorError::Storage(e.to_string()))?;
+        if evidence.kind.is_split_view() {
+            inc(&self.metrics.split_views);
+        } else {
+            inc(&self.metrics.violations);
+        }
         tracing::error!(origin = %evidence.origin, kind = %evidence.kind, path = %path.display(), "{}", evidence.detail);
         Ok(Outcome::Violation {
             evidence: Box::new(evidence),
@@ -207,19 +312,17 @@ impl Monitor {
                 url: log.url.clone(),
                 reason: "checkpoint is not UTF-8".into(),
             })?;
-        let evidence = |kind: &str, detail: String, checkpoints: Vec<String>| Evidence {
-            kind: kind.into(),
-            origin: origin.clone(),
-            detail,
-            checkpoints,
-            entries: Vec::new(),
-            proof: Vec::new(),
+        let evidence = |kind: Kind, detail: String, checkpoints: Vec<String>| {
+            Evidence::new(kind, &origin, detail, checkpoints)
         };
         let new = match SignedCheckpoint::open(&text, &log.verifier) {
-            Ok(c) => c,
+            Ok(c) => {
+                inc(&self.metrics.checkpoints_verified);
+                c
+            }
             Err(e) => {
                 return self.violation(evidence(
-                    "bad-checkpoint",
+                    Kind::BadCheckpoint,
                     format!("the served checkpoint does not verify: {e}"),
                     vec![text],
                 ));
@@ -242,14 +345,14 @@ impl Monitor {
         };
         if size < old_size {
             return self.violation(evidence(
-                "rollback",
+                Kind::Rollback,
                 format!("the log went back from size {old_size} to {size}"),
                 vec![old_note, text],
             ));
         }
         if size == old_size && old.is_some() && root != old_root {
             return self.violation(evidence(
-                "split-view",
+                Kind::SplitView,
                 format!("two checkpoints of size {size} with different roots"),
                 vec![old_note, text],
             ));
@@ -258,23 +361,18 @@ impl Monitor {
         // Consistency, computed from tiles of the new tree.
         let mut tiles = Tiles::default();
         if old_size > 0 && size > old_size {
-            let proof = loop {
-                match merkle::consistency_proof(old_size, size, |l, i| tiles.subtree(l, i)) {
-                    Ok(p) => break p,
-                    Err(ProveError::Source(Missing(l, i))) => {
-                        self.fetch_tile(log, &mut tiles, l, i, size).await?
-                    }
-                    Err(e) => return Err(MonitorError::Storage(format!("{e:?}"))),
-                }
-            };
-            if let Err(e) = merkle::verify_consistency(old_size, size, &proof, &old_root, &root) {
-                let mut ev = evidence(
-                    "inconsistent",
-                    format!("no valid consistency from {old_size} to {size}: {e}"),
-                    vec![old_note, text],
-                );
-                ev.proof = proof.iter().map(hex::encode).collect();
-                return self.violation(ev);
+            let (proof, prefix, consistent) = self
+                .consistency(log, &mut tiles, (old_size, old_root), (size, root))
+                .await?;
+            if !consistent {
+                let before = parse_checkpoint(&old_note)?;
+                return self.violation(Evidence::contradiction(
+                    &origin,
+                    (&before, &old_note),
+                    (&new.checkpoint, &text),
+                    proof,
+                    prefix,
+                ));
             }
         }
 
@@ -301,7 +399,7 @@ impl Monitor {
                 Ok(e) if e.len() == usize::from(width) => e,
                 _ => {
                     return self.violation(evidence(
-                        "bad-bundle",
+                        Kind::BadBundle,
                         format!("entry bundle {path} is malformed"),
                         vec![text],
                     ));
@@ -314,17 +412,29 @@ impl Monitor {
                 let leaf = merkle::leaf_hash(bytes);
                 let problem = if leaves.get(i) != Some(&leaf) {
                     Some((
-                        "entry-hash",
+                        Kind::EntryHash,
                         "the entry does not hash to its leaf in the tile".to_owned(),
+                        None,
                     ))
                 } else if let Some(Err(e)) = signatures.get(i - first) {
-                    Some(("bad-entry", e.clone()))
+                    Some((Kind::BadEntry, e.clone(), None))
                 } else {
                     self.entry_problem(&origin, at, bytes)?
                 };
-                if let Some((kind, detail)) = problem {
+                if let Some((kind, detail, earlier)) = problem {
                     let mut ev = evidence(kind, format!("entry {at}: {detail}"), vec![text]);
-                    ev.entries.push((at, hex::encode(bytes)));
+                    if let Some(f) = earlier {
+                        ev.entries
+                            .push(EvidenceEntry(f, self.entry(log, f, size).await?));
+                        ev.inclusion
+                            .push(self.inclusion(log, &mut tiles, f, size).await?);
+                    }
+                    ev.entries.push(EvidenceEntry(at, bytes.to_vec()));
+                    ev.inclusion
+                        .push(self.inclusion(log, &mut tiles, at, size).await?);
+                    if kind == Kind::EntryHash {
+                        ev.leaf_hash = leaves.get(i).copied().map(HexHash);
+                    }
                     return self.violation(ev);
                 }
                 range.push(leaf);
@@ -335,7 +445,7 @@ impl Monitor {
         }
         if range.root() != root {
             return self.violation(evidence(
-                "tree-mismatch",
+                Kind::TreeMismatch,
                 format!("the {size} entries do not hash to the checkpoint's root"),
                 vec![text],
             ));
@@ -355,38 +465,41 @@ impl Monitor {
         })
     }
 
-    /// Invariants 3 and 4 for one entry.
+    /// Invariants 3 and 4 for one entry: the kind, a detail, and the index
+    /// of the earlier entry involved.
     fn entry_problem(
         &self,
         origin: &str,
         index: u64,
         bytes: &[u8],
-    ) -> Result<Option<(&'static str, String)>, MonitorError> {
+    ) -> Result<Option<(Kind, String, Option<u64>)>, MonitorError> {
         // Decoding and signatures were checked by `verify_signatures`.
         let entry = match LogEntry::decode(bytes) {
             Ok(e) => e,
-            Err(e) => return Ok(Some(("bad-entry", e.to_string()))),
+            Err(e) => return Ok(Some((Kind::BadEntry, e.to_string(), None))),
         };
         if !entry.timely() {
             return Ok(Some((
-                "untimely",
+                Kind::Untimely,
                 format!(
                     "{} logged at {} ms for expiration {} ms",
                     entry.outcome(),
                     entry.timestamp_ms(),
                     entry.expiration_ms()
                 ),
+                None,
             )));
         }
         if let Some(first) = self.tids.get(tid_key(origin, bytes))? {
             let first = u64::from_be_bytes(first.as_ref().try_into().unwrap_or([0; 8]));
             if first != index {
                 return Ok(Some((
-                    "second-outcome",
+                    Kind::SecondOutcome,
                     format!(
                         "TID {} already had an outcome at entry {first}",
                         entry.tid()
                     ),
+                    Some(first),
                 )));
             }
         }
@@ -422,6 +535,17 @@ fn verify_signatures(origin: &str, entries: &[&[u8]]) -> Vec<Result<(), String>>
             })
             .collect()
     })
+}
+
+fn parse_checkpoint(note: &str) -> Result<Checkpoint, MonitorError> {
+    acd_core::note::Note::parse(note)
+        .ok()
+        .and_then(|n| Checkpoint::parse(&n.text).ok())
+        .ok_or_else(|| MonitorError::Storage("a stored checkpoint does not parse".into()))
+}
+
+fn own_checkpoint(state: &State) -> Result<Checkpoint, MonitorError> {
+    parse_checkpoint(&state.note)
 }
 
 fn tid_key(origin: &str, entry: &[u8]) -> Vec<u8> {

@@ -1,20 +1,28 @@
-//! The witness's HTTP surface: `POST /add-checkpoint` as C2SP tlog-witness
-//! specifies it (status codes, and the `text/x.tlog.size` body of a 409 on
-//! a size mismatch), plus `GET /vkey`. Other refusals carry a JSON body
-//! naming the problem.
+//! The HTTP surfaces. The witness: `POST /add-checkpoint` as C2SP
+//! tlog-witness specifies it (status codes, and the `text/x.tlog.size` body
+//! of a 409 on a size mismatch), `GET /vkey`, `GET /gossip/v1/checkpoints`
+//! ([`crate::gossip`]), `GET /metrics` ([`crate::metrics`]) and, when a
+//! token is configured, `POST /admin/clear?origin=ORIGIN` (bearer token;
+//! unfreezes an origin). The monitor, when asked to listen: the gossip and
+//! metrics routes. Refusals carry a JSON body `{"error", "message"}`; a
+//! frozen origin is a 403 with `"error": "frozen"`.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use acd_core::witness::SIZE_CONTENT_TYPE;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::gossip::{self, GossipCheckpoints};
+use crate::metrics;
+use crate::monitor::Monitor;
 use crate::witness::{Witness, WitnessError};
 
 impl IntoResponse for WitnessError {
@@ -34,6 +42,17 @@ impl IntoResponse for WitnessError {
             }
             WitnessError::RootMismatch { .. } => (StatusCode::CONFLICT, "root_mismatch"),
             WitnessError::Inconsistent { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "inconsistent"),
+            WitnessError::Frozen { origin, .. } => {
+                return (
+                    StatusCode::FORBIDDEN,
+                    axum::Json(json!({
+                        "error": "frozen",
+                        "origin": origin,
+                        "message": self.to_string(),
+                    })),
+                )
+                    .into_response();
+            }
             WitnessError::Storage(detail) => {
                 tracing::error!(%detail, "witness storage failed");
                 return (
@@ -73,17 +92,78 @@ async fn vkey(State(witness): State<Arc<Witness>>) -> String {
     format!("{}\n", witness.cosigner().verifier().vkey())
 }
 
+async fn witness_gossip(
+    State(witness): State<Arc<Witness>>,
+) -> Result<axum::Json<GossipCheckpoints>, WitnessError> {
+    Ok(axum::Json(GossipCheckpoints::new(witness.held()?)))
+}
+
+fn metrics_page(page: String) -> Response {
+    let mut r = page.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
+    r
+}
+
+async fn witness_metrics(State(witness): State<Arc<Witness>>) -> Response {
+    metrics_page(witness.metrics().render(Some(witness.frozen().count())))
+}
+
+#[derive(Deserialize)]
+struct ClearQuery {
+    origin: String,
+}
+
+/// Compares without stopping at the first difference.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn admin_clear(
+    State(witness): State<Arc<Witness>>,
+    headers: HeaderMap,
+    Query(q): Query<ClearQuery>,
+) -> Result<Response, WitnessError> {
+    let Some(token) = witness.admin_token() else {
+        return Ok(no_route().into_response());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !same_secret(given.as_bytes(), token.as_bytes()) {
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            axum::Json(
+                json!({"error": "unauthorized", "message": "a valid admin token is required"}),
+            ),
+        )
+            .into_response());
+    }
+    let cleared = witness.frozen().clear(&q.origin)?;
+    tracing::warn!(origin = %q.origin, cleared, "operator cleared a frozen origin");
+    Ok(axum::Json(json!({"origin": q.origin, "cleared": cleared})).into_response())
+}
+
+fn no_route() -> (StatusCode, axum::Json<serde_json::Value>) {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"error": "no_route", "message": "no such endpoint"})),
+    )
+}
+
 /// The witness's routes.
 pub fn router(witness: Arc<Witness>) -> Router {
     Router::new()
         .route("/add-checkpoint", post(add_checkpoint))
         .route("/vkey", get(vkey))
-        .fallback(|| async {
-            (
-                StatusCode::NOT_FOUND,
-                axum::Json(json!({"error": "no_route", "message": "no such endpoint"})),
-            )
-        })
+        .route(gossip::PATH, get(witness_gossip))
+        .route("/metrics", get(witness_metrics))
+        .route("/admin/clear", post(admin_clear))
+        .fallback(|| async { no_route() })
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(witness)
 }
@@ -97,4 +177,160 @@ pub async fn run(
     axum::serve(listener, router(witness))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+async fn monitor_gossip(State(monitor): State<Arc<Monitor>>) -> Response {
+    match monitor.held() {
+        Ok(held) => axum::Json(GossipCheckpoints::new(held)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "monitor storage failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(json!({"error": "unavailable", "message": "monitor storage failed"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn monitor_metrics(State(monitor): State<Arc<Monitor>>) -> Response {
+    metrics_page(monitor.metrics().render(None))
+}
+
+/// The monitor's routes: gossip and metrics.
+pub fn monitor_router(monitor: Arc<Monitor>) -> Router {
+    Router::new()
+        .route(gossip::PATH, get(monitor_gossip))
+        .route("/metrics", get(monitor_metrics))
+        .fallback(|| async { no_route() })
+        .with_state(monitor)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use acd_core::checkpoint::{Checkpoint, SignedCheckpoint};
+    use acd_core::cosignature::Cosigner;
+    use acd_core::merkle::MemoryTree;
+    use acd_core::note::NoteSigner;
+    use acd_core::witness::AddCheckpoint;
+    use axum::body::Body;
+    use axum::http::Request;
+    use ed25519_dalek::SigningKey;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    const ORIGIN: &str = "log.test/s";
+    const TOKEN: &str = "0123456789abcdef0123";
+
+    fn log_key() -> NoteSigner {
+        NoteSigner::new(ORIGIN, SigningKey::from_bytes(&[1; 32])).unwrap()
+    }
+
+    fn note(n: u64, salt: u8) -> String {
+        let mut t = MemoryTree::new();
+        for i in 0..n {
+            t.push(acd_core::merkle::leaf_hash(&[salt, i as u8]));
+        }
+        let c = Checkpoint {
+            origin: ORIGIN.into(),
+            size: n,
+            root: t.root(),
+            extensions: vec![],
+        };
+        SignedCheckpoint::sign(c, &log_key()).unwrap().to_text()
+    }
+
+    async fn call(app: &Router, req: Request<Body>) -> (StatusCode, String) {
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn add(note: String) -> Request<Body> {
+        let body = AddCheckpoint {
+            old_size: 0,
+            proof: vec![],
+            checkpoint: note,
+        }
+        .to_body();
+        Request::post("/add-checkpoint")
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    // The witness serves what it cosigned at /gossip/v1/checkpoints and its counters at /metrics; a frozen origin is refused with 403 "frozen" until a request with the admin token clears it.
+    #[tokio::test]
+    async fn gossip_metrics_frozen_and_admin_clear() {
+        let dir = tempfile::tempdir().unwrap();
+        let cosigner = Cosigner::new("witness.test/s", SigningKey::from_bytes(&[2; 32])).unwrap();
+        let witness = Arc::new(
+            Witness::open(dir.path(), cosigner, vec![log_key().verifier()])
+                .unwrap()
+                .with_admin_token(TOKEN.into()),
+        );
+        let app = router(witness.clone());
+        assert_eq!(call(&app, add(note(4, 0))).await.0, StatusCode::OK);
+
+        let (status, body) = call(
+            &app,
+            Request::get(gossip::PATH).body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let held: GossipCheckpoints = serde_json::from_str(&body).unwrap();
+        assert_eq!(held.checkpoints[0].origin, ORIGIN);
+        assert_eq!(held.checkpoints[0].checkpoint, note(4, 0));
+
+        let crate::witness::PeerCheck::SplitView(ev) = witness.check_peer(&note(4, 1)).unwrap()
+        else {
+            panic!("not a split view");
+        };
+        witness.freeze(&ev).unwrap();
+        let (status, body) = call(&app, add(note(5, 0))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"], "frozen");
+
+        let (_, page) = call(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
+        assert_eq!(metrics::read(&page, "split_views_total"), Some(1));
+        assert_eq!(metrics::read(&page, "frozen_origins"), Some(1));
+        assert_eq!(metrics::read(&page, "cosignatures_total"), Some(1));
+
+        let clear = |token: &str| {
+            Request::post(format!("/admin/clear?origin={ORIGIN}"))
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        assert_eq!(call(&app, clear("wrong")).await.0, StatusCode::UNAUTHORIZED);
+        assert!(witness.frozen().is_frozen(ORIGIN).unwrap());
+        let (status, body) = call(&app, clear(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let body = AddCheckpoint {
+            old_size: 4,
+            proof: vec![],
+            checkpoint: note(4, 0),
+        }
+        .to_body();
+        let req = Request::post("/add-checkpoint")
+            .body(Body::from(body))
+            .unwrap();
+        assert_eq!(call(&app, req).await.0, StatusCode::OK);
+    }
+
+    // Without a configured token the admin endpoint does not exist.
+    #[tokio::test]
+    async fn admin_clear_is_off_without_a_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let cosigner = Cosigner::new("witness.test/s", SigningKey::from_bytes(&[2; 32])).unwrap();
+        let witness = Arc::new(Witness::open(dir.path(), cosigner, vec![]).unwrap());
+        let req = Request::post("/admin/clear?origin=x")
+            .header(header::AUTHORIZATION, "Bearer ")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(call(&router(witness), req).await.0, StatusCode::NOT_FOUND);
+    }
 }

@@ -4,18 +4,27 @@
 //! Checking the old size and persisting the new checkpoint happen under one
 //! lock, so two racing requests cannot roll the witness back. A checkpoint
 //! that contradicts the remembered one is refused and kept as evidence.
+//!
+//! Gossip ([`crate::gossip`]) compares the checkpoints peers hold with the
+//! one cosigned here ([`Witness::check_peer`]); a split view freezes the
+//! origin ([`crate::frozen`]): every later request for it is refused with
+//! [`WitnessError::Frozen`] until an operator clears it.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use acd_core::checkpoint::SignedCheckpoint;
+use acd_core::checkpoint::{Checkpoint, SignedCheckpoint};
 use acd_core::cosignature::Cosigner;
+use acd_core::evidence::Evidence;
 use acd_core::merkle::{self, Hash};
 use acd_core::note::NoteVerifier;
 use acd_core::witness::AddCheckpoint;
 use thiserror::Error;
+
+use crate::frozen::Frozen;
+use crate::metrics::{Metrics, inc};
 
 /// Why a checkpoint was not cosigned; each maps to the status the spec
 /// requires.
@@ -35,6 +44,11 @@ pub enum WitnessError {
     RootMismatch { size: u64 },
     #[error("consistency proof from {old} to {size} does not verify: {reason}")]
     Inconsistent { old: u64, size: u64, reason: String },
+    #[error("log origin {origin:?} is frozen after a split view; an operator must clear it")]
+    Frozen {
+        origin: String,
+        evidence_file: Option<String>,
+    },
     #[error("witness storage failed: {0}")]
     Storage(String),
 }
@@ -87,6 +101,33 @@ pub struct Witness {
     cosigner: Cosigner,
     logs: HashMap<String, NoteVerifier>,
     lock: Mutex<()>,
+    frozen: Frozen,
+    metrics: Arc<Metrics>,
+    evidence_dir: Option<PathBuf>,
+    log_urls: HashMap<String, String>,
+    admin_token: Option<String>,
+}
+
+/// What a peer's checkpoint says about the one cosigned here.
+#[derive(Debug)]
+pub enum PeerCheck {
+    /// Not a log this witness follows, or nothing cosigned for it yet.
+    Unknown,
+    /// Not signed by the log: the peer's problem, not the log's.
+    Unsigned(String),
+    /// Same size and root as the one cosigned.
+    Agrees,
+    /// Already frozen, or part of evidence an operator cleared.
+    Settled,
+    /// Sizes differ: consistency from `from` to `to` must be checked.
+    NeedsProof {
+        from: u64,
+        to: u64,
+        ours: Latest,
+        theirs: SignedCheckpoint,
+    },
+    /// Same size, another root.
+    SplitView(Box<Evidence>),
 }
 
 impl std::fmt::Debug for Witness {
@@ -113,6 +154,7 @@ impl Witness {
         let db = sled::open(dir)?;
         let latest = db.open_tree("latest")?;
         let evidence = db.open_tree("evidence")?;
+        let frozen = Frozen::open(&db)?;
         Ok(Witness {
             db,
             latest,
@@ -120,11 +162,162 @@ impl Witness {
             cosigner,
             logs: logs.into_iter().map(|v| (v.name().to_owned(), v)).collect(),
             lock: Mutex::new(()),
+            frozen,
+            metrics: Arc::new(Metrics::default()),
+            evidence_dir: None,
+            log_urls: HashMap::new(),
+            admin_token: None,
         })
+    }
+
+    /// Writes evidence files (of split views and refused checkpoints) into
+    /// `dir`.
+    pub fn with_evidence_dir(mut self, dir: PathBuf) -> Self {
+        self.evidence_dir = Some(dir);
+        self
+    }
+
+    /// The read URL of log `origin`, asked for consistency proofs
+    /// (`/api/v1/consistency`) when a peer holds another size.
+    pub fn with_log_url(mut self, origin: &str, url: &str) -> Self {
+        self.log_urls
+            .insert(origin.to_owned(), url.trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Enables `POST /admin/clear`, for requests bearing this token.
+    pub fn with_admin_token(mut self, token: String) -> Self {
+        self.admin_token = Some(token);
+        self
     }
 
     pub fn cosigner(&self) -> &Cosigner {
         &self.cosigner
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn frozen(&self) -> &Frozen {
+        &self.frozen
+    }
+
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_deref()
+    }
+
+    pub fn log_url(&self, origin: &str) -> Option<&str> {
+        self.log_urls.get(origin).map(String::as_str)
+    }
+
+    /// The latest cosigned checkpoint of every log, as (origin, note): what
+    /// the witness gossips.
+    pub fn held(&self) -> Result<Vec<(String, String)>, WitnessError> {
+        let mut out = Vec::new();
+        for origin in self.logs.keys() {
+            if let Some(l) = self.latest(origin)? {
+                out.push((origin.clone(), l.note));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Compares a checkpoint a peer holds with the one cosigned.
+    pub fn check_peer(&self, text: &str) -> Result<PeerCheck, WitnessError> {
+        let origin = text.lines().next().unwrap_or_default();
+        let Some(log) = self.logs.get(origin) else {
+            return Ok(PeerCheck::Unknown);
+        };
+        let theirs = match SignedCheckpoint::open(text, log) {
+            Ok(c) => c,
+            Err(e) => return Ok(PeerCheck::Unsigned(e.to_string())),
+        };
+        inc(&self.metrics.checkpoints_verified);
+        if self.frozen.is_frozen(origin)? || self.frozen.acknowledged(origin, &theirs.checkpoint)? {
+            return Ok(PeerCheck::Settled);
+        }
+        let Some(ours) = self.latest(origin)? else {
+            return Ok(PeerCheck::Unknown);
+        };
+        let (size, root) = (theirs.checkpoint.size, theirs.checkpoint.root);
+        if size == ours.size {
+            if root == ours.root {
+                return Ok(PeerCheck::Agrees);
+            }
+            let mine = parse_body(&ours.note)?;
+            return Ok(PeerCheck::SplitView(Box::new(Evidence::contradiction(
+                origin,
+                (&mine, &ours.note),
+                (&theirs.checkpoint, text),
+                Vec::new(),
+                None,
+            ))));
+        }
+        Ok(PeerCheck::NeedsProof {
+            from: size.min(ours.size),
+            to: size.max(ours.size),
+            ours,
+            theirs,
+        })
+    }
+
+    /// Verifies `proof` (from the smaller to the larger size) between the
+    /// cosigned checkpoint and a peer's; evidence if it fails.
+    pub fn conclude(
+        &self,
+        ours: &Latest,
+        theirs: &SignedCheckpoint,
+        proof: Vec<Hash>,
+    ) -> Result<Option<Evidence>, WitnessError> {
+        let mine = parse_body(&ours.note)?;
+        let (small, large) = if mine.size < theirs.checkpoint.size {
+            (&mine, &theirs.checkpoint)
+        } else {
+            (&theirs.checkpoint, &mine)
+        };
+        if small.size == 0
+            || merkle::verify_consistency(small.size, large.size, &proof, &small.root, &large.root)
+                .is_ok()
+        {
+            return Ok(None);
+        }
+        Ok(Some(Evidence::contradiction(
+            &mine.origin,
+            (&mine, &ours.note),
+            (&theirs.checkpoint, &theirs.to_text()),
+            proof,
+            None,
+        )))
+    }
+
+    /// A split view: write the evidence file, count it, freeze the origin.
+    /// Returns the file's path.
+    pub fn freeze(&self, evidence: &Evidence) -> Result<Option<PathBuf>, WitnessError> {
+        let path = self.write_evidence(evidence);
+        if self.frozen.freeze(evidence, path.as_deref())? {
+            inc(&self.metrics.split_views);
+            tracing::error!(
+                origin = %evidence.origin,
+                kind = %evidence.kind,
+                evidence = ?path,
+                "split view: {}; the origin is frozen until an operator clears it",
+                evidence.detail
+            );
+        }
+        Ok(path)
+    }
+
+    fn write_evidence(&self, evidence: &Evidence) -> Option<PathBuf> {
+        let dir = self.evidence_dir.as_ref()?;
+        match crate::evidence_file::write(dir, evidence) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot write an evidence file");
+                None
+            }
+        }
     }
 
     /// The latest checkpoint cosigned for `origin`.
@@ -150,7 +343,29 @@ impl Witness {
             .collect()
     }
 
-    fn keep_evidence(&self, origin: &str, stored: &Latest, request: &AddCheckpoint) {
+    fn keep_evidence(
+        &self,
+        origin: &str,
+        stored: &Latest,
+        request: &AddCheckpoint,
+        signed: &SignedCheckpoint,
+    ) {
+        inc(&self.metrics.checkpoints_refused);
+        inc(&self.metrics.split_views);
+        if let Ok(mine) = parse_body(&stored.note) {
+            let proof = if mine.size == signed.checkpoint.size {
+                Vec::new()
+            } else {
+                request.proof.clone()
+            };
+            self.write_evidence(&Evidence::contradiction(
+                origin,
+                (&mine, &stored.note),
+                (&signed.checkpoint, &request.checkpoint),
+                proof,
+                None,
+            ));
+        }
         let mut key = origin.as_bytes().to_vec();
         key.push(0);
         key.extend_from_slice(
@@ -193,6 +408,13 @@ impl Witness {
             }
             other => WitnessError::Malformed(other.to_string()),
         })?;
+        inc(&self.metrics.checkpoints_verified);
+        if let Some(record) = self.frozen.get(first)? {
+            return Err(WitnessError::Frozen {
+                origin: first.to_owned(),
+                evidence_file: record.evidence_file,
+            });
+        }
         let (old, size, root) = (
             request.old_size,
             signed.checkpoint.size,
@@ -213,7 +435,7 @@ impl Witness {
         }
         match &stored {
             Some(s) if s.size == size && s.root != root => {
-                self.keep_evidence(first, s, &request);
+                self.keep_evidence(first, s, &request, &signed);
                 return Err(WitnessError::RootMismatch { size });
             }
             Some(s) if s.size == size => {}
@@ -230,7 +452,7 @@ impl Witness {
                 if let Err(e) =
                     merkle::verify_consistency(s.size, size, &request.proof, &s.root, &root)
                 {
-                    self.keep_evidence(first, s, &request);
+                    self.keep_evidence(first, s, &request, &signed);
                     return Err(WitnessError::Inconsistent {
                         old,
                         size,
@@ -250,8 +472,16 @@ impl Witness {
         self.db.flush()?;
         drop(_guard);
         let line = self.cosigner.cosign(&signed.note.text, now_secs());
+        inc(&self.metrics.cosignatures);
         Ok(line.to_line())
     }
+}
+
+fn parse_body(note: &str) -> Result<Checkpoint, WitnessError> {
+    acd_core::note::Note::parse(note)
+        .ok()
+        .and_then(|n| Checkpoint::parse(&n.text).ok())
+        .ok_or_else(|| WitnessError::Storage("a stored checkpoint does not parse".into()))
 }
 
 #[cfg(test)]
@@ -446,5 +676,92 @@ mod tests {
         assert_eq!(oks.iter().filter(|x| **x).count(), 1);
         let size = w.latest(ORIGIN).unwrap().unwrap().size;
         assert!(size == 10 || size == 20);
+    }
+
+    // A peer's checkpoint of the same size with another root freezes the origin: evidence verifies offline, requests are refused, a restart stays frozen, and clearing acknowledges that evidence so the same peer checkpoint does not freeze it again.
+    #[test]
+    fn split_view_from_a_peer_freezes_until_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let evidence_dir = dir.path().join("evidence");
+        let db = dir.path().join("db");
+        let w = witness(&db).with_evidence_dir(evidence_dir.clone());
+        w.add_checkpoint(&request(0, &tree(8, 0), &log_key()))
+            .unwrap();
+        assert!(matches!(
+            w.check_peer(&signed(&tree(8, 0), &log_key())).unwrap(),
+            PeerCheck::Agrees
+        ));
+        let stranger = NoteSigner::new(ORIGIN, SigningKey::from_bytes(&[9; 32])).unwrap();
+        assert!(matches!(
+            w.check_peer(&signed(&tree(8, 1), &stranger)).unwrap(),
+            PeerCheck::Unsigned(_)
+        ));
+        let theirs = signed(&tree(8, 1), &log_key());
+        let PeerCheck::SplitView(ev) = w.check_peer(&theirs).unwrap() else {
+            panic!("not a split view");
+        };
+        let path = w.freeze(&ev).unwrap().unwrap();
+        let on_disk: Evidence =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let finding = acd_core::evidence::verify(&on_disk, &log_key().verifier()).unwrap();
+        assert!(finding.conclusive);
+        assert!(matches!(
+            w.add_checkpoint(&request(8, &tree(9, 0), &log_key())),
+            Err(WitnessError::Frozen { .. })
+        ));
+        assert!(matches!(w.check_peer(&theirs).unwrap(), PeerCheck::Settled));
+        drop(w);
+
+        let w = witness(&db);
+        assert!(matches!(
+            w.add_checkpoint(&request(8, &tree(9, 0), &log_key())),
+            Err(WitnessError::Frozen { .. })
+        ));
+        assert!(w.frozen().clear(ORIGIN).unwrap());
+        assert!(!w.frozen().clear(ORIGIN).unwrap());
+        assert!(matches!(w.check_peer(&theirs).unwrap(), PeerCheck::Settled));
+        w.add_checkpoint(&request(8, &tree(9, 0), &log_key()))
+            .unwrap();
+        // A new contradiction is a new split view.
+        assert!(matches!(
+            w.check_peer(&signed(&tree(9, 2), &log_key())).unwrap(),
+            PeerCheck::SplitView(_)
+        ));
+    }
+
+    // A peer's checkpoint of another size needs a consistency proof: a valid one settles it, a failing one is evidence.
+    #[test]
+    fn peer_of_another_size_needs_a_proof() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = witness(dir.path());
+        w.add_checkpoint(&request(0, &tree(8, 0), &log_key()))
+            .unwrap();
+        let grown = tree(20, 0);
+        let PeerCheck::NeedsProof {
+            from,
+            to,
+            ours,
+            theirs,
+        } = w.check_peer(&signed(&grown, &log_key())).unwrap()
+        else {
+            panic!("no proof asked");
+        };
+        assert_eq!((from, to), (8, 20));
+        let proof = grown.consistency_proof(8, 20).unwrap();
+        assert!(w.conclude(&ours, &theirs, proof).unwrap().is_none());
+
+        let fork = tree(20, 1);
+        let PeerCheck::NeedsProof { ours, theirs, .. } =
+            w.check_peer(&signed(&fork, &log_key())).unwrap()
+        else {
+            panic!("no proof asked");
+        };
+        let ev = w
+            .conclude(&ours, &theirs, fork.consistency_proof(8, 20).unwrap())
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.kind, acd_core::evidence::Kind::Inconsistent);
+        let finding = acd_core::evidence::verify(&ev, &log_key().verifier()).unwrap();
+        assert!(!finding.conclusive);
     }
 }

@@ -27,6 +27,7 @@
 //! - [`bank_api`]: JSON bodies of the bank's and the merchant's HTTP APIs.
 //! - [`tlog_proof`]: C2SP tlog-proof text.
 //! - [`bundle`]: proof bundles (certified delivery for third parties).
+//! - [`evidence`]: evidence files of a log's misbehaviour, verified offline.
 //!
 //! `docs/formats.md` in the repository gives every layout byte by byte.
 
@@ -37,6 +38,7 @@ pub mod compact;
 pub mod cosignature;
 pub mod encoding;
 pub mod entry;
+pub mod evidence;
 pub mod goods;
 pub mod log_api;
 pub mod merkle;

@@ -1,9 +1,253 @@
-//! `acd-bank`: the bank server. Token issuance, escrow, deposit, refund and
-//! dispute are not built yet; this binary says so instead of pretending.
+//! `acd-bank`: run the bank, print its key, or administer it over HTTP.
 
-fn main() -> std::process::ExitCode {
-    eprintln!(
-        "acd-bank: the bank is not implemented yet (token issuance, escrow, deposit, refund and dispute are planned work)"
-    );
-    std::process::ExitCode::from(2)
+use std::path::PathBuf;
+
+use acd_bank::Bank;
+use acd_bank::config::{BankConfig, TrustedLog};
+use acd_client::bank::BankClient;
+use acd_core::bank_api::{AccountKind, CreateAccount, Credit};
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "acd-bank", version, about = "The acd bank")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the bank over HTTP; creates keys, admin token and database on
+    /// first start.
+    Serve {
+        /// TOML configuration file (see bank/bank.example.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Data directory (database, keys, admin token).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Listen address, e.g. 127.0.0.1:8800 (port 0: any free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Trust this log, as `<note-vkey>@<url>`; repeatable.
+        #[arg(long = "log")]
+        logs: Vec<TrustedLog>,
+        /// A witness cosignature vkey counted by the policy; repeatable.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        /// How many of the witnesses must cosign a checkpoint.
+        #[arg(long)]
+        witness_threshold: Option<usize>,
+        /// Denomination values, comma-separated, e.g. 1,10,100,1000.
+        #[arg(long, value_delimiter = ',')]
+        denominations: Option<Vec<u64>>,
+        /// Modulus size of newly created denomination keys.
+        #[arg(long)]
+        rsa_bits: Option<usize>,
+        /// Shortest time from now to an escrow's expiration, in ms.
+        #[arg(long)]
+        min_expiration_ms: Option<u64>,
+        /// Longest time from now to an escrow's expiration, in ms.
+        #[arg(long)]
+        max_expiration_ms: Option<u64>,
+        /// How often the sweeper aborts expired escrows, in ms.
+        #[arg(long)]
+        sweep_interval_ms: Option<u64>,
+    },
+    /// Print the bank's ed25519 public key (hex), creating keys if needed.
+    Key {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Administer a running bank over HTTP.
+    Admin {
+        /// The bank's URL, e.g. http://127.0.0.1:8800.
+        #[arg(long)]
+        url: String,
+        /// File holding the admin token (`<data>/admin.token`).
+        #[arg(long)]
+        token_file: PathBuf,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Customer,
+    Merchant,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Open an account for an ed25519 key.
+    CreateAccount {
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// The account's ed25519 public key, 64 hex digits.
+        #[arg(long)]
+        key: String,
+    },
+    /// Credit an account (money entering the system).
+    Credit {
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        amount: u64,
+    },
+    /// Show an account.
+    Account {
+        #[arg(long)]
+        key: String,
+    },
+    /// Show the conservation sums.
+    Sums,
+}
+
+fn parse_key(hexkey: &str) -> anyhow::Result<[u8; 32]> {
+    let mut k = [0u8; 32];
+    hex::decode_to_slice(hexkey.trim(), &mut k).context("the key must be 64 hex digits")?;
+    Ok(k)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+async fn admin(url: &str, token_file: &PathBuf, command: AdminCommand) -> anyhow::Result<()> {
+    let token = std::fs::read_to_string(token_file)
+        .with_context(|| format!("reading {}", token_file.display()))?;
+    let client = BankClient::new(url).with_admin_token(token.trim());
+    match command {
+        AdminCommand::CreateAccount { kind, key } => {
+            let kind = match kind {
+                Kind::Customer => AccountKind::Customer,
+                Kind::Merchant => AccountKind::Merchant,
+            };
+            print_json(
+                &client
+                    .create_account(&CreateAccount {
+                        key: parse_key(&key)?,
+                        kind,
+                    })
+                    .await?,
+            )
+        }
+        AdminCommand::Credit { key, amount } => print_json(
+            &client
+                .credit(&Credit {
+                    key: parse_key(&key)?,
+                    amount,
+                })
+                .await?,
+        ),
+        AdminCommand::Account { key } => print_json(&client.account(&parse_key(&key)?).await?),
+        AdminCommand::Sums => print_json(&client.sums().await?),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match Cli::parse().command {
+        Command::Key { data } => {
+            let key = acd_bank::keys::load_or_create_bank_key(&data)?;
+            println!("{}", hex::encode(key.verifying_key().to_bytes()));
+        }
+        Command::Admin {
+            url,
+            token_file,
+            command,
+        } => admin(&url, &token_file, command).await?,
+        Command::Serve {
+            config,
+            data,
+            listen,
+            logs,
+            witnesses,
+            witness_threshold,
+            denominations,
+            rsa_bits,
+            min_expiration_ms,
+            max_expiration_ms,
+            sweep_interval_ms,
+        } => {
+            let mut c = match config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    BankConfig::from_toml(&text)
+                        .with_context(|| format!("parsing {}", path.display()))?
+                }
+                None => BankConfig::new(
+                    data.clone()
+                        .context("--data is required without --config")?,
+                ),
+            };
+            if let Some(d) = data {
+                c.data = d;
+            }
+            if let Some(l) = listen {
+                c.listen = l;
+            }
+            c.logs.extend(logs);
+            c.witnesses.extend(witnesses);
+            if let Some(k) = witness_threshold {
+                c.witness_threshold = k;
+            }
+            if let Some(d) = denominations {
+                c.denominations = d;
+            }
+            if let Some(b) = rsa_bits {
+                c.rsa_bits = b;
+            }
+            if let Some(v) = min_expiration_ms {
+                c.min_expiration_ms = v;
+            }
+            if let Some(v) = max_expiration_ms {
+                c.max_expiration_ms = v;
+            }
+            if let Some(v) = sweep_interval_ms {
+                c.sweep_interval_ms = v;
+            }
+            let config = c.clone();
+            let bank = tokio::task::spawn_blocking(move || Bank::open(&config)).await??;
+            let listener = tokio::net::TcpListener::bind(c.listen)
+                .await
+                .with_context(|| format!("binding {}", c.listen))?;
+            let addr = listener.local_addr()?;
+            // Scripts and tests read these two lines.
+            println!("listening on http://{addr}");
+            println!("vkey {}", hex::encode(bank.public_key()));
+            tracing::info!(%addr, logs = c.logs.len(), "bank serving");
+            bank.run(listener, shutdown_signal()).await?;
+        }
+    }
+    Ok(())
 }

@@ -13,6 +13,28 @@ use acd_core::entry::{EscrowNotice, KeyCommit, Tid};
 use acd_core::log_api::{AbortRequest, CommitRequest};
 use ed25519_dalek::SigningKey;
 
+/// The bank's public key for `data`, creating its keys (`acd-bank key`).
+pub fn bank_key(data: &Path) -> [u8; 32] {
+    let out = Command::new(binary("acd-bank"))
+        .arg("key")
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("acd-bank key runs");
+    assert!(out.status.success(), "acd-bank key failed");
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(String::from_utf8_lossy(&out.stdout).trim(), &mut key).expect("a hex key");
+    key
+}
+
+/// The bank's admin token in `data`.
+pub fn admin_token(data: &Path) -> String {
+    std::fs::read_to_string(data.join("admin.token"))
+        .expect("the bank wrote its admin token")
+        .trim()
+        .to_owned()
+}
+
 /// Runs `acd-auditor monitor --once` on `data` for one log; returns the
 /// exit success and what it printed.
 pub fn monitor_once(data: &Path, log_vkey: &str, log_url: &str) -> (bool, String) {
@@ -45,6 +67,10 @@ pub fn binary(name: &str) -> PathBuf {
                 "acd-log-server",
                 "-p",
                 "acd-auditor",
+                "-p",
+                "acd-bank",
+                "-p",
+                "acd",
             ])
             .status()
             .expect("cargo runs");
@@ -110,6 +136,37 @@ impl ServerProcess {
             cmd.arg("--trust-bank").arg(hex::encode(b));
         }
         Self::spawn(cmd, data)
+    }
+
+    /// Starts the bank on `data`, listening on `listen` (`127.0.0.1:0` the
+    /// first time; the same address to restart it where clients expect
+    /// it), trusting the logs `<vkey>@<url>`. Denominations 1, 10, 100 and
+    /// 1000; escrows may expire from 1 s ahead; the sweeper runs every
+    /// 200 ms. `vkey` is the bank's key in hex.
+    pub fn start_bank(data: &Path, listen: &str, logs: &[String]) -> ServerProcess {
+        let mut cmd = Command::new(binary("acd-bank"));
+        cmd.args([
+            "serve",
+            "--listen",
+            listen,
+            "--denominations",
+            "1,10,100,1000",
+            "--min-expiration-ms",
+            "1000",
+            "--sweep-interval-ms",
+            "200",
+            "--data",
+        ])
+        .arg(data);
+        for l in logs {
+            cmd.arg("--log").arg(l);
+        }
+        Self::spawn(cmd, data)
+    }
+
+    /// The listen address (`IP:PORT`) of a server, to restart it there.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
     }
 
     /// Starts a witness named `name` on `data`, for the logs with these vkeys.

@@ -7,7 +7,15 @@
 //!   answer (checkpoint signature, inclusion proof) before returning it.
 //! - [`loadgen`]: `acd loadgen log`.
 //! - [`demo`]: `acd demo`, the all-in-one walk-through.
+//! - [`merchant_cmd`]: `acd merchant serve` and `acd merchant key`.
+//! - [`wallet_cmd`]: `acd wallet` (init, withdraw, balance, buy, resume,
+//!   proof).
+//! - [`verify`]: `acd verify FILE`, offline checking of proof bundles.
 
 pub mod demo;
 pub mod loadgen;
+pub mod loadgen_purchases;
+pub mod merchant_cmd;
+pub mod verify;
+pub mod wallet_cmd;
 pub use acd_client::log as log_client;

@@ -30,6 +30,15 @@ enum Command {
         #[command(subcommand)]
         target: LoadTarget,
     },
+    /// Run a merchant's shop, or print its key.
+    Merchant {
+        #[command(subcommand)]
+        command: acd::merchant_cmd::MerchantCommand,
+    },
+    /// The customer's wallet: withdraw, buy, resume, prove delivery.
+    Wallet(acd::wallet_cmd::WalletArgs),
+    /// Check a proof bundle offline; exits 1 if it does not verify.
+    Verify(acd::verify::VerifyArgs),
 }
 
 #[derive(Subcommand)]
@@ -46,12 +55,68 @@ enum LoadTarget {
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
     },
+    /// Complete anonymous purchases against a running bank, merchant and log.
+    Purchases {
+        /// The bank's base URL.
+        #[arg(long)]
+        bank: String,
+        /// File holding the bank's admin token (creates and credits the
+        /// load's customer account).
+        #[arg(long)]
+        admin_token_file: std::path::PathBuf,
+        /// The merchant's base URL.
+        #[arg(long)]
+        merchant: String,
+        /// Catalog item to buy; its price must be one denomination.
+        #[arg(long)]
+        item: String,
+        /// How many purchases (and withdrawals).
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Demo { data } => acd::demo::run(data).await?,
+        Command::Merchant { command } => acd::merchant_cmd::run(command).await?,
+        Command::Wallet(args) => acd::wallet_cmd::run(args).await?,
+        Command::Verify(args) => {
+            if !acd::verify::run(&args)? {
+                std::process::exit(1);
+            }
+        }
+        Command::Loadgen {
+            target:
+                LoadTarget::Purchases {
+                    bank,
+                    admin_token_file,
+                    merchant,
+                    item,
+                    count,
+                    concurrency,
+                },
+        } => {
+            let admin_token = std::fs::read_to_string(&admin_token_file)?;
+            let spec = acd::loadgen_purchases::PurchaseSpec {
+                bank,
+                admin_token: admin_token.trim().to_owned(),
+                merchant,
+                item,
+                count,
+                concurrency,
+            };
+            eprintln!("{count} withdrawals, then {count} purchases, concurrency {concurrency}");
+            let report = acd::loadgen_purchases::run(&spec).await?;
+            println!("{report}");
+            if report.purchases.errors > 0 || report.withdrawals.errors > 0 || !report.conserved {
+                bail!("the run had errors or the bank's sums do not hold");
+            }
+        }
         Command::Loadgen {
             target:
                 LoadTarget::Log {

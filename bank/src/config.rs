@@ -1,0 +1,183 @@
+//! The bank's configuration: one struct whose field docs are the
+//! operator's manual. Read from a TOML file (`--config`), with command-line
+//! flags taking precedence; see `bank/bank.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Everything `acd-bank serve` needs.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BankConfig {
+    /// Directory holding the ledger (`db/`), the bank's ed25519 key
+    /// (`bank.key`), one RSA key per denomination value (`rsa-<value>.der`)
+    /// and the admin token (`admin.token`), all created on first start with
+    /// mode 0600. Back it up: the keys are the bank's identity and its
+    /// money, the database its books.
+    pub data: PathBuf,
+    /// Address the HTTP server listens on; port 0 picks a free port.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The logs the bank trusts to serialize purchases. A merchant picks one
+    /// per transaction; the bank pays only on a commit proven in one of
+    /// these, and aborts expired escrows there.
+    #[serde(default)]
+    pub logs: Vec<TrustedLog>,
+    /// Cosignature vkeys of the witnesses whose cosignatures count toward
+    /// `witness_threshold`.
+    #[serde(default)]
+    pub witnesses: Vec<String>,
+    /// How many of `witnesses` must have cosigned a checkpoint before the
+    /// bank pays or refunds on a proof under it; 0 trusts the log's
+    /// signature alone (consistency is checked either way).
+    #[serde(default)]
+    pub witness_threshold: usize,
+    /// Values of the denominations, one RSA key each. A key is created the
+    /// first time its value appears; keys of values removed later stay on
+    /// disk but are no longer served or accepted.
+    #[serde(default = "default_denominations")]
+    pub denominations: Vec<u64>,
+    /// Modulus size of newly created denomination keys (2048 to 4096).
+    #[serde(default = "default_rsa_bits")]
+    pub rsa_bits: usize,
+    /// Shortest time from now, in milliseconds, to an expiration the bank
+    /// escrows for.
+    #[serde(default = "default_min_expiration_ms")]
+    pub min_expiration_ms: u64,
+    /// Longest time from now, in milliseconds, to an expiration the bank
+    /// escrows for: it bounds how long money stays escrowed.
+    #[serde(default = "default_max_expiration_ms")]
+    pub max_expiration_ms: u64,
+    /// How often, in milliseconds, the sweeper asks the logs to abort the
+    /// escrows that expired without a deposit.
+    #[serde(default = "default_sweep_interval_ms")]
+    pub sweep_interval_ms: u64,
+    /// Largest request body of every route but the dispute, in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Largest dispute body (it carries the encrypted goods), in bytes.
+    #[serde(default = "default_max_dispute_body")]
+    pub max_dispute_body_bytes: usize,
+    /// Requests that may wait for the ledger's writer; beyond this the bank
+    /// answers 503 with Retry-After.
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+    /// Most requests decided in one group commit (one flush).
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+/// A log the bank trusts.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedLog {
+    /// The log's signed-note verifier key, `<origin>+<id>+<base64>`.
+    pub vkey: String,
+    /// Where to reach it, e.g. `http://127.0.0.1:8700`.
+    pub url: String,
+}
+
+impl std::str::FromStr for TrustedLog {
+    type Err = String;
+    /// The command-line form `<vkey>@<url>`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (vkey, url) = s
+            .split_once('@')
+            .ok_or_else(|| format!("expected <vkey>@<url>, got {s:?}"))?;
+        Ok(TrustedLog {
+            vkey: vkey.to_owned(),
+            url: url.to_owned(),
+        })
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8800))
+}
+fn default_denominations() -> Vec<u64> {
+    vec![1, 10, 100, 1000]
+}
+fn default_rsa_bits() -> usize {
+    acd_core::token::DEFAULT_RSA_BITS
+}
+fn default_min_expiration_ms() -> u64 {
+    1000
+}
+fn default_max_expiration_ms() -> u64 {
+    86_400_000
+}
+fn default_sweep_interval_ms() -> u64 {
+    1000
+}
+fn default_max_body() -> usize {
+    64 * 1024
+}
+fn default_max_dispute_body() -> usize {
+    16 * 1024 * 1024
+}
+fn default_queue() -> usize {
+    65536
+}
+fn default_max_batch() -> usize {
+    4096
+}
+
+impl BankConfig {
+    /// A configuration with every default, for `data`.
+    pub fn new(data: PathBuf) -> Self {
+        BankConfig {
+            data,
+            listen: default_listen(),
+            logs: Vec::new(),
+            witnesses: Vec::new(),
+            witness_threshold: 0,
+            denominations: default_denominations(),
+            rsa_bits: default_rsa_bits(),
+            min_expiration_ms: default_min_expiration_ms(),
+            max_expiration_ms: default_max_expiration_ms(),
+            sweep_interval_ms: default_sweep_interval_ms(),
+            max_body_bytes: default_max_body(),
+            max_dispute_body_bytes: default_max_dispute_body(),
+            queue: default_queue(),
+            max_batch: default_max_batch(),
+        }
+    }
+
+    /// Parses a TOML configuration file's text.
+    pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    // The example configuration checked into the repository parses and sets every field.
+    #[test]
+    fn example_config_parses() {
+        let c = BankConfig::from_toml(include_str!("../bank.example.toml")).unwrap();
+        assert_eq!(c.logs.len(), 1);
+        assert_eq!(c.denominations, vec![1, 10, 100, 1000]);
+        assert_eq!(c.witness_threshold, 0);
+        assert_eq!(c.max_dispute_body_bytes, 16 * 1024 * 1024);
+    }
+
+    // A misspelt field is an error, not silently ignored.
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(BankConfig::from_toml("data = 'x'\nrsa_bit = 2048\n").is_err());
+    }
+
+    // The flag form of a trusted log splits at the first '@'.
+    #[test]
+    fn trusted_log_flag_form() {
+        let l: TrustedLog = "log.example+1234+AAAA@http://127.0.0.1:1".parse().unwrap();
+        assert_eq!(l.vkey, "log.example+1234+AAAA");
+        assert_eq!(l.url, "http://127.0.0.1:1");
+        assert!("nourl".parse::<TrustedLog>().is_err());
+    }
+}

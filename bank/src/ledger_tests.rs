@@ -1,0 +1,483 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::records::EscrowStatus;
+use acd_core::entry::Outcome;
+use acd_core::purchase::{EscrowTerms, RefundReason};
+use proptest::prelude::*;
+
+fn open() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&dir.path().join("db")).unwrap();
+    (dir, ledger)
+}
+
+fn one(l: &Ledger, op: Op) -> Decision {
+    l.decide(vec![(op, None)]).pop().unwrap()
+}
+
+fn code(d: Decision) -> &'static str {
+    d.err().map(|e| e.code).unwrap_or("ok")
+}
+
+const MERCHANT: [u8; 32] = [0xaa; 32];
+const CUSTOMER: [u8; 32] = [0xcc; 32];
+const Q: [u8; 32] = [0x51; 32];
+
+fn setup(l: &Ledger, credit: u64) {
+    for (key, kind) in [
+        (MERCHANT, AccountKind::Merchant),
+        (CUSTOMER, AccountKind::Customer),
+    ] {
+        one(l, Op::CreateAccount { key, kind }).unwrap();
+    }
+    if credit > 0 {
+        one(
+            l,
+            Op::Credit {
+                key: CUSTOMER,
+                amount: credit,
+            },
+        )
+        .unwrap();
+    }
+}
+
+fn withdraw(request: u8, total: u64) -> Op {
+    Op::Withdraw {
+        account: CUSTOMER,
+        request_id: [request; 16],
+        digest: [request; 32],
+        total,
+        blind_signatures: vec![vec![request; 4]],
+    }
+}
+
+fn register(token: u8, customer: [u8; 32]) -> Op {
+    Op::Register {
+        token_id: [token; 32],
+        customer,
+        signature: [token; 64],
+    }
+}
+
+fn escrow(tid: u8, tokens: &[u8], price: u64) -> Escrow {
+    let terms = EscrowTerms {
+        bank: [1; 32],
+        log_origin: "log.test".into(),
+        tid: Tid([tid; 16]),
+        merchant: MERCHANT,
+        expiration_ms: 1000 + u64::from(tid),
+        price,
+    };
+    Escrow {
+        response: SpendResponse {
+            terms: terms.clone(),
+            terms_signature: [2; 64],
+            notice_signature: [3; 64],
+            change: vec![],
+        },
+        terms,
+        customer: Q,
+        token_ids: tokens.iter().map(|t| [*t; 32]).collect(),
+        spend_digest: [tid; 32],
+        status: EscrowStatus::Escrowed,
+        abort: None,
+        refund: None,
+    }
+}
+
+fn spend(tid: u8, tokens: &[u8], total: u64, price: u64) -> Op {
+    Op::Spend {
+        escrow: Box::new(escrow(tid, tokens, price)),
+        total,
+        change_total: total - price,
+    }
+}
+
+fn deposit(tid: u8) -> Op {
+    Op::Deposit {
+        tid: Tid([tid; 16]),
+        merchant: MERCHANT,
+        expiration_ms: 1000 + u64::from(tid),
+        log_origin: "log.test".into(),
+    }
+}
+
+fn abort_proof(tid: u8) -> Box<EntryProof> {
+    Box::new(EntryProof {
+        index: 0,
+        tid: Tid([tid; 16]),
+        outcome: Outcome::Abort,
+        timestamp_ms: 2000,
+        entry: vec![],
+        leaf_hash: [0; 32],
+        tree_size: 1,
+        inclusion: vec![],
+        checkpoint: String::new(),
+    })
+}
+
+fn refund(tid: u8, digest: u8, total: u64, abort: bool) -> Op {
+    Op::Refund {
+        tid: Tid([tid; 16]),
+        customer: Q,
+        total,
+        record: RefundRecord {
+            digest: [digest; 32],
+            reason: RefundReason::Abort,
+            finding: None,
+            blind_signatures: vec![vec![digest]],
+        },
+        abort: abort.then(|| abort_proof(tid)),
+    }
+}
+
+fn dispute(tid: u8, digest: u8, total: u64) -> Op {
+    Op::Dispute {
+        tid: Tid([tid; 16]),
+        customer: Q,
+        total,
+        record: RefundRecord {
+            digest: [digest; 32],
+            reason: RefundReason::Dispute,
+            finding: Some(acd_core::bank_api::DisputeFinding::WrongGoods),
+            blind_signatures: vec![vec![digest]],
+        },
+    }
+}
+
+fn balance(l: &Ledger, key: &[u8; 32]) -> i64 {
+    l.account(key).unwrap().unwrap().balance
+}
+
+fn assert_conserved(l: &Ledger) {
+    let s = l.sums().unwrap();
+    assert!(s.conserved, "{s:?}");
+}
+
+// A retried withdrawal returns the same signatures without a second debit; the refusals carry their codes.
+#[test]
+fn withdrawal_is_idempotent_and_checked() {
+    let (_d, l) = open();
+    assert_eq!(code(one(&l, withdraw(1, 10))), "unknown_account");
+    setup(&l, 100);
+    let first = one(&l, withdraw(1, 60)).unwrap();
+    let again = one(&l, withdraw(1, 60)).unwrap();
+    assert_eq!(first, again);
+    assert_eq!(balance(&l, &CUSTOMER), 40);
+    let mut other = withdraw(1, 60);
+    if let Op::Withdraw { digest, .. } = &mut other {
+        digest[0] ^= 1;
+    }
+    assert_eq!(code(one(&l, other)), "request_id_reused");
+    assert_eq!(code(one(&l, withdraw(2, 41))), "insufficient_funds");
+    assert_eq!(
+        code(one(
+            &l,
+            Op::Withdraw {
+                account: MERCHANT,
+                request_id: [3; 16],
+                digest: [3; 32],
+                total: 1,
+                blind_signatures: vec![],
+            }
+        )),
+        "not_a_customer"
+    );
+    let s = l.sums().unwrap();
+    assert_eq!(
+        (s.credited, s.live_tokens, s.customer_balances),
+        (100, 60, 40)
+    );
+    assert!(s.conserved);
+}
+
+// A token registers to one Q only; the same registration again returns the same receipt.
+#[test]
+fn registration_binds_one_key() {
+    let (_d, l) = open();
+    setup(&l, 0);
+    assert_eq!(one(&l, register(7, Q)).unwrap(), Answer::Receipt([7; 64]));
+    let mut again = register(7, Q);
+    if let Op::Register { signature, .. } = &mut again {
+        *signature = [9; 64];
+    }
+    assert_eq!(one(&l, again).unwrap(), Answer::Receipt([7; 64]));
+    assert_eq!(code(one(&l, register(7, [0x52; 32]))), "already_registered");
+}
+
+// Two spends of one token in one batch: exactly one escrow, the other is a double spend.
+#[test]
+fn two_spends_of_one_token_in_one_batch() {
+    let (_d, l) = open();
+    setup(&l, 100);
+    one(&l, withdraw(1, 100)).unwrap();
+    one(&l, register(1, Q)).unwrap();
+    let decisions = l.decide(vec![
+        (spend(10, &[1], 10, 10), None),
+        (spend(11, &[1], 10, 10), None),
+    ]);
+    assert!(decisions[0].is_ok());
+    assert_eq!(
+        decisions[1].as_ref().err().map(|e| e.code),
+        Some("double_spend")
+    );
+    assert!(l.escrow(&Tid([10; 16])).unwrap().is_some());
+    assert!(l.escrow(&Tid([11; 16])).unwrap().is_none());
+    assert_eq!(l.spent(&[1; 32]).unwrap(), Some(Tid([10; 16])));
+    assert_eq!(l.sums().unwrap().escrowed, 10);
+    assert_conserved(&l);
+}
+
+// A spend refused on its second token leaves no trace of the first; repeats and TID reuse are decided.
+#[test]
+fn spend_rules_and_no_partial_write() {
+    let (_d, l) = open();
+    setup(&l, 100);
+    one(&l, withdraw(1, 100)).unwrap();
+    one(&l, register(1, Q)).unwrap();
+    one(&l, register(2, [0x52; 32])).unwrap();
+    assert_eq!(code(one(&l, spend(10, &[1, 2], 20, 20))), "not_registered");
+    assert_eq!(code(one(&l, spend(10, &[1, 3], 20, 20))), "not_registered");
+    assert_eq!(l.spent(&[1; 32]).unwrap(), None);
+    assert!(l.escrow(&Tid([10; 16])).unwrap().is_none());
+    let mut no_merchant = escrow(10, &[1], 5);
+    no_merchant.terms.merchant = CUSTOMER;
+    assert_eq!(
+        code(one(
+            &l,
+            Op::Spend {
+                escrow: Box::new(no_merchant),
+                total: 10,
+                change_total: 5
+            }
+        )),
+        "unknown_merchant"
+    );
+    let first = one(&l, spend(10, &[1], 10, 4)).unwrap();
+    assert_eq!(one(&l, spend(10, &[1], 10, 4)).unwrap(), first);
+    let mut other = escrow(10, &[1], 4);
+    other.spend_digest = [0; 32];
+    assert_eq!(
+        code(one(
+            &l,
+            Op::Spend {
+                escrow: Box::new(other),
+                total: 10,
+                change_total: 6
+            }
+        )),
+        "tid_conflict"
+    );
+    assert_eq!(code(one(&l, register(1, Q))), "token_spent");
+    let s = l.sums().unwrap();
+    assert_eq!((s.live_tokens, s.escrowed), (96, 4));
+    assert!(s.conserved);
+}
+
+// A deposit pays the merchant once; its replay gives the same answer and no second credit.
+#[test]
+fn deposit_pays_once() {
+    let (_d, l) = open();
+    setup(&l, 50);
+    one(&l, withdraw(1, 50)).unwrap();
+    one(&l, register(1, Q)).unwrap();
+    one(&l, spend(10, &[1], 50, 30)).unwrap();
+    let mut wrong = deposit(10);
+    if let Op::Deposit { expiration_ms, .. } = &mut wrong {
+        *expiration_ms += 1;
+    }
+    assert_eq!(code(one(&l, wrong)), "entry_mismatch");
+    assert_eq!(code(one(&l, deposit(99))), "unknown_escrow");
+    let a = one(&l, deposit(10)).unwrap();
+    let b = one(&l, deposit(10)).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(balance(&l, &MERCHANT), 30);
+    assert_eq!(code(one(&l, refund(10, 1, 30, true))), "wrong_escrow_state");
+    assert_eq!(l.due(u64::MAX, 10).unwrap().len(), 0);
+    let s = l.sums().unwrap();
+    assert_eq!(
+        (s.merchant_balances, s.live_tokens, s.escrowed),
+        (30, 20, 0)
+    );
+    assert!(s.conserved);
+}
+
+// A refund needs an abort, the escrow's key and the exact price; it is idempotent by digest.
+#[test]
+fn refund_rules() {
+    let (_d, l) = open();
+    setup(&l, 50);
+    one(&l, withdraw(1, 50)).unwrap();
+    one(&l, register(1, Q)).unwrap();
+    one(&l, spend(10, &[1], 50, 30)).unwrap();
+    assert_eq!(l.due(1009, 10).unwrap().len(), 0);
+    assert_eq!(l.due(1010, 10).unwrap().len(), 1);
+    assert_eq!(
+        code(one(&l, refund(10, 1, 30, false))),
+        "abort_proof_required"
+    );
+    assert_eq!(code(one(&l, refund(10, 1, 29, true))), "bad_refund_amount");
+    let mut stranger = refund(10, 1, 30, true);
+    if let Op::Refund { customer, .. } = &mut stranger {
+        *customer = [0x52; 32];
+    }
+    assert_eq!(code(one(&l, stranger)), "not_escrow_customer");
+    one(
+        &l,
+        Op::AbortLogged {
+            tid: Tid([10; 16]),
+            proof: abort_proof(10),
+        },
+    )
+    .unwrap();
+    assert_eq!(l.due(u64::MAX, 10).unwrap().len(), 0);
+    let a = one(&l, refund(10, 1, 30, false)).unwrap();
+    assert_eq!(one(&l, refund(10, 1, 30, false)).unwrap(), a);
+    assert_eq!(code(one(&l, refund(10, 2, 30, false))), "already_refunded");
+    assert_eq!(code(one(&l, deposit(10))), "wrong_escrow_state");
+    assert_eq!(code(one(&l, dispute(10, 3, 30))), "wrong_escrow_state");
+    let s = l.sums().unwrap();
+    assert_eq!((s.live_tokens, s.escrowed), (50, 0));
+    assert!(s.conserved);
+}
+
+// An upheld dispute after payment debits the merchant, even below zero; before payment it releases the escrow.
+#[test]
+fn dispute_debits_or_releases() {
+    let (_d, l) = open();
+    setup(&l, 100);
+    one(&l, withdraw(1, 100)).unwrap();
+    one(&l, register(1, Q)).unwrap();
+    one(&l, register(2, Q)).unwrap();
+    one(&l, spend(10, &[1], 50, 50)).unwrap();
+    one(&l, spend(11, &[2], 50, 50)).unwrap();
+    one(&l, deposit(10)).unwrap();
+    one(
+        &l,
+        Op::Credit {
+            key: MERCHANT,
+            amount: 1,
+        },
+    )
+    .unwrap();
+    assert_eq!(code(one(&l, dispute(10, 1, 49))), "bad_refund_amount");
+    let a = one(&l, dispute(10, 1, 50)).unwrap();
+    assert_eq!(one(&l, dispute(10, 1, 50)).unwrap(), a);
+    assert_eq!(code(one(&l, dispute(10, 2, 50))), "already_refunded");
+    one(&l, dispute(11, 3, 50)).unwrap();
+    assert_eq!(balance(&l, &MERCHANT), 1);
+    one(&l, withdraw(2, 0)).unwrap();
+    let s = l.sums().unwrap();
+    assert_eq!((s.live_tokens, s.escrowed, s.credited), (100, 0, 101));
+    assert!(s.conserved);
+}
+
+// State survives closing and reopening the database.
+#[test]
+fn restart_keeps_state() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let l = Ledger::open(&dir.path().join("db")).unwrap();
+        setup(&l, 70);
+        one(&l, withdraw(1, 20)).unwrap();
+        l.decide(vec![(
+            register(1, Q),
+            Some(CheckpointUpdate {
+                origin: "log.test".into(),
+                size: 5,
+                text: "log.test\n5\n...".into(),
+            }),
+        )]);
+    }
+    let l = Ledger::open(&dir.path().join("db")).unwrap();
+    assert_eq!(balance(&l, &CUSTOMER), 50);
+    assert!(l.registration(&[1; 32]).unwrap().is_some());
+    assert_eq!(
+        l.checkpoints().unwrap(),
+        vec![("log.test".to_owned(), "log.test\n5\n...".to_owned())]
+    );
+    assert_eq!(code(one(&l, withdraw(1, 20))), "ok");
+    assert_eq!(balance(&l, &CUSTOMER), 50);
+    assert_conserved(&l);
+}
+
+#[derive(Debug, Clone)]
+enum Action {
+    Credit(u64),
+    Withdraw(u8, u64),
+    Register(u8, bool),
+    Spend(u8, Vec<u8>, u64, u64),
+    Deposit(u8),
+    Abort(u8),
+    Refund(u8, u8, bool),
+    Dispute(u8, u8),
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        (1u64..200).prop_map(Action::Credit),
+        (0u8..4, 0u64..120).prop_map(|(r, t)| Action::Withdraw(r, t)),
+        (0u8..8, any::<bool>()).prop_map(|(t, q)| Action::Register(t, q)),
+        (
+            0u8..4,
+            prop::collection::vec(0u8..8, 1..3),
+            1u64..80,
+            0u64..80
+        )
+            .prop_map(|(tid, toks, price, extra)| Action::Spend(
+                tid,
+                toks,
+                price + extra,
+                price
+            )),
+        (0u8..4).prop_map(Action::Deposit),
+        (0u8..4).prop_map(Action::Abort),
+        (0u8..4, 0u8..2, any::<bool>()).prop_map(|(t, d, a)| Action::Refund(t, d, a)),
+        (0u8..4, 0u8..2).prop_map(|(t, d)| Action::Dispute(t, d)),
+    ]
+}
+
+fn to_op(l: &Ledger, a: Action) -> Op {
+    let price = |tid: u8| {
+        l.escrow(&Tid([tid; 16]))
+            .ok()
+            .flatten()
+            .map(|e| e.terms.price)
+            .unwrap_or(1)
+    };
+    match a {
+        Action::Credit(amount) => Op::Credit {
+            key: CUSTOMER,
+            amount,
+        },
+        Action::Withdraw(r, t) => withdraw(r, t),
+        Action::Register(t, q) => register(t, if q { Q } else { [0x52; 32] }),
+        Action::Spend(tid, toks, total, price) => spend(tid, &toks, total, price),
+        Action::Deposit(tid) => deposit(tid),
+        Action::Abort(tid) => Op::AbortLogged {
+            tid: Tid([tid; 16]),
+            proof: abort_proof(tid),
+        },
+        Action::Refund(tid, d, a) => refund(tid, d, price(tid), a),
+        Action::Dispute(tid, d) => dispute(tid, d, price(tid)),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    // Whatever sequence of operations, in whatever batches, money is conserved and the scan agrees.
+    #[test]
+    fn conservation_holds(batches in prop::collection::vec(prop::collection::vec(action(), 1..5), 1..12)) {
+        let (_d, l) = open();
+        setup(&l, 0);
+        for batch in batches {
+            let ops = batch.into_iter().map(|a| (to_op(&l, a), None)).collect();
+            l.decide(ops);
+            let s = l.sums().unwrap();
+            prop_assert!(s.conserved, "{:?}", s);
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! `acd-bank`: the bank of anonymous certified delivery. It issues
+//! blind-RSA tokens (RFC 9474) against account balances (paper figure 1,
+//! step 1), registers tokens to a fresh customer key Q (steps 3, 4),
+//! escrows them for a purchase (P2, P3), pays the merchant on a proven
+//! commit in a trusted log (deposit), refunds with fresh blind tokens after
+//! an abort or an upheld dispute, and asks the log to abort escrows that
+//! expired (the sweeper). Money is conserved (invariant 5) and checkable
+//! at `/admin/v1/sums`.
+//!
+//! Layout:
+//! - [`config`]: the operator's settings.
+//! - [`keys`]: the bank's ed25519 key, its denomination RSA keys and the
+//!   admin token on disk.
+//! - [`records`]: what the ledger stores and the key layout.
+//! - [`ledger`]: the books: every state change decided in order and
+//!   written in one atomic batch per group commit; `rules`: each op's rules.
+//! - [`writer`]: the single writer thread in front of the ledger.
+//! - [`logs`]: the trusted logs and the checking of their proofs and
+//!   checkpoints.
+//! - [`api`], [`admin`], [`error`]: the HTTP surface.
+//! - [`sweeper`]: aborts expired escrows at their log.
+//! - [`clock`]: the injected clock.
+//!
+//! A server is [`Bank::open`] then [`Bank::run`] on a bound listener.
+
+pub mod admin;
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod ledger;
+pub mod logs;
+pub mod records;
+mod rules;
+pub mod sweeper;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use acd_core::bank_api::{BankInfo, DenominationInfo, LogInfo, PolicyInfo};
+use acd_core::checkpoint::SignedCheckpoint;
+use acd_core::cosignature::CosignatureVerifier;
+use acd_core::note::NoteVerifier;
+use acd_core::proof::WitnessPolicy;
+use acd_core::token::{BlindSecretKey, Denomination};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use ed25519_dalek::SigningKey;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::BankConfig;
+use crate::error::{ApiError, Kind};
+use crate::ledger::Ledger;
+use crate::logs::{LogPeer, Logs};
+use crate::writer::WriterHandle;
+
+/// Why a bank could not start.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    #[error("the ledger's database: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot start the ledger writer: {0}")]
+    Thread(#[from] std::io::Error),
+    #[error("the ledger: {0}")]
+    Ledger(#[from] ApiError),
+}
+
+/// One denomination: its public description and its secret key.
+pub struct DenominationKey {
+    pub denomination: Denomination,
+    pub(crate) secret: Arc<BlindSecretKey>,
+}
+
+/// Everything the handlers share.
+pub struct BankState {
+    pub(crate) signing: SigningKey,
+    /// The bank's ed25519 public key.
+    pub public: [u8; 32],
+    pub(crate) denominations: HashMap<[u8; 32], DenominationKey>,
+    pub(crate) logs: Logs,
+    pub(crate) policy: WitnessPolicy,
+    pub(crate) info: BankInfo,
+    admin_token_hash: [u8; 32],
+    pub(crate) ledger: Arc<Ledger>,
+    pub(crate) writer: WriterHandle,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) min_expiration_ms: u64,
+    pub(crate) max_expiration_ms: u64,
+    pub(crate) http: reqwest::Client,
+}
+
+impl BankState {
+    /// Does `token` equal the admin token? Compared in constant time (on
+    /// SHA-256 digests, so the length does not leak either).
+    pub(crate) fn admin_token_matches(&self, token: &str) -> bool {
+        let given: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        given
+            .iter()
+            .zip(self.admin_token_hash.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+
+    /// The ledger (committed state).
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}
+
+/// An opened bank: its state, its writer thread and its settings.
+pub struct Bank {
+    state: Arc<BankState>,
+    writer: std::thread::JoinHandle<()>,
+    admin_token: String,
+    max_body_bytes: usize,
+    max_dispute_body_bytes: usize,
+    sweep_interval: Duration,
+}
+
+fn parse_policy(config: &BankConfig) -> Result<WitnessPolicy, OpenError> {
+    let witnesses = config
+        .witnesses
+        .iter()
+        .map(|v| {
+            CosignatureVerifier::from_vkey(v)
+                .map_err(|e| OpenError::Config(format!("witness vkey {v:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if config.witness_threshold > witnesses.len() {
+        return Err(OpenError::Config(format!(
+            "witness threshold {} exceeds the {} witnesses listed",
+            config.witness_threshold,
+            witnesses.len()
+        )));
+    }
+    Ok(WitnessPolicy::new(config.witness_threshold, witnesses))
+}
+
+impl Bank {
+    /// Opens the bank in `config.data` on sled with the system clock,
+    /// creating keys, token and database on first start.
+    pub fn open(config: &BankConfig) -> Result<Bank, OpenError> {
+        Bank::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// The same with an injected clock (tests of expiration).
+    pub fn open_with_clock(config: &BankConfig, clock: Arc<dyn Clock>) -> Result<Bank, OpenError> {
+        if config.denominations.is_empty() || config.denominations.contains(&0) {
+            return Err(OpenError::Config(
+                "denominations must be a non-empty list of positive values".into(),
+            ));
+        }
+        if config.min_expiration_ms > config.max_expiration_ms {
+            return Err(OpenError::Config(
+                "min_expiration_ms exceeds max_expiration_ms".into(),
+            ));
+        }
+        if config.sweep_interval_ms == 0 {
+            return Err(OpenError::Config(
+                "sweep_interval_ms must be positive".into(),
+            ));
+        }
+        let signing = keys::load_or_create_bank_key(&config.data)?;
+        let public = signing.verifying_key().to_bytes();
+        let admin_token = keys::load_or_create_admin_token(&config.data)?;
+        let mut values = config.denominations.clone();
+        values.sort_unstable();
+        values.dedup();
+        let mut denominations = HashMap::new();
+        let mut published = Vec::new();
+        for value in values {
+            let secret = keys::load_or_create_rsa_key(&config.data, value, config.rsa_bits)?;
+            let invalid = |e: String| OpenError::Config(format!("denomination {value}: {e}"));
+            let public_key = secret.public_key().map_err(|e| invalid(e.to_string()))?;
+            let pem = public_key.to_pem().map_err(|e| invalid(e.to_string()))?;
+            let denomination =
+                Denomination::new(value, public_key).map_err(|e| invalid(e.to_string()))?;
+            published.push(DenominationInfo {
+                id: denomination.id(),
+                value,
+                spki: denomination.spki().to_vec(),
+                pem,
+            });
+            denominations.insert(
+                denomination.id(),
+                DenominationKey {
+                    denomination,
+                    secret: Arc::new(secret),
+                },
+            );
+        }
+        let policy = parse_policy(config)?;
+        let ledger = Arc::new(Ledger::open(&config.data.join("db"))?);
+        let stored: HashMap<String, String> = ledger.checkpoints()?.into_iter().collect();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| OpenError::Config(format!("HTTP client: {e}")))?;
+        let mut logs = Logs::new();
+        let mut log_infos = Vec::new();
+        for l in &config.logs {
+            let verifier = NoteVerifier::from_vkey(&l.vkey)
+                .map_err(|e| OpenError::Config(format!("log vkey {:?}: {e}", l.vkey)))?;
+            let origin = verifier.name().to_owned();
+            let latest = match stored.get(&origin) {
+                Some(text) => Some(SignedCheckpoint::open(text, &verifier).map_err(|e| {
+                    OpenError::Config(format!("stored checkpoint of {origin}: {e}"))
+                })?),
+                None => None,
+            };
+            log_infos.push(LogInfo {
+                vkey: l.vkey.clone(),
+                url: l.url.clone(),
+            });
+            if logs
+                .insert(
+                    origin.clone(),
+                    LogPeer::new(verifier, &l.url, http.clone(), latest),
+                )
+                .is_some()
+            {
+                return Err(OpenError::Config(format!("log {origin} is listed twice")));
+            }
+        }
+        let info = BankInfo {
+            bank: public,
+            denominations: published,
+            logs: log_infos,
+            max_expiration_ms: config.max_expiration_ms,
+            min_expiration_ms: config.min_expiration_ms,
+            witness_policy: PolicyInfo {
+                threshold: config.witness_threshold,
+                witnesses: config.witnesses.clone(),
+            },
+        };
+        let (writer, thread) = writer::start(ledger.clone(), config.queue, config.max_batch)?;
+        Ok(Bank {
+            state: Arc::new(BankState {
+                signing,
+                public,
+                denominations,
+                logs,
+                policy,
+                info,
+                admin_token_hash: Sha256::digest(admin_token.as_bytes()).into(),
+                ledger,
+                writer,
+                clock,
+                min_expiration_ms: config.min_expiration_ms,
+                max_expiration_ms: config.max_expiration_ms,
+                http,
+            }),
+            writer: thread,
+            admin_token,
+            max_body_bytes: config.max_body_bytes,
+            max_dispute_body_bytes: config.max_dispute_body_bytes,
+            sweep_interval: Duration::from_millis(config.sweep_interval_ms),
+        })
+    }
+
+    /// The bank's ed25519 public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.state.public
+    }
+
+    /// What `GET /api/v1/info` serves.
+    pub fn info(&self) -> &BankInfo {
+        &self.state.info
+    }
+
+    /// The bearer token of the admin routes (also in `<data>/admin.token`).
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// The handlers' shared state.
+    pub fn state(&self) -> &Arc<BankState> {
+        &self.state
+    }
+
+    /// The bank's HTTP routes.
+    pub fn router(&self) -> Router {
+        router(
+            self.state.clone(),
+            self.max_body_bytes,
+            self.max_dispute_body_bytes,
+        )
+    }
+
+    /// One round of the sweeper (the server runs one per sweep interval).
+    pub async fn sweep_once(&self) {
+        sweeper::sweep_once(&self.state).await;
+    }
+
+    /// Serves HTTP on `listener` and sweeps expired escrows until
+    /// `shutdown` resolves, then stops the writer after the last in-flight
+    /// request is answered.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = self.router();
+        let Bank {
+            state,
+            writer,
+            sweep_interval,
+            ..
+        } = self;
+        let (stop_sweeper, sweeper_stopped) = tokio::sync::watch::channel(false);
+        let sweeper = tokio::spawn(sweeper::run(state.clone(), sweep_interval, sweeper_stopped));
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let _ = stop_sweeper.send(true);
+        if sweeper.await.is_err() {
+            tracing::error!("the sweeper panicked");
+        }
+        // No request is in flight any more: the writer answers what is
+        // queued and stops, even if a caller still holds the state.
+        state.writer.stop();
+        drop(state);
+        let joined = tokio::task::spawn_blocking(move || writer.join()).await;
+        if !matches!(joined, Ok(Ok(()))) {
+            tracing::error!("the ledger writer panicked");
+        }
+        served
+    }
+}
+
+/// The bank's HTTP routes: the routes of [`acd_core::bank_api`].
+pub fn router(
+    state: Arc<BankState>,
+    max_body_bytes: usize,
+    max_dispute_body_bytes: usize,
+) -> Router {
+    Router::new()
+        .route("/api/v1/info", get(api::info))
+        .route("/api/v1/withdraw", post(api::withdraw))
+        .route("/api/v1/register", post(api::register))
+        .route("/api/v1/spend", post(api::spend))
+        .route("/api/v1/deposit", post(api::deposit))
+        .route("/api/v1/refund", post(api::refund))
+        .route(
+            "/api/v1/dispute",
+            post(api::dispute).layer(DefaultBodyLimit::max(max_dispute_body_bytes)),
+        )
+        .route("/admin/v1/accounts", post(admin::create_account))
+        .route("/admin/v1/accounts/{key}", get(admin::account))
+        .route("/admin/v1/credit", post(admin::credit))
+        .route("/admin/v1/sums", get(admin::sums))
+        .fallback(|| async { ApiError::not_found("no_route", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                Kind::MethodNotAllowed,
+                "method_not_allowed",
+                "this endpoint does not accept that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}

@@ -1,0 +1,192 @@
+//! `acd wallet`: the customer's wallet on the command line. Each command
+//! opens the wallet file, does one thing (saving after every step) and
+//! prints what happened; `resume` finishes whatever a crash or an outage
+//! left unfinished.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use acd_core::cosignature::CosignatureVerifier;
+use acd_core::entry::Tid;
+use acd_core::proof::WitnessPolicy;
+use acd_wallet::{PurchaseOutcome, Wallet};
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Args)]
+pub struct WalletArgs {
+    /// The wallet file (JSON, mode 0600; keep it private and backed up).
+    #[arg(long, env = "ACD_WALLET")]
+    pub file: PathBuf,
+    /// Also require a cosignature of this witness (cosignature vkey) on
+    /// every checkpoint the wallet relies on; repeat for several.
+    #[arg(long = "witness", global = true)]
+    pub witnesses: Vec<String>,
+    /// How many of `--witness` must have cosigned (default: all).
+    #[arg(long, global = true)]
+    pub threshold: Option<usize>,
+    /// How often to ask the log while waiting for an outcome, in ms.
+    #[arg(long, global = true, default_value_t = 2000)]
+    pub poll_ms: u64,
+    #[command(subcommand)]
+    pub command: WalletCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Create the wallet file for a bank and print the account key that
+    /// the bank's admin must register and credit.
+    Init {
+        /// The bank's base URL.
+        #[arg(long)]
+        bank: String,
+    },
+    /// Withdraw AMOUNT from the account as anonymous tokens.
+    Withdraw { amount: u64 },
+    /// Show the tokens and unfinished operations.
+    Balance,
+    /// Buy an item: pay anonymously, get the goods or the money back.
+    Buy {
+        /// The merchant's base URL.
+        #[arg(long)]
+        merchant: String,
+        /// The catalog item's id.
+        #[arg(long)]
+        item: String,
+        /// Where to write the goods.
+        #[arg(long)]
+        out: PathBuf,
+        /// Do not wait for the expiration if the merchant fails; `resume`
+        /// finishes later.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Finish pending withdrawals and purchases (after a crash or outage).
+    Resume {
+        /// Leave purchases that still wait for the log's outcome.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Write the proof bundle of a delivered purchase (check it with
+    /// `acd verify`).
+    Proof {
+        tid: Tid,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn extra_policy(args: &WalletArgs) -> anyhow::Result<Option<WitnessPolicy>> {
+    if args.witnesses.is_empty() {
+        if args.threshold.is_some_and(|t| t > 0) {
+            bail!("--threshold needs --witness keys");
+        }
+        return Ok(None);
+    }
+    let witnesses = args
+        .witnesses
+        .iter()
+        .map(|w| CosignatureVerifier::from_vkey(w).with_context(|| format!("witness {w:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let threshold = args.threshold.unwrap_or(witnesses.len());
+    if threshold > witnesses.len() {
+        bail!(
+            "a threshold of {threshold} needs as many witnesses, {} given",
+            witnesses.len()
+        );
+    }
+    Ok(Some(WitnessPolicy::new(threshold, witnesses)))
+}
+
+fn open(args: &WalletArgs) -> anyhow::Result<Wallet> {
+    let mut wallet = Wallet::open(&args.file)?
+        .with_poll_interval(Duration::from_millis(args.poll_ms))
+        .on_step(Box::new(|step| println!("  - {step}")));
+    if let Some(policy) = extra_policy(args)? {
+        wallet = wallet.with_witness_policy(policy);
+    }
+    Ok(wallet)
+}
+
+/// Runs one `acd wallet` command.
+pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
+    match &args.command {
+        WalletCommand::Init { bank } => {
+            let wallet = Wallet::create(&args.file, bank).await?;
+            let info = wallet.bank_info();
+            println!("created {}", args.file.display());
+            println!("bank key:    {}", hex::encode(info.bank));
+            let mut values: Vec<u64> = info.denominations.iter().map(|d| d.value).collect();
+            values.sort_unstable();
+            println!("denominations: {values:?}");
+            println!("account key: {}", hex::encode(wallet.account_key()));
+            println!("ask the bank's admin to create a customer account for this key and credit it");
+        }
+        WalletCommand::Withdraw { amount } => {
+            let mut wallet = open(&args)?;
+            let report = wallet.withdraw(*amount).await?;
+            println!("{report}");
+            println!("balance: {}", wallet.balance());
+        }
+        WalletCommand::Balance => {
+            let wallet = open(&args)?;
+            println!("{}", wallet.balance());
+            for p in wallet.purchases().iter().filter(|p| !p.state.is_final()) {
+                let tid = p.tid().map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+                println!(
+                    "unfinished purchase {} ({} from {}, TID {tid}): {}",
+                    p.id, p.item, p.merchant_url, p.state
+                );
+            }
+        }
+        WalletCommand::Buy {
+            merchant,
+            item,
+            out,
+            no_wait,
+        } => {
+            let mut wallet = open(&args)?;
+            println!("buying {item} from {merchant}");
+            let report = if *no_wait {
+                let (id, _) = wallet.start_purchase(merchant, item, out).await?;
+                wallet.drive(id, false).await?
+            } else {
+                wallet.buy(merchant, item, out).await?
+            };
+            println!("=> {}", report.outcome);
+            if let Some(tid) = report.tid {
+                println!("TID {tid}");
+            }
+            println!("balance: {}", wallet.balance());
+            if let PurchaseOutcome::Cancelled { reason } = &report.outcome {
+                bail!("the purchase was cancelled: {reason}");
+            }
+        }
+        WalletCommand::Resume { no_wait } => {
+            let mut wallet = open(&args)?;
+            let report = wallet.resume(!no_wait).await;
+            println!("{report}");
+            println!("balance: {}", wallet.balance());
+            if report.has_errors() {
+                bail!("some operations could not be finished; run resume again later");
+            }
+        }
+        WalletCommand::Proof { tid, out } => {
+            let wallet = open(&args)?;
+            let bundle = wallet.proof(tid)?;
+            let text = serde_json::to_string_pretty(&bundle)?;
+            std::fs::write(out, text + "\n")
+                .with_context(|| format!("writing {}", out.display()))?;
+            let log = wallet
+                .bank_info()
+                .logs
+                .iter()
+                .find(|l| l.vkey.starts_with(&format!("{}+", bundle.offer.offer.log_origin)))
+                .map(|l| l.vkey.clone())
+                .unwrap_or_default();
+            println!("wrote the proof bundle of TID {tid} to {}", out.display());
+            println!("check it with: acd verify {} --log '{log}'", out.display());
+        }
+    }
+    Ok(())
+}

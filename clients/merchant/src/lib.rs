@@ -1,0 +1,251 @@
+//! The merchant of anonymous certified delivery: sells information goods
+//! for tokens the bank escrows, and makes the exchange atomic through the
+//! transaction log (paper figure 2).
+//!
+//! - P1: `POST /api/v1/offer` signs an offer for a fresh TID and sends the
+//!   goods encrypted under a fresh key k.
+//! - P3 → P4 → P6: `POST /api/v1/purchase` takes the bank's escrow terms,
+//!   commits k to the log and answers k with the commit's inclusion proof;
+//!   `GET /api/v1/delivery/{tid}` answers it again.
+//! - Deposit: the commit proof is shown to the bank, now and, until it is
+//!   paid, by a background task that also finishes commits interrupted by
+//!   a crash or an outage.
+//!
+//! Layout:
+//! - [`config`]: the operator's settings, the catalog file, [`Behaviour`].
+//! - [`keys`]: the merchant's ed25519 key on disk.
+//! - [`store`]: the purchase records on sled, one atomic flushed batch per
+//!   state change.
+//! - [`offer`], [`purchase`], [`deposit`]: the protocol steps.
+//! - [`api`], [`error`]: the HTTP surface.
+//! - [`shop`]: the state they share; [`locks`]: one lock per TID;
+//!   [`clock`]: the injected clock.
+//!
+//! A server is [`Merchant::open`] then [`Merchant::run`] on a bound listener.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod deposit;
+pub mod error;
+pub mod keys;
+pub mod locks;
+pub mod offer;
+pub mod purchase;
+pub mod shop;
+pub mod store;
+
+#[cfg(test)]
+mod http_tests;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use acd_client::bank::BankClient;
+use acd_client::log::LogClient;
+use acd_core::note::NoteVerifier;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use thiserror::Error;
+use tokio::net::TcpListener;
+
+pub use crate::clock::{Clock, SystemClock};
+pub use crate::config::{Behaviour, CatalogEntry, CatalogFile, MerchantConfig};
+use crate::error::ApiError;
+use crate::shop::Shop;
+use crate::store::{Store, StoreError};
+
+/// How long a request to the bank or the log may take.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a merchant could not start.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read the bank's info at {url}: {source}")]
+    Bank {
+        url: String,
+        source: acd_client::ClientError,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// An opened merchant.
+#[derive(Clone)]
+pub struct Merchant {
+    shop: Arc<Shop>,
+}
+
+fn check_catalog(catalog: &[CatalogEntry]) -> Result<(), OpenError> {
+    let mut ids = HashSet::new();
+    for e in catalog {
+        if e.id.is_empty() || !ids.insert(e.id.as_str()) {
+            return Err(OpenError::Config(format!(
+                "catalog item ids must be non-empty and unique: {:?}",
+                e.id
+            )));
+        }
+        if e.description.len() > acd_core::purchase::MAX_DESCRIPTION {
+            return Err(OpenError::Config(format!(
+                "the description of item {:?} is longer than {} bytes",
+                e.id,
+                acd_core::purchase::MAX_DESCRIPTION
+            )));
+        }
+        if !e.file.is_file() {
+            return Err(OpenError::Config(format!(
+                "the goods of item {:?}, {}, are not a readable file",
+                e.id,
+                e.file.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn same_vkey(a: &str, b: &NoteVerifier) -> bool {
+    NoteVerifier::from_vkey(a.trim()).is_ok_and(|v| v.vkey() == b.vkey())
+}
+
+impl Merchant {
+    /// Opens the merchant in `config.data` with the system clock.
+    pub async fn open(config: MerchantConfig) -> Result<Merchant, OpenError> {
+        Merchant::open_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Opens the merchant: loads or creates its key and database, learns
+    /// the bank's key from the bank (unless `config.bank_key` gives it) and
+    /// checks that the bank trusts the log and accepts the offer lifetime.
+    pub async fn open_with_clock(
+        config: MerchantConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Merchant, OpenError> {
+        check_catalog(&config.catalog)?;
+        if config.offer_lifetime.is_zero() || config.retry_interval.is_zero() {
+            return Err(OpenError::Config(
+                "offer_lifetime and retry_interval must be positive".into(),
+            ));
+        }
+        let log_verifier = NoteVerifier::from_vkey(config.log.vkey.trim())
+            .map_err(|e| OpenError::Config(format!("log vkey {:?}: {e}", config.log.vkey)))?;
+        let http = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .map_err(|e| OpenError::Config(format!("HTTP client: {e}")))?;
+        let bank_client = BankClient::with_http(http.clone(), &config.bank_url);
+        let bank = match config.bank_key {
+            Some(key) => key,
+            None => {
+                let info = bank_client.info().await.map_err(|source| OpenError::Bank {
+                    url: config.bank_url.clone(),
+                    source,
+                })?;
+                if !info.logs.iter().any(|l| same_vkey(&l.vkey, &log_verifier)) {
+                    return Err(OpenError::Config(format!(
+                        "the bank does not trust the log {}",
+                        log_verifier.vkey()
+                    )));
+                }
+                let lifetime = u64::try_from(config.offer_lifetime.as_millis()).unwrap_or(u64::MAX);
+                if lifetime < info.min_expiration_ms || lifetime > info.max_expiration_ms {
+                    return Err(OpenError::Config(format!(
+                        "the offer lifetime of {lifetime} ms is outside the bank's escrow bounds ({} to {} ms)",
+                        info.min_expiration_ms, info.max_expiration_ms
+                    )));
+                }
+                info.bank
+            }
+        };
+        ed25519_dalek::VerifyingKey::from_bytes(&bank)
+            .map_err(|_| OpenError::Config("the bank key is not an ed25519 key".into()))?;
+        let signing = keys::load_or_create(&config.data)?;
+        let store = Store::open(&config.data.join("db"))?;
+        let shop = Shop {
+            merchant: signing.verifying_key().to_bytes(),
+            signing,
+            bank,
+            log_origin: log_verifier.name().to_owned(),
+            log: LogClient::with_http(http, &config.log.url, log_verifier),
+            bank_client,
+            catalog: config.catalog,
+            store,
+            clock,
+            offer_lifetime: config.offer_lifetime,
+            retry_interval: config.retry_interval,
+            behaviour: config.behaviour,
+            locks: Default::default(),
+            deposit_locks: Default::default(),
+            max_body_bytes: config.max_body_bytes,
+        };
+        Ok(Merchant {
+            shop: Arc::new(shop),
+        })
+    }
+
+    /// The merchant's ed25519 public key (its account at the bank).
+    pub fn public_key(&self) -> [u8; 32] {
+        self.shop.merchant
+    }
+
+    /// The bank's key this merchant sells for.
+    pub fn bank_key(&self) -> [u8; 32] {
+        self.shop.bank
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/api/v1/catalog", get(api::catalog))
+            .route("/api/v1/offer", post(api::offer))
+            .route("/api/v1/purchase", post(api::purchase))
+            .route("/api/v1/delivery/{tid}", get(api::delivery))
+            .fallback(|| async { ApiError::not_found("no_route", "no such endpoint") })
+            .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+            .layer(DefaultBodyLimit::max(self.shop.max_body_bytes))
+            .with_state(self.shop.clone())
+    }
+
+    /// One pass of recovery: commit escrowed purchases, deposit committed
+    /// ones, prune stale offers. [`Merchant::run`] does this at start-up
+    /// and then every `retry_interval`.
+    pub async fn retry_pending(&self) -> Result<(), StoreError> {
+        self.shop.retry_pending().await
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves, with the
+    /// background task of [`Merchant::retry_pending`].
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let shop = self.shop.clone();
+        let worker = tokio::spawn(async move {
+            loop {
+                if let Err(e) = shop.retry_pending().await {
+                    tracing::error!(error = %e, "retrying pending purchases");
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(shop.retry_interval) => {}
+                    _ = stopped.changed() => break,
+                }
+            }
+        });
+        let served = axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        let _ = stop.send(true);
+        if worker.await.is_err() {
+            tracing::error!("the background task panicked");
+        }
+        served
+    }
+}

@@ -1,0 +1,208 @@
+//! The merchant's durable state: one record per TID, from the offer (P1)
+//! through the bank's escrow terms (P3) and the log's commit (P4/P5) to the
+//! deposit, or to an abort.
+//!
+//! Storage is one sled tree. Every state change is one atomic batch that
+//! rewrites the record and its index keys, then a flush: [`Store::put`]
+//! returns only once the change is durable, and a crash leaves either the
+//! old state or the new one. Keys:
+//!
+//! - `p/<tid>`: the [`Purchase`] as JSON.
+//! - `q/<tid>`: present while there is work to do (escrowed but not
+//!   committed, or committed but not deposited); the background task and
+//!   recovery scan only these.
+//! - `x/<expiration, u64 BE><tid>`: present while the offer is unsold, so
+//!   that stale offers can be pruned in expiration order.
+
+use std::fmt;
+use std::path::Path;
+
+use acd_core::bank_api::{DepositResponse, PurchaseRequest, SignedOffer};
+use acd_core::entry::Tid;
+use acd_core::log_api::{EntryProof, hex_array};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// The bank's escrow for a purchase (P3) and the key the merchant commits.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Escrow {
+    pub request: PurchaseRequest,
+    /// The key sent to the log: k, unless [`crate::Behaviour::bogus_key`]
+    /// chose another one when the escrow arrived.
+    #[serde(with = "hex_array")]
+    pub commit_key: [u8; 32],
+}
+
+/// Everything the merchant knows about one TID.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Purchase {
+    pub offer: SignedOffer,
+    /// k, the key that encrypted the goods sent with the offer.
+    #[serde(with = "hex_array")]
+    pub key: [u8; 32],
+    pub item: String,
+    pub escrow: Option<Escrow>,
+    /// The log's commit entry with its proof.
+    pub commit: Option<EntryProof>,
+    pub deposit: Option<DepositResponse>,
+    /// The log's abort entry with its proof.
+    pub abort: Option<EntryProof>,
+}
+
+/// Keys are never printed.
+impl fmt::Debug for Purchase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Purchase")
+            .field("tid", &self.offer.offer.tid)
+            .field("item", &self.item)
+            .field("stage", &self.stage())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a purchase stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// P1 sent; no escrow yet.
+    Offered,
+    /// P3 received and accepted; not yet committed.
+    Escrowed,
+    /// P4/P5 done: k is in the log; not yet paid.
+    Committed,
+    /// The bank paid.
+    Deposited,
+    /// The log recorded an abort: no sale.
+    Aborted,
+}
+
+impl Purchase {
+    pub fn tid(&self) -> Tid {
+        self.offer.offer.tid
+    }
+
+    pub fn stage(&self) -> Stage {
+        if self.abort.is_some() {
+            Stage::Aborted
+        } else if self.deposit.is_some() {
+            Stage::Deposited
+        } else if self.commit.is_some() {
+            Stage::Committed
+        } else if self.escrow.is_some() {
+            Stage::Escrowed
+        } else {
+            Stage::Offered
+        }
+    }
+}
+
+fn key(prefix: u8, tid: &Tid) -> Vec<u8> {
+    let mut k = vec![prefix, b'/'];
+    k.extend_from_slice(&tid.0);
+    k
+}
+
+fn expiry_key(expiration_ms: u64, tid: &Tid) -> Vec<u8> {
+    let mut k = vec![b'x', b'/'];
+    k.extend_from_slice(&expiration_ms.to_be_bytes());
+    k.extend_from_slice(&tid.0);
+    k
+}
+
+fn tid_of(key: &[u8]) -> Result<Tid, StoreError> {
+    let tail = key
+        .len()
+        .checked_sub(16)
+        .and_then(|start| key.get(start..))
+        .ok_or_else(|| StoreError::Corrupt("short index key".into()))?;
+    let mut t = [0u8; 16];
+    t.copy_from_slice(tail);
+    Ok(Tid(t))
+}
+
+/// The purchases on sled.
+#[derive(Clone)]
+pub struct Store {
+    tree: sled::Tree,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::open(path)?;
+        Ok(Store {
+            tree: db.open_tree("purchases")?,
+        })
+    }
+
+    pub fn get(&self, tid: &Tid) -> Result<Option<Purchase>, StoreError> {
+        self.tree
+            .get(key(b'p', tid))?
+            .map(|v| {
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("purchase {tid}: {e}")))
+            })
+            .transpose()
+    }
+
+    /// Writes the record and its index keys in one batch and flushes.
+    pub async fn put(&self, p: &Purchase) -> Result<(), StoreError> {
+        let tid = p.tid();
+        let bytes = serde_json::to_vec(p).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let stage = p.stage();
+        let mut batch = sled::Batch::default();
+        batch.insert(key(b'p', &tid), bytes);
+        let queue = key(b'q', &tid);
+        if matches!(stage, Stage::Escrowed | Stage::Committed) {
+            batch.insert(queue, &[]);
+        } else {
+            batch.remove(queue);
+        }
+        let expiry = expiry_key(p.offer.offer.expiration_ms, &tid);
+        if stage == Stage::Offered {
+            batch.insert(expiry, &[]);
+        } else {
+            batch.remove(expiry);
+        }
+        self.tree.apply_batch(batch)?;
+        self.tree.flush_async().await?;
+        Ok(())
+    }
+
+    /// TIDs with work left: escrowed but not committed, or committed but
+    /// not deposited.
+    pub fn pending(&self) -> Result<Vec<Tid>, StoreError> {
+        self.tree
+            .scan_prefix(b"q/")
+            .map(|kv| tid_of(&kv?.0))
+            .collect()
+    }
+
+    /// Deletes unsold offers that expired before `before_ms`; returns how
+    /// many.
+    pub async fn prune_offers(&self, before_ms: u64) -> Result<usize, StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for kv in self
+            .tree
+            .range(expiry_key(0, &Tid([0; 16]))..expiry_key(before_ms, &Tid([0; 16])))
+        {
+            let (k, _) = kv?;
+            let tid = tid_of(&k)?;
+            batch.remove(k);
+            batch.remove(key(b'p', &tid));
+            n += 1;
+        }
+        if n > 0 {
+            self.tree.apply_batch(batch)?;
+            self.tree.flush_async().await?;
+        }
+        Ok(n)
+    }
+}

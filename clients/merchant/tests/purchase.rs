@@ -1,0 +1,429 @@
+//! The merchant against the real log, in process, and a stand-in bank that
+//! publishes its info and records deposits: commit, delivery, deposit,
+//! repeats, restarts, an abort and the misbehaviour switches.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use acd_client::ClientError;
+use acd_client::log::{LogClient, verify_entry_proof};
+use acd_client::merchant::MerchantClient;
+use acd_core::bank_api::{
+    BankInfo, DepositRequest, DepositResponse, LogInfo, OfferRequest, OfferResponse, PolicyInfo,
+    PurchaseRequest,
+};
+use acd_core::entry::{LogEntry, Outcome};
+use acd_core::goods;
+use acd_core::log_api::{AbortRequest, ErrorBody};
+use acd_core::note::NoteVerifier;
+use acd_log_server::Log;
+use acd_log_server::clock::SystemClock;
+use acd_log_server::config::LogConfig;
+use acd_merchant::clock::OffsetClock;
+use acd_merchant::{Behaviour, CatalogEntry, Merchant, MerchantConfig};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ed25519_dalek::SigningKey;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const GOODS: &[u8] = b"a song, as an MP3 file";
+
+/// A bank that answers `GET /api/v1/info` and records deposits; deposits
+/// fail with 503 while `fail` is set.
+struct Bank {
+    key: SigningKey,
+    info: BankInfo,
+    fail: AtomicBool,
+    deposits: Mutex<Vec<DepositRequest>>,
+    url: String,
+}
+
+impl Bank {
+    async fn start(log: &LogInfo) -> Arc<Bank> {
+        let key = SigningKey::from_bytes(&[21; 32]);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bank = Arc::new(Bank {
+            info: BankInfo {
+                bank: key.verifying_key().to_bytes(),
+                denominations: vec![],
+                logs: vec![log.clone()],
+                max_expiration_ms: 3_600_000,
+                min_expiration_ms: 0,
+                witness_policy: PolicyInfo::default(),
+            },
+            key,
+            fail: AtomicBool::new(false),
+            deposits: Mutex::new(vec![]),
+            url: format!("http://{}", listener.local_addr().unwrap()),
+        });
+        let app = Router::new()
+            .route(
+                "/api/v1/info",
+                get(|State(b): State<Arc<Bank>>| async move { Json(b.info.clone()) }),
+            )
+            .route("/api/v1/deposit", post(deposit))
+            .with_state(bank.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        bank
+    }
+
+    fn deposited(&self) -> Vec<DepositRequest> {
+        self.deposits.lock().unwrap().clone()
+    }
+
+    fn purchase(&self, o: &OfferResponse) -> PurchaseRequest {
+        let terms = o.offer.offer.terms();
+        PurchaseRequest {
+            terms_signature: terms.sign(&self.key),
+            terms,
+        }
+    }
+}
+
+async fn deposit(
+    State(b): State<Arc<Bank>>,
+    Json(req): Json<DepositRequest>,
+) -> Result<Json<DepositResponse>, (StatusCode, Json<ErrorBody>)> {
+    if b.fail.load(Ordering::SeqCst) {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(ErrorBody {
+                error: "unavailable".into(),
+                message: "down for the test".into(),
+                existing: None,
+            }),
+        ));
+    }
+    let entry = LogEntry::decode(&req.proof.entry).unwrap();
+    b.deposits.lock().unwrap().push(req.clone());
+    Ok(Json(DepositResponse {
+        tid: entry.tid(),
+        merchant: entry.merchant(),
+        amount: 250,
+    }))
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    log: LogInfo,
+    verifier: NoteVerifier,
+    bank: Arc<Bank>,
+}
+
+impl World {
+    async fn start() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_owned();
+        let bank_key = SigningKey::from_bytes(&[21; 32]);
+        let mut config = LogConfig::new(path.join("log"), "log.test/merchant".into());
+        config.trusted_banks = vec![hex::encode(bank_key.verifying_key().to_bytes())];
+        config.batch_window_us = 100;
+        let log = Log::open(&config, Arc::new(SystemClock)).unwrap();
+        let verifier = log.state().verifier.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(log.run(listener, config.max_body_bytes, std::future::pending()));
+        let log = LogInfo {
+            vkey: verifier.vkey(),
+            url,
+        };
+        let bank = Bank::start(&log).await;
+        std::fs::write(path.join("song.mp3"), GOODS).unwrap();
+        World {
+            _dir: dir,
+            dir: path,
+            log,
+            verifier,
+            bank,
+        }
+    }
+
+    fn config(&self, behaviour: Behaviour) -> MerchantConfig {
+        let mut c = MerchantConfig::new(
+            self.dir.join("merchant"),
+            self.bank.url.clone(),
+            self.log.clone(),
+            vec![CatalogEntry {
+                id: "song".into(),
+                description: "a song".into(),
+                price: 250,
+                file: self.dir.join("song.mp3"),
+            }],
+        );
+        c.retry_interval = Duration::from_millis(50);
+        c.behaviour = behaviour;
+        c
+    }
+
+    fn log_client(&self) -> LogClient {
+        LogClient::new(&self.log.url, self.verifier.clone())
+    }
+}
+
+/// A merchant serving on loopback, stopped by [`Running::stop`].
+struct Running {
+    client: MerchantClient,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    async fn start(merchant: Merchant) -> Running {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = MerchantClient::new(&format!("http://{}", listener.local_addr().unwrap()));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(merchant.run(listener, async {
+            let _ = stopped.await;
+        }));
+        Running { client, stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+async fn offer(m: &MerchantClient) -> OfferResponse {
+    let q = SigningKey::from_bytes(&[22; 32]).verifying_key().to_bytes();
+    let o = m
+        .offer(&OfferRequest {
+            item: "song".into(),
+            customer: q,
+        })
+        .await
+        .unwrap();
+    o.offer.offer.verify(&o.offer.signature).unwrap();
+    assert_eq!(o.offer.offer.ciphertext_hash, goods::hash(&o.ciphertext));
+    o
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn refusal<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
+    match r {
+        Err(ClientError::Refused { status, body }) => (status, body.error),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+// An honest purchase: the key is committed once, delivered with a proof that verifies, decrypts the goods, is delivered again on repeats, and is deposited once the bank accepts.
+#[tokio::test]
+async fn purchase_commits_delivers_and_deposits() {
+    let w = World::start().await;
+    w.bank.fail.store(true, Ordering::SeqCst);
+    let merchant = Merchant::open(w.config(Behaviour::default()))
+        .await
+        .unwrap();
+    assert_eq!(merchant.bank_key(), w.bank.info.bank);
+    let me = merchant.public_key();
+    let run = Running::start(merchant).await;
+    let m = &run.client;
+
+    let catalog = m.catalog().await.unwrap();
+    assert_eq!(catalog.merchant, me);
+    assert_eq!(catalog.log_origin, "log.test/merchant");
+    let o = offer(m).await;
+    let tid = o.offer.offer.tid;
+    let d = m.purchase(&w.bank.purchase(&o)).await.unwrap();
+    let v = verify_entry_proof(&d.commit, &w.verifier).unwrap();
+    match v.entry {
+        LogEntry::Commit { key, merchant, .. } => {
+            assert_eq!((key, merchant), (d.key, me));
+        }
+        other => panic!("not a commit: {other:?}"),
+    }
+    let plain = goods::decrypt(&d.key, &tid, &o.ciphertext).unwrap();
+    assert_eq!(goods::hash(&plain), o.offer.offer.plaintext_hash);
+
+    // Repeats answer the same delivery; the log holds one entry.
+    assert_eq!(m.purchase(&w.bank.purchase(&o)).await.unwrap(), d);
+    assert_eq!(m.delivery(&tid).await.unwrap(), d);
+    let size = w.log_client().checkpoint().await.unwrap().checkpoint.size;
+    assert_eq!(size, 1);
+
+    // The bank was down; the background task deposits once it is back.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(w.bank.deposited().is_empty());
+    w.bank.fail.store(false, Ordering::SeqCst);
+    eventually("the deposit", || w.bank.deposited().len() == 1).await;
+    let dep = &w.bank.deposited()[0];
+    assert_eq!(dep.proof.tid, tid);
+    assert_eq!(dep.proof.outcome, Outcome::Commit);
+    verify_entry_proof(&dep.proof, &w.verifier).unwrap();
+    // Paid purchases are not deposited again.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(w.bank.deposited().len(), 1);
+    assert_eq!(m.delivery(&tid).await.unwrap(), d);
+    run.stop().await;
+}
+
+// A merchant stopped after its commit still delivers after restart and deposits then; a merchant stopped after the escrow but before the commit commits on restart.
+#[tokio::test]
+async fn restart_recovers_commit_and_deposit() {
+    let w = World::start().await;
+
+    // Committed, not deposited (the bank is down), then stopped.
+    w.bank.fail.store(true, Ordering::SeqCst);
+    let run = Running::start(
+        Merchant::open(w.config(Behaviour::default()))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let o1 = offer(&run.client).await;
+    let d1 = run.client.purchase(&w.bank.purchase(&o1)).await.unwrap();
+    run.stop().await;
+
+    // Escrowed, not committed, then stopped.
+    let lazy = Behaviour {
+        never_commit: true,
+        ..Behaviour::default()
+    };
+    let run = Running::start(Merchant::open(w.config(lazy)).await.unwrap()).await;
+    let o2 = offer(&run.client).await;
+    assert_eq!(
+        refusal(run.client.purchase(&w.bank.purchase(&o2)).await),
+        (503, "not_committed".into())
+    );
+    run.stop().await;
+    assert!(
+        w.log_client()
+            .transaction(&o2.offer.offer.tid)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(w.bank.deposited().is_empty());
+
+    // Restart, honest, with the bank back.
+    w.bank.fail.store(false, Ordering::SeqCst);
+    let run = Running::start(
+        Merchant::open(w.config(Behaviour::default()))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let m = &run.client;
+    assert_eq!(m.delivery(&o1.offer.offer.tid).await.unwrap(), d1);
+    assert_eq!(m.purchase(&w.bank.purchase(&o1)).await.unwrap(), d1);
+    let tid2 = o2.offer.offer.tid;
+    let log = w.log_client();
+    for _ in 0..200 {
+        if log.transaction(&tid2).await.unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let d2 = m.delivery(&tid2).await.unwrap();
+    assert_eq!(
+        goods::decrypt(&d2.key, &tid2, &o2.ciphertext).unwrap(),
+        GOODS
+    );
+    eventually("both deposits", || w.bank.deposited().len() == 2).await;
+    assert_eq!(log.checkpoint().await.unwrap().checkpoint.size, 2);
+    run.stop().await;
+}
+
+// When the log has aborted the TID before the merchant commits, the purchase is answered 409 aborted and no key is delivered.
+#[tokio::test]
+async fn abort_in_the_log_wins() {
+    let w = World::start().await;
+    let mut c = w.config(Behaviour::default());
+    c.offer_lifetime = Duration::from_millis(2000);
+    // The merchant's clock is ten seconds behind the log's: its offer has
+    // already expired for the log, not for the merchant.
+    let merchant = Merchant::open_with_clock(c, Arc::new(OffsetClock(-10_000)))
+        .await
+        .unwrap();
+    let run = Running::start(merchant).await;
+    let o = offer(&run.client).await;
+    let terms = o.offer.offer.terms();
+    let notice = terms.notice();
+    let abort = AbortRequest {
+        tid: terms.tid,
+        merchant: terms.merchant,
+        expiration_ms: terms.expiration_ms,
+        bank: w.bank.info.bank,
+        signature: notice.sign(&w.bank.key),
+    };
+    w.log_client().abort(&abort).await.unwrap();
+    assert_eq!(
+        refusal(run.client.purchase(&w.bank.purchase(&o)).await),
+        (409, "aborted".into())
+    );
+    assert_eq!(
+        refusal(run.client.delivery(&terms.tid).await),
+        (409, "aborted".into())
+    );
+    assert!(w.bank.deposited().is_empty());
+    run.stop().await;
+}
+
+// withhold_key commits but gives no key (the customer reads it from the log); bogus_key delivers a committed key that does not decrypt.
+#[tokio::test]
+async fn misbehaving_merchants_are_visible_in_the_log() {
+    let w = World::start().await;
+    let withhold = Behaviour {
+        withhold_key: true,
+        ..Behaviour::default()
+    };
+    let run = Running::start(Merchant::open(w.config(withhold)).await.unwrap()).await;
+    let o = offer(&run.client).await;
+    let tid = o.offer.offer.tid;
+    assert_eq!(
+        refusal(run.client.purchase(&w.bank.purchase(&o)).await),
+        (503, "key_withheld".into())
+    );
+    assert_eq!(
+        refusal(run.client.delivery(&tid).await),
+        (503, "key_withheld".into())
+    );
+    let v = w.log_client().transaction(&tid).await.unwrap().unwrap();
+    let LogEntry::Commit { key, .. } = v.entry else {
+        panic!("not a commit")
+    };
+    assert_eq!(goods::decrypt(&key, &tid, &o.ciphertext).unwrap(), GOODS);
+    eventually("the deposit", || w.bank.deposited().len() == 1).await;
+    run.stop().await;
+
+    let bogus = Behaviour {
+        bogus_key: true,
+        ..Behaviour::default()
+    };
+    let run = Running::start(Merchant::open(w.config(bogus)).await.unwrap()).await;
+    let o = offer(&run.client).await;
+    let tid = o.offer.offer.tid;
+    let d = run.client.purchase(&w.bank.purchase(&o)).await.unwrap();
+    verify_entry_proof(&d.commit, &w.verifier).unwrap();
+    assert!(goods::decrypt(&d.key, &tid, &o.ciphertext).is_err());
+    run.stop().await;
+}
+
+// A merchant refuses to start with a log its bank does not trust.
+#[tokio::test]
+async fn untrusted_log_is_refused_at_start() {
+    let w = World::start().await;
+    let mut c = w.config(Behaviour::default());
+    let other = acd_core::note::NoteSigner::new("log.test/other", SigningKey::from_bytes(&[5; 32]))
+        .unwrap();
+    c.log.vkey = other.verifier().vkey();
+    let err = Merchant::open(c).await.err().expect("refused");
+    assert!(err.to_string().contains("does not trust"), "{err}");
+}

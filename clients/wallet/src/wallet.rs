@@ -1,0 +1,500 @@
+//! The wallet: its file, its bank, and what it has seen of each log.
+//! Withdrawal (paper figure 1, steps 1 and 2) and the balance live here;
+//! purchases in [`crate::purchase`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use acd_client::ClientError;
+use acd_client::bank::BankClient;
+use acd_client::error::read_json;
+use acd_client::log::LogClient;
+use acd_core::bank_api::{BankInfo, WithdrawRequest};
+use acd_core::checkpoint::SignedCheckpoint;
+use acd_core::cosignature::CosignatureVerifier;
+use acd_core::log_api::{ConsistencyProof, EntryProof};
+use acd_core::note::NoteVerifier;
+use acd_core::proof::{LogView, VerifiedEntry, WitnessPolicy, verify_entry_proof};
+use acd_core::purchase::{MAX_ITEMS, Withdrawal};
+use acd_core::token::{BlindedToken, Denomination};
+use ed25519_dalek::SigningKey;
+
+use crate::coins::{CoinError, decompose};
+use crate::error::WalletError;
+use crate::file::{PendingWithdrawal, StoredToken, WalletFile};
+use crate::report::{Balance, Step, WithdrawReport};
+
+/// The wallet's source of time (expirations), injectable for tests.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// Called with every step as it happens (the command line prints them).
+pub type StepHook = Box<dyn Fn(&Step) + Send + Sync>;
+
+/// How often the log is asked for an outcome while waiting.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A log the bank trusts, ready to verify.
+#[derive(Debug, Clone)]
+pub(crate) struct TrustedLog {
+    pub verifier: NoteVerifier,
+    pub url: String,
+}
+
+/// A customer wallet bound to its file. Every method that changes state
+/// saves the file before returning, and before any request whose answer
+/// could not be used without what it saved.
+pub struct Wallet {
+    pub(crate) path: PathBuf,
+    pub(crate) data: WalletFile,
+    pub(crate) http: reqwest::Client,
+    pub(crate) bank: BankClient,
+    pub(crate) denominations: Vec<Denomination>,
+    pub(crate) logs: Vec<TrustedLog>,
+    /// The bank's witness policy: the bank refunds and pays only on
+    /// checkpoints that meet it.
+    pub(crate) policy: WitnessPolicy,
+    /// The caller's own policy, checked in addition.
+    pub(crate) extra_policy: Option<WitnessPolicy>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) poll_interval: Duration,
+    pub(crate) on_step: Option<StepHook>,
+}
+
+impl std::fmt::Debug for Wallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wallet")
+            .field("path", &self.path)
+            .field("bank_url", &self.data.bank_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn fresh_seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    rand::fill(&mut seed);
+    seed
+}
+
+impl Wallet {
+    /// Creates a wallet file at `path` (which must not exist) for the bank
+    /// at `bank_url`: fetches the bank's info and generates the account key.
+    /// The bank's admin must then create the account
+    /// ([`Wallet::account_key`]) and credit it.
+    pub async fn create(path: impl AsRef<Path>, bank_url: &str) -> Result<Wallet, WalletError> {
+        let path = path.as_ref();
+        if path.exists() {
+            return Err(WalletError::Exists(path.to_owned()));
+        }
+        let http = reqwest::Client::new();
+        let info = BankClient::with_http(http.clone(), bank_url).info().await?;
+        let data = WalletFile::new(fresh_seed(), bank_url, info);
+        let wallet = Wallet::from_file(path, data, http)?;
+        wallet.save()?;
+        Ok(wallet)
+    }
+
+    /// Opens an existing wallet file (no network).
+    pub fn open(path: impl AsRef<Path>) -> Result<Wallet, WalletError> {
+        let path = path.as_ref();
+        let data = WalletFile::load(path)?;
+        Wallet::from_file(path, data, reqwest::Client::new())
+    }
+
+    fn from_file(path: &Path, data: WalletFile, http: reqwest::Client) -> Result<Wallet, WalletError> {
+        let (denominations, logs, policy) = parse_info(&data.bank)?;
+        Ok(Wallet {
+            path: path.to_owned(),
+            bank: BankClient::with_http(http.clone(), &data.bank_url),
+            http,
+            data,
+            denominations,
+            logs,
+            policy,
+            extra_policy: None,
+            clock: Arc::new(SystemClock),
+            poll_interval: DEFAULT_POLL_INTERVAL,
+            on_step: None,
+        })
+    }
+
+    /// Uses `clock` for expirations.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Requires `policy` of every checkpoint, in addition to the bank's
+    /// witness policy.
+    pub fn with_witness_policy(mut self, policy: WitnessPolicy) -> Self {
+        self.extra_policy = Some(policy);
+        self
+    }
+
+    /// How often to ask the log while waiting for an outcome.
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Calls `hook` with every purchase step as it happens.
+    pub fn on_step(mut self, hook: StepHook) -> Self {
+        self.on_step = Some(hook);
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Everything stored, read-only.
+    pub fn file(&self) -> &WalletFile {
+        &self.data
+    }
+
+    pub fn bank_info(&self) -> &BankInfo {
+        &self.data.bank
+    }
+
+    /// The account's public key: the account id the bank's admin registers.
+    pub fn account_key(&self) -> [u8; 32] {
+        self.signing_key().verifying_key().to_bytes()
+    }
+
+    pub(crate) fn signing_key(&self) -> SigningKey {
+        SigningKey::from_bytes(&self.data.account_key)
+    }
+
+    pub(crate) fn save(&self) -> Result<(), WalletError> {
+        self.data.save(&self.path)
+    }
+
+    pub(crate) fn emit(&self, step: Step) -> Step {
+        if let Some(hook) = &self.on_step {
+            hook(&step);
+        }
+        step
+    }
+
+    pub(crate) fn denomination(&self, id: &[u8; 32]) -> Result<&Denomination, WalletError> {
+        self.denominations
+            .iter()
+            .find(|d| &d.id() == id)
+            .ok_or_else(|| {
+                WalletError::BankInfo(format!("no denomination {}", hex::encode(id)))
+            })
+    }
+
+    pub(crate) fn denomination_values(&self) -> Vec<u64> {
+        self.denominations.iter().map(|d| d.value).collect()
+    }
+
+    /// Fresh blinded tokens worth exactly `amount`.
+    pub(crate) fn blind_amount(&self, amount: u64) -> Result<Vec<BlindedToken>, WalletError> {
+        decompose(amount, &self.denomination_values())?
+            .into_iter()
+            .map(|v| {
+                let d = self
+                    .denominations
+                    .iter()
+                    .find(|d| d.value == v)
+                    .ok_or_else(|| WalletError::BankInfo(format!("no denomination of {v}")))?;
+                Ok(BlindedToken::new(d)?)
+            })
+            .collect()
+    }
+
+    /// Unblinds the bank's answers to `blinded` and verifies every token.
+    pub(crate) fn unblind(
+        &self,
+        blinded: &[BlindedToken],
+        signatures: &[Vec<u8>],
+    ) -> Result<Vec<StoredToken>, WalletError> {
+        if blinded.len() != signatures.len() {
+            return Err(ClientError::Invalid(format!(
+                "{} blind signatures for {} blinded tokens",
+                signatures.len(),
+                blinded.len()
+            ))
+            .into());
+        }
+        blinded
+            .iter()
+            .zip(signatures)
+            .map(|(b, s)| {
+                let d = self.denomination(&b.denomination)?;
+                let token = b.finish(d, s)?;
+                token.verify(d)?;
+                Ok(StoredToken {
+                    token,
+                    value: d.value,
+                    bound_to: None,
+                })
+            })
+            .collect()
+    }
+
+    /// What the wallet holds.
+    pub fn balance(&self) -> Balance {
+        let mut by_value = std::collections::BTreeMap::<u64, usize>::new();
+        for t in &self.data.tokens {
+            *by_value.entry(t.value).or_default() += 1;
+        }
+        Balance {
+            spendable: self.data.tokens.iter().map(|t| t.value).sum(),
+            tokens: self.data.tokens.len(),
+            bound: self
+                .data
+                .tokens
+                .iter()
+                .filter(|t| t.bound_to.is_some())
+                .map(|t| t.value)
+                .sum(),
+            withdrawing: self.data.withdrawals.iter().map(|w| w.amount).sum(),
+            in_purchases: self
+                .data
+                .purchases
+                .iter()
+                .filter(|p| !p.state.is_final())
+                .map(|p| p.total())
+                .sum(),
+            by_value: by_value.into_iter().collect(),
+        }
+    }
+
+    /// Step 1 and 2: withdraws `amount` from the account as tokens of the
+    /// bank's denominations (largest first), in requests of at most
+    /// [`MAX_ITEMS`] tokens. The blinding secrets of all requests are saved
+    /// before the first is sent.
+    pub async fn withdraw(&mut self, amount: u64) -> Result<WithdrawReport, WalletError> {
+        if amount == 0 {
+            return Err(CoinError::Zero.into());
+        }
+        let blinded = self.blind_amount(amount)?;
+        let mut ids = Vec::new();
+        for chunk in blinded.chunks(MAX_ITEMS) {
+            let mut request_id = [0u8; 16];
+            rand::fill(&mut request_id);
+            let mut amount = 0;
+            for b in chunk {
+                amount += self.denomination(&b.denomination)?.value;
+            }
+            self.data.withdrawals.push(PendingWithdrawal {
+                request_id,
+                blinded: chunk.to_vec(),
+                amount,
+            });
+            ids.push(request_id);
+        }
+        self.save()?;
+        let mut report = WithdrawReport {
+            amount,
+            tokens: vec![],
+            requests: 0,
+        };
+        for id in ids {
+            let r = self.finish_withdrawal(&id).await?;
+            report.tokens.extend(r.tokens);
+            report.requests += 1;
+        }
+        Ok(report)
+    }
+
+    /// Sends (or repeats) one saved withdrawal and unblinds the answer. A
+    /// refusal (4xx: unknown account, insufficient funds) debited nothing,
+    /// so the pending withdrawal is dropped; an unanswered request stays for
+    /// [`Wallet::resume`].
+    pub async fn finish_withdrawal(
+        &mut self,
+        request_id: &[u8; 16],
+    ) -> Result<WithdrawReport, WalletError> {
+        let pending = self
+            .data
+            .withdrawals
+            .iter()
+            .find(|w| &w.request_id == request_id)
+            .cloned()
+            .ok_or_else(|| WalletError::UnknownPurchase(format!("withdrawal {}", hex::encode(request_id))))?;
+        let withdrawal = Withdrawal {
+            bank: self.data.bank.bank,
+            account: self.account_key(),
+            request_id: *request_id,
+            blinded: pending.blinded.iter().map(BlindedToken::request).collect(),
+        };
+        let signature = withdrawal.sign(&self.signing_key());
+        let answer = match self
+            .bank
+            .withdraw(&WithdrawRequest {
+                withdrawal,
+                signature,
+            })
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                let e = WalletError::from(e);
+                if e.is_refusal() {
+                    self.data.withdrawals.retain(|w| &w.request_id != request_id);
+                    self.save()?;
+                }
+                return Err(e);
+            }
+        };
+        let tokens = self.unblind(&pending.blinded, &answer.blind_signatures)?;
+        let values = tokens.iter().map(|t| t.value).collect();
+        self.data.withdrawals.retain(|w| &w.request_id != request_id);
+        self.data.tokens.extend(tokens);
+        self.save()?;
+        Ok(WithdrawReport {
+            amount: pending.amount,
+            tokens: values,
+            requests: 1,
+        })
+    }
+
+    pub(crate) fn trusted_log(&self, origin: &str) -> Result<&TrustedLog, WalletError> {
+        self.logs
+            .iter()
+            .find(|l| l.verifier.name() == origin)
+            .ok_or_else(|| WalletError::UnknownLog(origin.to_owned()))
+    }
+
+    pub(crate) fn log_client(&self, origin: &str) -> Result<LogClient, WalletError> {
+        let log = self.trusted_log(origin)?;
+        Ok(LogClient::with_http(
+            self.http.clone(),
+            &log.url,
+            log.verifier.clone(),
+        ))
+    }
+
+    /// Checks an entry proof from the log `origin` completely: signature,
+    /// the bank's witness policy and the caller's, inclusion, and that its
+    /// checkpoint lies on the history the wallet has seen of that log
+    /// (fetching a consistency proof when needed). The newest checkpoint
+    /// is remembered; the caller saves.
+    pub async fn verify_log_proof(
+        &mut self,
+        proof: &EntryProof,
+        origin: &str,
+    ) -> Result<VerifiedEntry, WalletError> {
+        let log = self.trusted_log(origin)?.clone();
+        let log_error = |error| WalletError::Log {
+            origin: origin.to_owned(),
+            error,
+        };
+        let v = verify_entry_proof(proof, &log.verifier, &self.policy).map_err(log_error)?;
+        if let Some(extra) = &self.extra_policy {
+            extra.check(&v.checkpoint).map_err(log_error)?;
+        }
+        self.observe_checkpoint(&log, &v.checkpoint).await?;
+        Ok(v)
+    }
+
+    /// Accepts `new` into the view of its log, or fails with the evidence.
+    async fn observe_checkpoint(
+        &mut self,
+        log: &TrustedLog,
+        new: &SignedCheckpoint,
+    ) -> Result<(), WalletError> {
+        let origin = log.verifier.name().to_owned();
+        let old = match self.data.checkpoints.get(&origin) {
+            Some(text) => Some(SignedCheckpoint::open(text, &log.verifier).map_err(|e| {
+                WalletError::Format {
+                    path: self.path.clone(),
+                    reason: format!("stored checkpoint of {origin}: {e}"),
+                }
+            })?),
+            None => None,
+        };
+        let mut view = LogView::new(old.clone());
+        let proof = match view.proof_needed(new) {
+            None => vec![],
+            Some((from, to)) => {
+                let url = format!("{}/api/v1/consistency?from={from}&to={to}", log.url);
+                let p: ConsistencyProof = read_json(
+                    self.http
+                        .get(url)
+                        .send()
+                        .await
+                        .map_err(ClientError::from)?,
+                )
+                .await?;
+                if (p.from, p.to) != (from, to) {
+                    return Err(ClientError::Invalid(format!(
+                        "asked for consistency {from} -> {to}, got {} -> {}",
+                        p.from, p.to
+                    ))
+                    .into());
+                }
+                p.proof
+            }
+        };
+        match view.accept(new, &proof) {
+            Ok(true) => {
+                self.data.checkpoints.insert(origin, new.to_text());
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(error) => Err(WalletError::LogInconsistent {
+                origin,
+                error,
+                old: old.map(|c| c.to_text()).unwrap_or_default(),
+                new: new.to_text(),
+            }),
+        }
+    }
+}
+
+/// Parses and checks the bank's published keys.
+fn parse_info(
+    info: &BankInfo,
+) -> Result<(Vec<Denomination>, Vec<TrustedLog>, WitnessPolicy), WalletError> {
+    let bad = |what: String| WalletError::BankInfo(what);
+    let mut denominations = Vec::new();
+    for d in &info.denominations {
+        let parsed = Denomination::from_spki(d.value, &d.spki)
+            .map_err(|e| bad(format!("denomination {}: {e}", d.value)))?;
+        if parsed.id() != d.id {
+            return Err(bad(format!("denomination {}: id does not match its key", d.value)));
+        }
+        denominations.push(parsed);
+    }
+    let logs = info
+        .logs
+        .iter()
+        .map(|l| {
+            Ok(TrustedLog {
+                verifier: NoteVerifier::from_vkey(&l.vkey)
+                    .map_err(|e| bad(format!("log key {:?}: {e}", l.vkey)))?,
+                url: l.url.trim_end_matches('/').to_owned(),
+            })
+        })
+        .collect::<Result<Vec<_>, WalletError>>()?;
+    let witnesses = info
+        .witness_policy
+        .witnesses
+        .iter()
+        .map(|w| {
+            CosignatureVerifier::from_vkey(w).map_err(|e| bad(format!("witness key {w:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, WalletError>>()?;
+    let policy = WitnessPolicy::new(info.witness_policy.threshold, witnesses);
+    Ok((denominations, logs, policy))
+}

@@ -186,6 +186,30 @@ async fn gossip_catches_a_split_view() {
     let finding = verified(&files[0], &b.vkey);
     assert_eq!(finding.kind, Kind::SplitView);
     assert!(finding.conclusive);
+    // `acd verify` checks the same file offline, and refuses it under
+    // another log's key.
+    let out = std::process::Command::new(acd_tests::binary("acd"))
+        .arg("verify")
+        .arg(&files[0])
+        .args(["--log", &b.vkey])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("split-view"));
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = ServerProcess::start(other_dir.path(), "other.test/log", &[]);
+    let out = std::process::Command::new(acd_tests::binary("acd"))
+        .arg("verify")
+        .arg(&files[0])
+        .args(["--log", &other.vkey])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    drop(other);
     let ev: Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
     let notes: Vec<&str> = ev["checkpoints"]
         .as_array()

@@ -19,15 +19,15 @@ use std::time::{Duration, Instant};
 use acd_client::bank::BankClient;
 use acd_client::merchant::MerchantClient;
 use acd_core::bank_api::{
-    AccountKind, BankInfo, CreateAccount, Credit, OfferRequest, PurchaseRequest,
-    RegisterRequest, SpendRequest, WithdrawRequest,
+    AccountKind, BankInfo, CreateAccount, Credit, OfferRequest, PurchaseRequest, RegisterRequest,
+    SpendRequest, WithdrawRequest,
 };
 use acd_core::entry::LogEntry;
+use acd_core::goods;
 use acd_core::note::NoteVerifier;
 use acd_core::proof::{WitnessPolicy, verify_entry_proof};
 use acd_core::purchase::{Spend, Withdrawal};
 use acd_core::token::{self, BlindedToken, Denomination, Token};
-use acd_core::goods;
 use anyhow::{Context, anyhow, bail};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
 
@@ -405,8 +405,7 @@ pub async fn run(spec: &PurchaseSpec) -> anyhow::Result<PurchaseReport> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(spec.concurrency.max(1))
         .build()?;
-    let bank =
-        BankClient::with_http(http.clone(), &spec.bank).with_admin_token(&spec.admin_token);
+    let bank = BankClient::with_http(http.clone(), &spec.bank).with_admin_token(&spec.admin_token);
     let merchant = MerchantClient::with_http(http, &spec.merchant);
     let info = bank.info().await.context("bank info")?;
     let catalog = merchant.catalog().await.context("merchant catalog")?;

@@ -45,7 +45,8 @@ impl Trust {
         witnesses: &[String],
         threshold: Option<usize>,
     ) -> Result<Trust, VerifyError> {
-        let log = NoteVerifier::from_vkey(log).map_err(|e| VerifyError::Key(format!("log: {e}")))?;
+        let log =
+            NoteVerifier::from_vkey(log).map_err(|e| VerifyError::Key(format!("log: {e}")))?;
         let witnesses = witnesses
             .iter()
             .map(|w| {
@@ -79,6 +80,8 @@ pub enum VerifyError {
     Malformed { kind: String, reason: String },
     #[error("the proof bundle does not verify: {0}")]
     Bundle(#[from] BundleError),
+    #[error("the evidence does not show what it claims: {0}")]
+    Evidence(#[from] acd_core::evidence::EvidenceError),
 }
 
 /// What a proof bundle proves.
@@ -103,11 +106,22 @@ pub struct DeliveryProof {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verified {
     ProofBundle(DeliveryProof),
+    /// An auditor's evidence file that shows what it claims.
+    Evidence(acd_core::evidence::Finding),
 }
 
 impl fmt::Display for Verified {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Verified::Evidence(finding) => write!(
+                f,
+                "valid evidence against the log: {finding}{}",
+                if finding.conclusive {
+                    " (proven by the log's own signatures)"
+                } else {
+                    " (rests also on data the log served unsigned)"
+                }
+            ),
             Verified::ProofBundle(p) => {
                 writeln!(f, "valid proof bundle: certified delivery")?;
                 writeln!(f, "  merchant   {}", hex::encode(p.merchant))?;
@@ -172,7 +186,19 @@ pub fn verify_file(contents: &str, trust: &Trust) -> Result<Verified, VerifyErro
                 plaintext_hash: o.plaintext_hash,
             }))
         }
-        _ => Err(VerifyError::UnknownKind(kind)),
+        _ => {
+            // Auditor evidence files name the violation in `kind`.
+            let known: Result<acd_core::evidence::Kind, _> =
+                serde_json::from_value(serde_json::Value::String(kind.clone()));
+            if known.is_err() {
+                return Err(VerifyError::UnknownKind(kind));
+            }
+            let evidence: acd_core::evidence::Evidence =
+                serde_json::from_value(value).map_err(malformed)?;
+            Ok(Verified::Evidence(acd_core::evidence::verify(
+                &evidence, &trust.log,
+            )?))
+        }
     }
 }
 
@@ -310,7 +336,10 @@ mod tests {
         assert_eq!(p.key, [9; 32]);
         assert_eq!(p.merchant, f.bundle.offer.offer.merchant);
         let shown = Verified::ProofBundle(p).to_string();
-        assert!(shown.contains("entry #3 in the checkpoint of size 5"), "{shown}");
+        assert!(
+            shown.contains("entry #3 in the checkpoint of size 5"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -70,7 +70,9 @@ pub enum WalletCommand {
     /// Write the proof bundle of a delivered purchase (check it with
     /// `acd verify`).
     Proof {
+        /// The purchase's TID (32 hex digits).
         tid: Tid,
+        /// Where to write the bundle (JSON).
         #[arg(long)]
         out: PathBuf,
     },
@@ -120,7 +122,9 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             values.sort_unstable();
             println!("denominations: {values:?}");
             println!("account key: {}", hex::encode(wallet.account_key()));
-            println!("ask the bank's admin to create a customer account for this key and credit it");
+            println!(
+                "ask the bank's admin to create a customer account for this key and credit it"
+            );
         }
         WalletCommand::Withdraw { amount } => {
             let mut wallet = open(&args)?;
@@ -181,7 +185,10 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                 .bank_info()
                 .logs
                 .iter()
-                .find(|l| l.vkey.starts_with(&format!("{}+", bundle.offer.offer.log_origin)))
+                .find(|l| {
+                    l.vkey
+                        .starts_with(&format!("{}+", bundle.offer.offer.log_origin))
+                })
                 .map(|l| l.vkey.clone())
                 .unwrap_or_default();
             println!("wrote the proof bundle of TID {tid} to {}", out.display());

@@ -48,3 +48,109 @@ impl Wallet {
         Ok(bundle)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acd_core::bank_api::SignedOffer;
+    use acd_core::checkpoint::{Checkpoint, SignedCheckpoint};
+    use acd_core::entry::{KeyCommit, LogEntry, Outcome};
+    use acd_core::merkle::{self, MemoryTree};
+    use acd_core::note::NoteSigner;
+    use acd_core::proof::WitnessPolicy;
+    use acd_core::purchase::Offer;
+    use ed25519_dalek::SigningKey;
+
+    const ORIGIN: &str = "log.test/certify";
+
+    /// An offer and the entry proof of its commit at index 1 of 3.
+    fn commit() -> (NoteSigner, SignedOffer, EntryProof) {
+        let log = NoteSigner::new(ORIGIN, SigningKey::from_bytes(&[1; 32])).expect("log");
+        let merchant = SigningKey::from_bytes(&[2; 32]);
+        let tid = Tid([5; 16]);
+        let offer = Offer {
+            bank: [3; 32],
+            log_origin: ORIGIN.into(),
+            tid,
+            merchant: merchant.verifying_key().to_bytes(),
+            customer: [4; 32],
+            expiration_ms: 10_000,
+            price: 3,
+            description: "x".into(),
+            ciphertext_hash: [6; 32],
+            plaintext_hash: [7; 32],
+        };
+        let key = [8; 32];
+        let entry = LogEntry::Commit {
+            timestamp_ms: 5_000,
+            tid,
+            merchant: offer.merchant,
+            expiration_ms: offer.expiration_ms,
+            key,
+            signature: KeyCommit {
+                log_origin: ORIGIN.into(),
+                tid,
+                merchant: offer.merchant,
+                expiration_ms: offer.expiration_ms,
+                key,
+            }
+            .sign(&merchant),
+        }
+        .encode();
+        let mut tree = MemoryTree::new();
+        tree.push(merkle::leaf_hash(b"a"));
+        tree.push(merkle::leaf_hash(&entry));
+        tree.push(merkle::leaf_hash(b"c"));
+        let cp = SignedCheckpoint::sign(
+            Checkpoint {
+                origin: ORIGIN.into(),
+                size: 3,
+                root: tree.root(),
+                extensions: vec![],
+            },
+            &log,
+        )
+        .expect("checkpoint");
+        let proof = EntryProof {
+            index: 1,
+            tid,
+            outcome: Outcome::Commit,
+            timestamp_ms: 5_000,
+            leaf_hash: merkle::leaf_hash(&entry),
+            entry,
+            tree_size: 3,
+            inclusion: tree.inclusion_proof(1, 3).expect("inclusion"),
+            checkpoint: cp.to_text(),
+        };
+        let signature = offer.sign(&merchant);
+        (log, SignedOffer { offer, signature }, proof)
+    }
+
+    #[test]
+    fn a_stored_commit_makes_a_verifiable_bundle() {
+        // The tlog-proof of a stored entry proof carries the entry, index,
+        // hashes and checkpoint, and the bundle verifies; altering any part
+        // of it does not.
+        let (log, offer, proof) = commit();
+        let t = tlog_proof(&proof);
+        assert_eq!(t.extra.as_deref(), Some(proof.entry.as_slice()));
+        let bundle = ProofBundle::new(offer.clone(), &t);
+        let v = bundle
+            .verify(&log.verifier(), &WitnessPolicy::none())
+            .expect("verifies");
+        assert_eq!((v.index, v.key), (1, [8; 32]));
+
+        let mut bad = proof.clone();
+        bad.index = 2;
+        let b = ProofBundle::new(offer.clone(), &tlog_proof(&bad));
+        assert!(b.verify(&log.verifier(), &WitnessPolicy::none()).is_err());
+        let mut bad = proof.clone();
+        bad.entry[20] ^= 1;
+        let b = ProofBundle::new(offer.clone(), &tlog_proof(&bad));
+        assert!(b.verify(&log.verifier(), &WitnessPolicy::none()).is_err());
+        let mut other = offer.clone();
+        other.offer.expiration_ms += 1;
+        let b = ProofBundle::new(other, &t);
+        assert!(b.verify(&log.verifier(), &WitnessPolicy::none()).is_err());
+    }
+}

@@ -328,7 +328,10 @@ mod tests {
         let f = fixture();
         let mut bad = f.resp.clone();
         bad.ciphertext[0] ^= 1;
-        assert_eq!(check_offer(&bad, &f.expect()), Err(CheckError::CiphertextHash));
+        assert_eq!(
+            check_offer(&bad, &f.expect()),
+            Err(CheckError::CiphertextHash)
+        );
         let mut bad = f.resp.clone();
         bad.offer.offer.price = 1;
         assert!(matches!(

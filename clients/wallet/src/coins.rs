@@ -74,7 +74,9 @@ pub fn select(
         return Err(CoinError::InsufficientFunds { need: price, have });
     }
     let base: u64 = required.iter().map(|&i| values[i]).sum();
-    let mut free: Vec<usize> = (0..values.len()).filter(|i| !required.contains(i)).collect();
+    let mut free: Vec<usize> = (0..values.len())
+        .filter(|i| !required.contains(i))
+        .collect();
     free.sort_by(|a, b| values[*b].cmp(&values[*a]).then(a.cmp(b)));
 
     // Exact: largest first, taking what fits.
@@ -96,10 +98,7 @@ pub fn select(
         let mut rest = price.saturating_sub(base);
         let mut left = free.clone();
         while rest > 0 {
-            let pick = left
-                .iter()
-                .rposition(|&i| values[i] >= rest)
-                .unwrap_or(0);
+            let pick = left.iter().rposition(|&i| values[i] >= rest).unwrap_or(0);
             let i = left.remove(pick);
             chosen.push(i);
             rest = rest.saturating_sub(values[i]);

@@ -231,11 +231,10 @@ impl WalletFile {
     /// Reads and parses a wallet file.
     pub fn load(path: &Path) -> Result<WalletFile, WalletError> {
         let bytes = std::fs::read(path).map_err(|e| WalletError::io(path, e))?;
-        let file: WalletFile =
-            serde_json::from_slice(&bytes).map_err(|e| WalletError::Format {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let file: WalletFile = serde_json::from_slice(&bytes).map_err(|e| WalletError::Format {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
         if file.kind != WALLET_KIND {
             return Err(WalletError::Format {
                 path: path.to_owned(),
@@ -263,7 +262,9 @@ impl WalletFile {
     }
 
     pub fn purchase_by_tid(&self, tid: &Tid) -> Option<&PurchaseRecord> {
-        self.purchases.iter().find(|p| p.tid().as_ref() == Some(tid))
+        self.purchases
+            .iter()
+            .find(|p| p.tid().as_ref() == Some(tid))
     }
 }
 

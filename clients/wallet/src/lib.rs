@@ -31,5 +31,7 @@ pub mod wallet;
 
 pub use error::WalletError;
 pub use file::{PurchaseRecord, PurchaseState, WalletFile};
-pub use report::{Balance, PurchaseOutcome, PurchaseReport, ResumeReport, Source, Step, WithdrawReport};
+pub use report::{
+    Balance, PurchaseOutcome, PurchaseReport, ResumeReport, Source, Step, WithdrawReport,
+};
 pub use wallet::{Clock, SystemClock, Wallet};

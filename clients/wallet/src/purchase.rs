@@ -55,7 +55,12 @@ impl Wallet {
             .ok_or_else(|| WalletError::UnknownPurchase(id.to_string()))
     }
 
-    fn expect_state(&self, id: u64, states: &[PurchaseState], wanted: &'static str) -> Result<PurchaseRecord, WalletError> {
+    fn expect_state(
+        &self,
+        id: u64,
+        states: &[PurchaseState],
+        wanted: &'static str,
+    ) -> Result<PurchaseRecord, WalletError> {
         let r = self.purchase(id)?;
         if !states.contains(&r.state) {
             return Err(WalletError::WrongState {
@@ -314,14 +319,11 @@ impl Wallet {
     /// moves the purchase to [`PurchaseState::AwaitingOutcome`].
     pub async fn deliver(&mut self, id: u64) -> Result<Vec<Step>, WalletError> {
         let r = self.expect_state(id, &[PurchaseState::Escrowed], "not escrowed")?;
-        let spend = r
-            .spend
-            .clone()
-            .ok_or(WalletError::WrongState {
-                id,
-                state: r.state,
-                wanted: "escrowed without the bank's answer",
-            })?;
+        let spend = r.spend.clone().ok_or(WalletError::WrongState {
+            id,
+            state: r.state,
+            wanted: "escrowed without the bank's answer",
+        })?;
         let merchant = MerchantClient::with_http(self.http.clone(), &r.merchant_url);
         let answer = merchant
             .purchase(&PurchaseRequest {
@@ -332,7 +334,10 @@ impl Wallet {
         // The key that counts is the one in the proven commit entry; the
         // merchant's copy of it in the answer is not used.
         let failure = match answer {
-            Ok(delivery) => match self.accept_commit(id, &delivery.commit, Source::Merchant).await {
+            Ok(delivery) => match self
+                .accept_commit(id, &delivery.commit, Source::Merchant)
+                .await
+            {
                 Ok((_, steps)) => return Ok(steps),
                 Err(e @ WalletError::LogInconsistent { .. }) => return Err(e),
                 Err(e) => format!("its delivery does not verify: {e}"),
@@ -429,7 +434,11 @@ impl Wallet {
     /// the bank's notice. With `wait`, polls until there is an outcome;
     /// without, returns after one look (the purchase stays awaiting).
     pub async fn settle(&mut self, id: u64, wait: bool) -> Result<Vec<Step>, WalletError> {
-        let r = self.expect_state(id, &[PurchaseState::AwaitingOutcome], "not awaiting an outcome")?;
+        let r = self.expect_state(
+            id,
+            &[PurchaseState::AwaitingOutcome],
+            "not awaiting an outcome",
+        )?;
         let spend = r.spend.clone().ok_or(WalletError::WrongState {
             id,
             state: r.state,
@@ -648,7 +657,9 @@ impl Wallet {
             match self.step(id, wait).await {
                 Ok(s) => steps.extend(s),
                 Err(e) => {
-                    let cancel = match state {
+                    // The state the failure left (a spend saves `spending`
+                    // before it sends), not the one it started from.
+                    let cancel = match self.purchase(id)?.state {
                         PurchaseState::Registering
                         | PurchaseState::Registered
                         | PurchaseState::Offered => true,

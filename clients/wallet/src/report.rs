@@ -154,7 +154,10 @@ impl fmt::Display for Step {
                 write!(f, "expired: asked the log to abort with the bank's notice")
             }
             Step::Abort { index, tree_size } => {
-                write!(f, "abort entry #{index} proven in the log's tree of {tree_size}")
+                write!(
+                    f,
+                    "abort entry #{index} proven in the log's tree of {tree_size}"
+                )
             }
             Step::Goods { bytes, path } => write!(
                 f,
@@ -182,7 +185,10 @@ impl fmt::Display for Step {
                 }
             ),
             Step::Cancelled { reason } => {
-                write!(f, "cancelled before paying: {reason}; the tokens stay in the wallet")
+                write!(
+                    f,
+                    "cancelled before paying: {reason}; the tokens stay in the wallet"
+                )
             }
         }
     }
@@ -191,12 +197,22 @@ impl fmt::Display for Step {
 /// How a purchase ended (or where it stopped).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PurchaseOutcome {
-    Delivered { path: PathBuf, bytes: usize },
-    Refunded { reason: RefundReason, amount: u64 },
-    Cancelled { reason: String },
+    Delivered {
+        path: PathBuf,
+        bytes: usize,
+    },
+    Refunded {
+        reason: RefundReason,
+        amount: u64,
+    },
+    Cancelled {
+        reason: String,
+    },
     /// Not finished: the log has no outcome yet and the caller did not
     /// want to wait; `resume` continues.
-    Pending { state: PurchaseState },
+    Pending {
+        state: PurchaseState,
+    },
 }
 
 impl fmt::Display for PurchaseOutcome {
@@ -281,7 +297,11 @@ pub struct Balance {
 
 impl fmt::Display for Balance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "spendable {} in {} token(s)", self.spendable, self.tokens)?;
+        write!(
+            f,
+            "spendable {} in {} token(s)",
+            self.spendable, self.tokens
+        )?;
         if !self.by_value.is_empty() {
             let parts: Vec<String> = self
                 .by_value
@@ -291,7 +311,11 @@ impl fmt::Display for Balance {
             write!(f, " ({})", parts.join(", "))?;
         }
         if self.bound > 0 {
-            write!(f, "; {} of it registered to an unfinished purchase's key", self.bound)?;
+            write!(
+                f,
+                "; {} of it registered to an unfinished purchase's key",
+                self.bound
+            )?;
         }
         if self.withdrawing > 0 {
             write!(f, "; {} being withdrawn", self.withdrawing)?;
@@ -313,7 +337,8 @@ pub struct ResumeReport {
 impl ResumeReport {
     /// True when something could not be finished.
     pub fn has_errors(&self) -> bool {
-        self.withdrawals.iter().any(Result::is_err) || self.purchases.iter().any(|(_, r)| r.is_err())
+        self.withdrawals.iter().any(Result::is_err)
+            || self.purchases.iter().any(|(_, r)| r.is_err())
     }
 }
 

@@ -117,7 +117,11 @@ impl Wallet {
         Wallet::from_file(path, data, reqwest::Client::new())
     }
 
-    fn from_file(path: &Path, data: WalletFile, http: reqwest::Client) -> Result<Wallet, WalletError> {
+    fn from_file(
+        path: &Path,
+        data: WalletFile,
+        http: reqwest::Client,
+    ) -> Result<Wallet, WalletError> {
         let (denominations, logs, policy) = parse_info(&data.bank)?;
         Ok(Wallet {
             path: path.to_owned(),
@@ -196,9 +200,7 @@ impl Wallet {
         self.denominations
             .iter()
             .find(|d| &d.id() == id)
-            .ok_or_else(|| {
-                WalletError::BankInfo(format!("no denomination {}", hex::encode(id)))
-            })
+            .ok_or_else(|| WalletError::BankInfo(format!("no denomination {}", hex::encode(id))))
     }
 
     pub(crate) fn denomination_values(&self) -> Vec<u64> {
@@ -330,7 +332,9 @@ impl Wallet {
             .iter()
             .find(|w| &w.request_id == request_id)
             .cloned()
-            .ok_or_else(|| WalletError::UnknownPurchase(format!("withdrawal {}", hex::encode(request_id))))?;
+            .ok_or_else(|| {
+                WalletError::UnknownPurchase(format!("withdrawal {}", hex::encode(request_id)))
+            })?;
         let withdrawal = Withdrawal {
             bank: self.data.bank.bank,
             account: self.account_key(),
@@ -350,7 +354,9 @@ impl Wallet {
             Err(e) => {
                 let e = WalletError::from(e);
                 if e.is_refusal() {
-                    self.data.withdrawals.retain(|w| &w.request_id != request_id);
+                    self.data
+                        .withdrawals
+                        .retain(|w| &w.request_id != request_id);
                     self.save()?;
                 }
                 return Err(e);
@@ -358,7 +364,9 @@ impl Wallet {
         };
         let tokens = self.unblind(&pending.blinded, &answer.blind_signatures)?;
         let values = tokens.iter().map(|t| t.value).collect();
-        self.data.withdrawals.retain(|w| &w.request_id != request_id);
+        self.data
+            .withdrawals
+            .retain(|w| &w.request_id != request_id);
         self.data.tokens.extend(tokens);
         self.save()?;
         Ok(WithdrawReport {
@@ -428,14 +436,8 @@ impl Wallet {
             None => vec![],
             Some((from, to)) => {
                 let url = format!("{}/api/v1/consistency?from={from}&to={to}", log.url);
-                let p: ConsistencyProof = read_json(
-                    self.http
-                        .get(url)
-                        .send()
-                        .await
-                        .map_err(ClientError::from)?,
-                )
-                .await?;
+                let p: ConsistencyProof =
+                    read_json(self.http.get(url).send().await.map_err(ClientError::from)?).await?;
                 if (p.from, p.to) != (from, to) {
                     return Err(ClientError::Invalid(format!(
                         "asked for consistency {from} -> {to}, got {} -> {}",
@@ -472,7 +474,10 @@ fn parse_info(
         let parsed = Denomination::from_spki(d.value, &d.spki)
             .map_err(|e| bad(format!("denomination {}: {e}", d.value)))?;
         if parsed.id() != d.id {
-            return Err(bad(format!("denomination {}: id does not match its key", d.value)));
+            return Err(bad(format!(
+                "denomination {}: id does not match its key",
+                d.value
+            )));
         }
         denominations.push(parsed);
     }

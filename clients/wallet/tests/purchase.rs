@@ -197,7 +197,12 @@ async fn delivered_with_change_and_a_proof_bundle() {
         "{report}"
     );
     assert_eq!(std::fs::read(w.out()).unwrap(), GOODS);
-    assert!(report.steps.iter().any(|s| matches!(s, Step::Escrowed { change: 3, .. })));
+    assert!(
+        report
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::Escrowed { change: 3, .. }))
+    );
     assert_eq!(wallet.balance().spendable, 23 - PRICE);
     assert_eq!(wallet.balance().in_purchases, 0);
 
@@ -230,7 +235,12 @@ async fn a_withheld_key_is_read_from_the_log() {
         matches!(report.outcome, PurchaseOutcome::Delivered { .. }),
         "{report}"
     );
-    assert!(report.steps.iter().any(|s| matches!(s, Step::MerchantFailed { .. })));
+    assert!(
+        report
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::MerchantFailed { .. }))
+    );
     assert!(report.steps.iter().any(|s| matches!(
         s,
         Step::Commit {
@@ -287,7 +297,12 @@ async fn a_bogus_key_is_disputed() {
         },
         "{report}"
     );
-    assert!(report.steps.iter().any(|s| matches!(s, Step::BadGoods { .. })));
+    assert!(
+        report
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::BadGoods { .. }))
+    );
     assert_eq!(wallet.balance().spendable, PRICE);
     w.conserved().await;
 }
@@ -298,11 +313,16 @@ async fn crashes_are_finished_by_resume() {
     // debit; a purchase stopped right after the spend is finished from the
     // file alone.
     let w = World::start(Behaviour::default(), Duration::from_secs(60)).await;
-    let mut wallet = w.wallet(20).await;
+    let wallet = w.wallet(20).await;
 
     // The request reached the bank, the answer was lost.
     let mut file = WalletFile::load(&w.wallet_path).unwrap();
-    let d = &file.bank.denominations.iter().find(|d| d.value == 10).unwrap();
+    let d = &file
+        .bank
+        .denominations
+        .iter()
+        .find(|d| d.value == 10)
+        .unwrap();
     let d = Denomination::from_spki(d.value, &d.spki).unwrap();
     let blinded = vec![BlindedToken::new(&d).unwrap()];
     let request_id = [7; 16];
@@ -343,7 +363,10 @@ async fn crashes_are_finished_by_resume() {
     reopened.register(id).await.unwrap();
     reopened.request_offer(id).await.unwrap();
     reopened.spend(id).await.unwrap();
-    assert_eq!(reopened.purchase(id).unwrap().state, PurchaseState::Escrowed);
+    assert_eq!(
+        reopened.purchase(id).unwrap().state,
+        PurchaseState::Escrowed
+    );
     drop(reopened);
     drop(wallet);
 
@@ -356,3 +379,63 @@ async fn crashes_are_finished_by_resume() {
     w.conserved().await;
 }
 
+/// A URL where nothing listens.
+async fn dead_url() -> String {
+    let (l, url) = listener().await;
+    drop(l);
+    url
+}
+
+fn set_bank_url(path: &Path, url: &str) {
+    let mut file = WalletFile::load(path).unwrap();
+    file.bank_url = url.to_owned();
+    file.save(path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_saved_before_requests_during_an_outage() {
+    // With the bank unreachable, a withdrawal and a spend fail but leave
+    // their blinding secrets on disk; once it is back, resume finishes both.
+    let w = World::start(Behaviour::default(), Duration::from_secs(60)).await;
+    let mut wallet = w.wallet(30).await;
+    wallet.withdraw(10).await.unwrap();
+    drop(wallet);
+
+    set_bank_url(&w.wallet_path, &dead_url().await);
+    let mut down = Wallet::open(&w.wallet_path).unwrap();
+    let e = down.withdraw(20).await.unwrap_err();
+    assert!(!e.is_refusal(), "{e}");
+    let file = WalletFile::load(&w.wallet_path).unwrap();
+    assert_eq!(file.withdrawals.len(), 1);
+    assert_eq!(file.withdrawals[0].amount, 20);
+
+    // The purchase gets its offer from the merchant, but the spend cannot
+    // reach the bank: it stays in `spending` with the change's secrets.
+    set_bank_url(&w.wallet_path, &w.bank_url);
+    let mut up = Wallet::open(&w.wallet_path).unwrap();
+    let (id, _) = up
+        .start_purchase(&w.merchant_url, "item", &w.out())
+        .await
+        .unwrap();
+    up.register(id).await.unwrap();
+    up.request_offer(id).await.unwrap();
+    drop(up);
+    set_bank_url(&w.wallet_path, &dead_url().await);
+    let mut down = Wallet::open(&w.wallet_path).unwrap();
+    let e = down.drive(id, true).await.unwrap_err();
+    assert!(!e.is_refusal(), "{e}");
+    let file = WalletFile::load(&w.wallet_path).unwrap();
+    let record = file.purchase(id).unwrap();
+    assert_eq!(record.state, PurchaseState::Spending);
+    assert_eq!(record.change.len(), 3, "change 3 = 1 + 1 + 1");
+    drop(down);
+
+    set_bank_url(&w.wallet_path, &w.bank_url);
+    let mut back = Wallet::open(&w.wallet_path).unwrap();
+    let report = back.resume(true).await;
+    assert!(!report.has_errors(), "{report}");
+    assert_eq!(back.purchase(id).unwrap().state, PurchaseState::Delivered);
+    assert_eq!(back.balance().spendable, 30 - PRICE);
+    assert_eq!(back.balance().withdrawing, 0);
+    w.conserved().await;
+}

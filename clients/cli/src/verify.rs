@@ -329,7 +329,10 @@ mod tests {
         // A valid bundle verifies and reports merchant, TID, index, size
         // and key.
         let f = fixture(false);
-        let Verified::ProofBundle(p) = verify_file(&f.text(), &f.trust(&[], None)).expect("valid");
+        let Verified::ProofBundle(p) = verify_file(&f.text(), &f.trust(&[], None)).expect("valid")
+        else {
+            panic!("a proof bundle verifies as one");
+        };
         assert_eq!(p.tid, Tid([3; 16]));
         assert_eq!(p.index, 3);
         assert_eq!(p.checkpoint_size, 5);

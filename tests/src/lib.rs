@@ -328,3 +328,81 @@ pub fn abort(
         signature: notice.sign(bank),
     }
 }
+
+/// The denomination values [`ServerProcess::start_bank`] serves.
+pub const BANK_DENOMINATIONS: [u64; 4] = [1, 10, 100, 1000];
+
+/// Writes the RSA blind-signing keys of [`BANK_DENOMINATIONS`] into the
+/// bank data directory `data` (as `acd-bank` would create them on its first
+/// start), so that a new bank does not spend seconds generating them. The
+/// keys are generated once per test process and shared by every bank it
+/// starts; each bank still has its own ed25519 key and admin token. Files
+/// that exist are left alone.
+pub fn seed_bank_keys(data: &Path) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    static KEYS: OnceLock<Vec<(u64, Vec<u8>)>> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        let threads: Vec<_> = BANK_DENOMINATIONS
+            .iter()
+            .map(|&v| {
+                std::thread::spawn(move || {
+                    let pair = acd_core::token::generate_key(acd_core::token::DEFAULT_RSA_BITS)
+                        .expect("an RSA key");
+                    (v, pair.sk.to_der().expect("DER of an RSA key"))
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().expect("key generation"))
+            .collect()
+    });
+    std::fs::create_dir_all(data).expect("the bank's data directory");
+    for (value, der) in keys {
+        let path = data.join(format!("rsa-{value}.der"));
+        if path.exists() {
+            continue;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .expect("a new key file");
+        f.write_all(der).expect("the key is written");
+        f.sync_all().expect("the key is synced");
+    }
+}
+
+/// Every regular file under `dir` (recursively) whose raw bytes contain
+/// `needle`: for checking what a server keeps on disk.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    fn walk(dir: &Path, needle: &[u8], out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => walk(&path, needle, out),
+                Ok(t)
+                    if t.is_file()
+                        && std::fs::read(&path).is_ok_and(|bytes| contains(&bytes, needle)) =>
+                {
+                    out.push(path)
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, needle, &mut out);
+    out
+}
+
+/// Whether `needle` occurs in `haystack` (an empty needle always does).
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}

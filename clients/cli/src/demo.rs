@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::fresh_key;
 use acd_bank::Bank;
 use acd_bank::config::{BankConfig, TrustedLog};
 use acd_client::bank::BankClient;
@@ -29,7 +30,6 @@ use acd_log_server::config::LogConfig;
 use acd_merchant::{Behaviour, CatalogEntry, Merchant, MerchantConfig};
 use acd_wallet::Wallet;
 use anyhow::{Context, anyhow, bail};
-use ed25519_dalek::SigningKey;
 use tokio::sync::oneshot;
 
 const ORIGIN: &str = "demo.acd.example/log";
@@ -38,12 +38,6 @@ const PRICE: u64 = 35;
 
 fn section(n: u32, title: &str) {
     println!("\n== {n}. {title}");
-}
-
-fn fresh_key() -> SigningKey {
-    let mut seed = [0u8; 32];
-    rand::fill(&mut seed);
-    SigningKey::from_bytes(&seed)
 }
 
 fn short(key: &[u8]) -> String {

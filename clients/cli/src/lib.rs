@@ -19,3 +19,10 @@ pub mod merchant_cmd;
 pub mod verify;
 pub mod wallet_cmd;
 pub use acd_client::log as log_client;
+
+/// A fresh random ed25519 key (customer q, load-test accounts).
+pub fn fresh_key() -> ed25519_dalek::SigningKey {
+    let mut seed = [0u8; 32];
+    rand::fill(&mut seed);
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+}

@@ -112,7 +112,7 @@ pub fn signed_commits(origin: &str, n: usize, expiration_ms: u64) -> Vec<CommitR
         .collect()
 }
 
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

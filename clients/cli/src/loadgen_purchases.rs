@@ -31,7 +31,8 @@ use acd_core::token::{self, BlindedToken, Denomination, Token};
 use anyhow::{Context, anyhow, bail};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
 
-use crate::loadgen::percentile;
+use crate::fresh_key;
+use crate::loadgen::{lock, percentile};
 
 /// Settings of one run.
 #[derive(Debug, Clone)]
@@ -162,12 +163,6 @@ impl std::fmt::Display for PurchaseReport {
     }
 }
 
-fn fresh_key() -> SigningKey {
-    let mut seed = [0u8; 32];
-    rand::fill(&mut seed);
-    SigningKey::from_bytes(&seed)
-}
-
 fn time_per<F: FnMut()>(n: u32, mut f: F) -> Duration {
     let start = Instant::now();
     for _ in 0..n {
@@ -224,10 +219,6 @@ struct Shared {
     account: SigningKey,
     item: String,
     price: u64,
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 async fn withdraw_one(s: &Shared) -> anyhow::Result<Token> {

@@ -25,6 +25,7 @@
 //! - [`proof`]: entry proofs under witnessed checkpoints, and a consistent
 //!   view of a log.
 //! - [`bank_api`]: JSON bodies of the bank's and the merchant's HTTP APIs.
+//! - [`clock`]: the injected clock (milliseconds since the Unix epoch).
 //! - [`tlog_proof`]: C2SP tlog-proof text.
 //! - [`bundle`]: proof bundles (certified delivery for third parties).
 //! - [`evidence`]: evidence files of a log's misbehaviour, verified offline.
@@ -34,6 +35,7 @@
 pub mod bank_api;
 pub mod bundle;
 pub mod checkpoint;
+pub mod clock;
 pub mod compact;
 pub mod cosignature;
 pub mod encoding;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use acd_client::ClientError;
 use acd_client::bank::BankClient;
@@ -25,24 +25,7 @@ use crate::error::WalletError;
 use crate::file::{PendingWithdrawal, StoredToken, WalletFile};
 use crate::report::{Balance, Step, WithdrawReport};
 
-/// The wallet's source of time (expirations), injectable for tests.
-pub trait Clock: Send + Sync {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> u64;
-}
-
-/// The system's clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
-    }
-}
+pub use acd_core::clock::{Clock, SystemClock};
 
 /// Called with every step as it happens (the command line prints them).
 pub type StepHook = Box<dyn Fn(&Step) + Send + Sync>;

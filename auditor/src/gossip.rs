@@ -181,6 +181,33 @@ async fn compare(
     Ok(path)
 }
 
+/// Checks a checkpoint that `add-checkpoint` refused for a consistency
+/// proof that did not verify, against the proof the log itself serves
+/// (when the witness knows the log's URL): if the log cannot prove it
+/// either, that is a split view, and the origin is frozen, as gossip would.
+/// A wrong proof from the sender alone proves nothing about the log.
+pub async fn confirm(witness: Arc<Witness>, origin: String, checkpoint: String) {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let http = HTTP.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default()
+    });
+    let held = HeldCheckpoint { origin, checkpoint };
+    let outcome = compare(&witness, http, &held).await;
+    inc(&witness.metrics().refusals_checked);
+    match outcome {
+        Ok(Some(path)) => {
+            tracing::error!(origin = %held.origin, evidence = %path.display(), "the log cannot prove a checkpoint it signed consistent with the one cosigned")
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(origin = %held.origin, error = %e, "cannot check a refused checkpoint with the log")
+        }
+    }
+}
+
 /// Pulls the peers every `interval`, forever.
 pub async fn run_witness(witness: Arc<Witness>, peers: Vec<String>, interval: Duration) {
     let http = reqwest::Client::builder()

@@ -23,6 +23,9 @@ pub struct Metrics {
     /// Checkpoints refused by `add-checkpoint` for contradicting the one
     /// cosigned (witness).
     pub checkpoints_refused: AtomicU64,
+    /// Refused checkpoints checked against the log's own consistency proof
+    /// (witness), whatever the outcome.
+    pub refusals_checked: AtomicU64,
     /// Successful pulls of a peer's gossip endpoint.
     pub gossip_pulls: AtomicU64,
     /// Pulls that failed (unreachable peer, bad answer).
@@ -61,6 +64,11 @@ impl Metrics {
                 "checkpoints_refused_total",
                 "Checkpoints refused for contradicting the one cosigned.",
                 &self.checkpoints_refused,
+            ),
+            (
+                "refusals_checked_total",
+                "Refused checkpoints checked against the log's own consistency proof.",
+                &self.refusals_checked,
             ),
             (
                 "gossip_pulls_total",

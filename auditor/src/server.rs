@@ -10,7 +10,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use acd_core::witness::SIZE_CONTENT_TYPE;
+use acd_core::checkpoint::Checkpoint;
+use acd_core::note::Note;
+use acd_core::witness::{AddCheckpoint, SIZE_CONTENT_TYPE};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -77,10 +79,24 @@ async fn add_checkpoint(
     body: String,
 ) -> Result<Response, WitnessError> {
     // Persisting (an fsync) blocks; keep it off the async workers.
-    let lines = tokio::task::spawn_blocking(move || witness.add_checkpoint(&body))
+    let w = witness.clone();
+    let (result, body) = tokio::task::spawn_blocking(move || (w.add_checkpoint(&body), body))
         .await
-        .map_err(|e| WitnessError::Storage(e.to_string()))??;
-    let mut r = lines.into_response();
+        .map_err(|e| WitnessError::Storage(e.to_string()))?;
+    if let Err(WitnessError::Inconsistent { .. }) = &result
+        && let Ok(request) = AddCheckpoint::parse(&body)
+        && let Some(origin) = request.checkpoint.lines().next()
+        && let Ok(note) = Note::parse(&request.checkpoint)
+        && let Ok(c) = Checkpoint::parse(&note.text)
+        && witness.should_confirm(origin, &c)
+    {
+        tokio::spawn(gossip::confirm(
+            witness,
+            origin.to_owned(),
+            request.checkpoint.clone(),
+        ));
+    }
+    let mut r = result?.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -3,14 +3,18 @@
 //! and cosigns a new one only with a valid consistency proof from it.
 //! Checking the old size and persisting the new checkpoint happen under one
 //! lock, so two racing requests cannot roll the witness back. A checkpoint
-//! that contradicts the remembered one is refused and kept as evidence.
+//! that contradicts the remembered one is refused and kept as evidence; one
+//! of the same size with another root is a split view by itself (two notes
+//! the log signed) and freezes the origin. A consistency proof that does
+//! not verify may be the sender's fault, not the log's: the server then
+//! asks the log for its own proof ([`crate::gossip::confirm`]).
 //!
 //! Gossip ([`crate::gossip`]) compares the checkpoints peers hold with the
 //! one cosigned here ([`Witness::check_peer`]); a split view freezes the
 //! origin ([`crate::frozen`]): every later request for it is refused with
 //! [`WitnessError::Frozen`] until an operator clears it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -106,7 +110,12 @@ pub struct Witness {
     evidence_dir: Option<PathBuf>,
     log_urls: HashMap<String, String>,
     admin_token: Option<String>,
+    /// Refused checkpoints already checked against the log's own proof.
+    confirmed: Mutex<HashSet<Vec<u8>>>,
 }
+
+/// At most this many refused checkpoints are remembered as checked.
+const CONFIRMED_LIMIT: usize = 4096;
 
 /// What a peer's checkpoint says about the one cosigned here.
 #[derive(Debug)]
@@ -167,6 +176,7 @@ impl Witness {
             evidence_dir: None,
             log_urls: HashMap::new(),
             admin_token: None,
+            confirmed: Mutex::new(HashSet::new()),
         })
     }
 
@@ -343,29 +353,30 @@ impl Witness {
             .collect()
     }
 
+    /// Records a refused, contradicting request (stored with the note it
+    /// contradicts) and returns it as evidence.
     fn keep_evidence(
         &self,
         origin: &str,
         stored: &Latest,
         request: &AddCheckpoint,
         signed: &SignedCheckpoint,
-    ) {
+    ) -> Option<Evidence> {
         inc(&self.metrics.checkpoints_refused);
-        inc(&self.metrics.split_views);
-        if let Ok(mine) = parse_body(&stored.note) {
+        let evidence = parse_body(&stored.note).ok().map(|mine| {
             let proof = if mine.size == signed.checkpoint.size {
                 Vec::new()
             } else {
                 request.proof.clone()
             };
-            self.write_evidence(&Evidence::contradiction(
+            Evidence::contradiction(
                 origin,
                 (&mine, &stored.note),
                 (&signed.checkpoint, &request.checkpoint),
                 proof,
                 None,
-            ));
-        }
+            )
+        });
         let mut key = origin.as_bytes().to_vec();
         key.push(0);
         key.extend_from_slice(
@@ -391,6 +402,25 @@ impl Witness {
             origin,
             "refused a checkpoint inconsistent with the cosigned one; evidence kept"
         );
+        evidence
+    }
+
+    /// Whether a refused checkpoint should still be checked against the
+    /// log's own consistency proof: once per checkpoint, so that requests
+    /// replaying one bad proof do not make the witness hammer the log.
+    pub fn should_confirm(&self, origin: &str, c: &Checkpoint) -> bool {
+        if self.log_url(origin).is_none() {
+            return false;
+        }
+        let mut key = origin.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(&c.size.to_be_bytes());
+        key.extend_from_slice(&c.root);
+        let mut seen = self.confirmed.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= CONFIRMED_LIMIT {
+            seen.clear();
+        }
+        seen.insert(key)
     }
 
     /// Handles one `add-checkpoint` body; returns the cosignature lines.
@@ -434,8 +464,14 @@ impl Witness {
             });
         }
         match &stored {
+            // Two checkpoints the log signed, of one size, with two roots:
+            // conclusive on their own, whoever sent the second one.
             Some(s) if s.size == size && s.root != root => {
-                self.keep_evidence(first, s, &request, &signed);
+                if let Some(evidence) = self.keep_evidence(first, s, &request, &signed)
+                    && !self.frozen.acknowledged(first, &signed.checkpoint)?
+                {
+                    self.freeze(&evidence)?;
+                }
                 return Err(WitnessError::RootMismatch { size });
             }
             Some(s) if s.size == size => {}
@@ -452,7 +488,12 @@ impl Witness {
                 if let Err(e) =
                     merkle::verify_consistency(s.size, size, &request.proof, &s.root, &root)
                 {
-                    self.keep_evidence(first, s, &request, &signed);
+                    // Anyone may send a signed checkpoint with a wrong proof,
+                    // so this alone freezes nothing; the server asks the log
+                    // for its own proof (see `crate::gossip::confirm`).
+                    if let Some(evidence) = self.keep_evidence(first, s, &request, &signed) {
+                        self.write_evidence(&evidence);
+                    }
                     return Err(WitnessError::Inconsistent {
                         old,
                         size,
@@ -615,32 +656,50 @@ mod tests {
         assert_eq!(w.latest(ORIGIN).unwrap().unwrap().size, 5);
     }
 
-    // A fork (same size, other root; or no valid consistency proof) is refused, evidence is kept, and the state does not move.
+    // A fork is refused with evidence and the state does not move: a larger tree with a proof that does not verify freezes nothing (anyone can send a bad proof), a checkpoint of the same size with another root freezes the origin.
     #[test]
     fn forks_are_refused_with_evidence() {
         let dir = tempfile::tempdir().unwrap();
         let w = witness(dir.path());
         w.add_checkpoint(&request(0, &tree(8, 0), &log_key()))
             .unwrap();
-        let fork = tree(8, 1);
-        let same_size = AddCheckpoint {
-            old_size: 8,
-            proof: vec![],
-            checkpoint: signed(&fork, &log_key()),
-        };
-        assert!(matches!(
-            w.add_checkpoint(&same_size.to_body()),
-            Err(WitnessError::RootMismatch { size: 8 })
-        ));
         let bigger_fork = tree(12, 1);
         assert!(matches!(
             w.add_checkpoint(&request(8, &bigger_fork, &log_key())),
             Err(WitnessError::Inconsistent { .. })
         ));
+        assert!(!w.frozen().is_frozen(ORIGIN).unwrap());
+        let same_size = AddCheckpoint {
+            old_size: 8,
+            proof: vec![],
+            checkpoint: signed(&tree(8, 1), &log_key()),
+        };
+        assert!(matches!(
+            w.add_checkpoint(&same_size.to_body()),
+            Err(WitnessError::RootMismatch { size: 8 })
+        ));
+        assert!(w.frozen().is_frozen(ORIGIN).unwrap());
+        let record = w.frozen().get(ORIGIN).unwrap().unwrap();
+        assert_eq!(record.kind, acd_core::evidence::Kind::SplitView);
+        assert_eq!(record.checkpoints[1], same_size.checkpoint);
+        assert!(matches!(
+            w.add_checkpoint(&request(8, &tree(9, 0), &log_key())),
+            Err(WitnessError::Frozen { .. })
+        ));
         assert_eq!(w.latest(ORIGIN).unwrap().unwrap().root, tree(8, 0).root());
         let evidence = w.evidence().unwrap();
         assert_eq!(evidence.len(), 2);
         assert!(evidence[0].1.contains(&signed(&tree(8, 0), &log_key())));
+
+        // Cleared, the same contradiction (acknowledged) does not freeze again.
+        assert!(w.frozen().clear(ORIGIN).unwrap());
+        assert!(matches!(
+            w.add_checkpoint(&same_size.to_body()),
+            Err(WitnessError::RootMismatch { size: 8 })
+        ));
+        assert!(!w.frozen().is_frozen(ORIGIN).unwrap());
+        w.add_checkpoint(&request(8, &tree(9, 0), &log_key()))
+            .unwrap();
     }
 
     // The cosigned state survives a restart.

@@ -406,3 +406,28 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+/// A counter or gauge on `url`'s `/metrics` page (Prometheus text).
+pub async fn metric(url: &str, name: &str) -> u64 {
+    let page = reqwest::get(format!("{url}/metrics"))
+        .await
+        .expect("the metrics page")
+        .text()
+        .await
+        .expect("the metrics page's text");
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{page}"))
+}
+
+/// Polls `url`'s metric `name` until it reaches `at_least` (20 s at most).
+pub async fn wait_for_metric(url: &str, name: &str, at_least: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if metric(url, name).await >= at_least {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} never reached {at_least}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

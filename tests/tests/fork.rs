@@ -9,7 +9,9 @@ use acd::log_client::LogClient;
 use acd_core::log_api::ConsistencyProof;
 use acd_core::note::NoteVerifier;
 use acd_core::witness::AddCheckpoint;
-use acd_tests::{ServerProcess, commit, fresh_tid, key, monitor_once, now_ms};
+use acd_tests::{
+    ServerProcess, commit, fresh_tid, key, metric, monitor_once, now_ms, wait_for_metric,
+};
 use serde_json::Value;
 
 const ORIGIN: &str = "forked.test/log";
@@ -42,7 +44,35 @@ async fn add(witness: &ServerProcess, body: String) -> u16 {
         .as_u16()
 }
 
-// Two instances of one log key diverge: the witness cosigns one history and refuses the other (same size, other root; and a larger inconsistent tree), and the monitor reports the split view with both notes.
+async fn add_status(
+    witness: &ServerProcess,
+    old_size: u64,
+    proof: Vec<[u8; 32]>,
+    checkpoint: &str,
+) -> u16 {
+    let body = AddCheckpoint {
+        old_size,
+        proof,
+        checkpoint: checkpoint.to_owned(),
+    }
+    .to_body();
+    add(witness, body).await
+}
+
+async fn consistency(log: &ServerProcess, from: u64, to: u64) -> Vec<[u8; 32]> {
+    let proof: ConsistencyProof = reqwest::get(format!(
+        "{}/api/v1/consistency?from={from}&to={to}",
+        log.url
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    proof.proof
+}
+
+// Two instances of one log key diverge. A witness refuses the second history: a larger inconsistent tree (422, evidence kept, nothing frozen on the sender's word) and a checkpoint of the same size with another root (409, a split view by itself: the origin is frozen, 403 afterwards). A witness that knows the log's URL checks a refused proof against the log's own: a tampered proof of an honest log freezes nothing, a log that cannot prove its own checkpoint is frozen. The monitor reports the split view with both notes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forked_log_is_caught() {
     let dir_a = tempfile::tempdir().unwrap();
@@ -58,41 +88,55 @@ async fn forked_log_is_caught() {
     let (cp_a, cp_b) = (checkpoint(&a).await, checkpoint(&b).await);
     assert_ne!(cp_a, cp_b);
 
+    // A witness that knows the log by its key only.
     let wdir = tempfile::tempdir().unwrap();
     let witness = ServerProcess::start_witness(wdir.path(), "witness.test/w1", &[&a.vkey]);
-    let first = AddCheckpoint {
-        old_size: 0,
-        proof: vec![],
-        checkpoint: cp_a.clone(),
-    };
-    assert_eq!(add(&witness, first.to_body()).await, 200);
-    // B's checkpoint of the same size has another root.
-    let same = AddCheckpoint {
-        old_size: 6,
-        proof: vec![],
-        checkpoint: cp_b.clone(),
-    };
-    assert_eq!(add(&witness, same.to_body()).await, 409);
+    assert_eq!(add_status(&witness, 0, vec![], &cp_a).await, 200);
     // B grows; its own consistency proof does not lead from A's root.
     append(&b, 4, 2).await;
-    let proof: ConsistencyProof =
-        reqwest::get(format!("{}/api/v1/consistency?from=6&to=10", b.url))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-    let grown = AddCheckpoint {
-        old_size: 6,
-        proof: proof.proof,
-        checkpoint: checkpoint(&b).await,
-    };
-    assert_eq!(add(&witness, grown.to_body()).await, 422);
+    let cp_b10 = checkpoint(&b).await;
+    let b_proof = consistency(&b, 6, 10).await;
+    assert_eq!(add_status(&witness, 6, b_proof.clone(), &cp_b10).await, 422);
+    assert_eq!(metric(&witness.url, "frozen_origins").await, 0);
+    // B's checkpoint of A's size: two signed roots for one size.
+    assert_eq!(add_status(&witness, 6, vec![], &cp_b).await, 409);
+    assert_eq!(metric(&witness.url, "frozen_origins").await, 1);
+    assert_eq!(metric(&witness.url, "split_views_total").await, 1);
+    append(&a, 4, 1).await;
+    let cp_a10 = checkpoint(&a).await;
+    let a_proof = consistency(&a, 6, 10).await;
+    assert_eq!(add_status(&witness, 6, a_proof.clone(), &cp_a10).await, 403);
     drop(witness);
-    // The witness kept both refusals as evidence, each with A's cosigned note.
+    // Both refusals were kept, each with A's cosigned note.
     assert_eq!(witness_evidence_count(wdir.path()), 2);
 
-    // A monitor that verified A sees B: split view.
+    // A witness that asks A (honest) for proofs: a tampered proof is the
+    // sender's fault; A proves its checkpoint and nothing is frozen.
+    let w_honest_dir = tempfile::tempdir().unwrap();
+    let a_at_url = format!("{}@{}", a.vkey, a.url);
+    let honest = ServerProcess::start_witness(w_honest_dir.path(), "witness.test/w2", &[&a_at_url]);
+    assert_eq!(add_status(&honest, 0, vec![], &cp_a).await, 200);
+    let mut tampered = a_proof.clone();
+    tampered[0][0] ^= 1;
+    assert_eq!(add_status(&honest, 6, tampered, &cp_a10).await, 422);
+    wait_for_metric(&honest.url, "refusals_checked_total", 1).await;
+    assert_eq!(metric(&honest.url, "frozen_origins").await, 0);
+    assert_eq!(add_status(&honest, 6, a_proof, &cp_a10).await, 200);
+
+    // A witness to which the log shows B's history at its URL, after A's
+    // checkpoint reached it: the log cannot prove B's checkpoint extends
+    // A's, so the origin is frozen.
+    let w_split_dir = tempfile::tempdir().unwrap();
+    let b_at_url = format!("{}@{}", a.vkey, b.url);
+    let split = ServerProcess::start_witness(w_split_dir.path(), "witness.test/w3", &[&b_at_url]);
+    assert_eq!(add_status(&split, 0, vec![], &cp_a).await, 200);
+    assert_eq!(add_status(&split, 6, b_proof, &cp_b10).await, 422);
+    wait_for_metric(&split.url, "refusals_checked_total", 1).await;
+    assert_eq!(metric(&split.url, "frozen_origins").await, 1);
+    assert_eq!(add_status(&split, 6, vec![], &cp_a).await, 403);
+
+    // A monitor that verified A sees B, grown to 12: no consistency.
+    append(&b, 2, 2).await;
     let mdir = tempfile::tempdir().unwrap();
     let (ok, out) = monitor_once(mdir.path(), &a.vkey, &a.url);
     assert!(ok, "{out}");
@@ -103,12 +147,12 @@ async fn forked_log_is_caught() {
     let evidence: Value =
         serde_json::from_str(&std::fs::read_to_string(v["evidence"].as_str().unwrap()).unwrap())
             .unwrap();
-    assert_eq!(evidence["checkpoints"][0], cp_a);
+    assert_eq!(evidence["checkpoints"][0], cp_a10);
     assert!(
         evidence["checkpoints"][1]
             .as_str()
             .unwrap()
-            .starts_with(&format!("{ORIGIN}\n10\n"))
+            .starts_with(&format!("{ORIGIN}\n12\n"))
     );
 }
 

@@ -18,7 +18,9 @@ use acd_core::evidence::{self, Evidence, Kind};
 use acd_core::log_api::ConsistencyProof;
 use acd_core::note::NoteVerifier;
 use acd_core::witness::AddCheckpoint;
-use acd_tests::{STARTUP_TIMEOUT, ServerProcess, binary, commit, fresh_tid, key, now_ms};
+use acd_tests::{
+    STARTUP_TIMEOUT, ServerProcess, binary, commit, fresh_tid, key, metric, now_ms, wait_for_metric,
+};
 use serde_json::Value;
 
 const ORIGIN: &str = "gossiped.test/log";
@@ -108,35 +110,6 @@ async fn add(witness_url: &str, old_size: u64, proof: Vec<[u8; 32]>, cp: &str) -
         .await
         .unwrap();
     (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
-async fn metric(url: &str, name: &str) -> u64 {
-    let page = reqwest::get(format!("{url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    acd_auditor_metric(&page, name)
-}
-
-/// A counter's value on a Prometheus text page.
-fn acd_auditor_metric(page: &str, name: &str) -> u64 {
-    page.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{page}"))
-}
-
-/// Polls `url`'s metric `name` until it reaches `at_least`.
-async fn wait_for_metric(url: &str, name: &str, at_least: u64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if metric(url, name).await >= at_least {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name} never reached {at_least}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 fn evidence_files(dir: &Path) -> Vec<PathBuf> {

@@ -6,7 +6,9 @@
 //! One round runs at a time; a round covers the newest checkpoint, so under
 //! load witnesses see a checkpoint per round, not per group commit. A
 //! witness that answers 409 tells the size it holds; the log retries once
-//! from there. A witness that is down only costs its cosignature.
+//! from there. A witness that is down or refuses only costs its
+//! cosignature: it is asked again with backoff (250 ms doubling to 30 s)
+//! until it cosigns or a newer checkpoint replaces this one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,34 +69,72 @@ pub fn start(
         .collect();
     let mut published = sequencer.subscribe();
     tokio::spawn(async move {
+        // The cosignature lines collected for `current`, one slot per witness.
+        let mut current = String::new();
+        let mut lines: Vec<Option<String>> = vec![None; states.len()];
+        let mut backoff = RETRY_MIN;
         loop {
             let p = published.borrow_and_update().clone();
-            let lines = round(&http, &*storage, &p, &mut states).await;
+            if p.checkpoint != current {
+                current = p.checkpoint.clone();
+                lines.iter_mut().for_each(|l| *l = None);
+                backoff = RETRY_MIN;
+            }
+            round(&http, &*storage, &p, &mut states, &mut lines).await;
             tx.send_replace(Arc::new(Cosigned {
                 size: p.size,
-                note: format!("{}{}", p.checkpoint, lines.concat()),
+                note: format!(
+                    "{}{}",
+                    p.checkpoint,
+                    lines.iter().flatten().cloned().collect::<String>()
+                ),
             }));
-            if published.changed().await.is_err() {
-                break;
+            if lines.iter().all(Option::is_some) {
+                if published.changed().await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            // A witness is missing: ask it again after a while, or sooner
+            // with the next checkpoint, so that an idle log still ends up
+            // cosigned when the witness comes back.
+            tokio::select! {
+                changed = published.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+                _ = tokio::time::sleep(backoff) => {
+                    backoff = (backoff * 2).min(RETRY_MAX);
+                }
             }
         }
     });
     Some(rx)
 }
 
-/// Asks every witness to cosign `p`; returns their verified cosignature lines.
+/// First wait before asking a witness that did not cosign again.
+const RETRY_MIN: Duration = Duration::from_millis(250);
+/// Longest wait between two asks of a witness that did not cosign.
+const RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// Asks every witness without a line in `lines` to cosign `p`; fills in
+/// the verified cosignature lines.
 async fn round(
     http: &reqwest::Client,
     storage: &dyn Storage,
     p: &Published,
     states: &mut [PeerState],
-) -> Vec<String> {
-    let asks = states.iter_mut().map(|state| ask(http, storage, p, state));
-    futures_util::future::join_all(asks)
-        .await
-        .into_iter()
-        .flatten()
-        .collect()
+    lines: &mut [Option<String>],
+) {
+    let asks = states
+        .iter_mut()
+        .zip(lines.iter_mut())
+        .filter(|(_, line)| line.is_none())
+        .map(|(state, line)| async move {
+            *line = ask(http, storage, p, state).await;
+        });
+    futures_util::future::join_all(asks).await;
 }
 
 /// One witness, with one retry after a 409 that names its size.

@@ -171,16 +171,20 @@ impl ServerProcess {
 
     /// Starts a witness named `name` on `data`, for the logs with these vkeys.
     pub fn start_witness(data: &Path, name: &str, log_vkeys: &[&str]) -> ServerProcess {
+        Self::start_witness_at(data, name, log_vkeys, "127.0.0.1:0")
+    }
+
+    /// [`ServerProcess::start_witness`] listening on `listen` (to restart a
+    /// witness where its logs expect it).
+    pub fn start_witness_at(
+        data: &Path,
+        name: &str,
+        log_vkeys: &[&str],
+        listen: &str,
+    ) -> ServerProcess {
         let mut cmd = Command::new(binary("acd-auditor"));
-        cmd.args([
-            "witness",
-            "--listen",
-            "127.0.0.1:0",
-            "--name",
-            name,
-            "--data",
-        ])
-        .arg(data);
+        cmd.args(["witness", "--listen", listen, "--name", name, "--data"])
+            .arg(data);
         for v in log_vkeys {
             cmd.arg("--log").arg(v);
         }

@@ -151,26 +151,27 @@ async fn witness_cosigns_a_growing_log() {
     assert_eq!(resp.status(), 400);
 }
 
-// A log configured with two witnesses (one of them down) serves its checkpoints with the live witness's cosignature, and keeps doing so as it grows.
+// A log configured with two witnesses, one of them down, serves its checkpoints with the live witness's cosignature as it grows; when the other comes back, the idle log's checkpoint gets its cosignature too, with no new entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_serves_cosigned_checkpoints() {
     let log_dir = tempfile::tempdir().unwrap();
-    let witness_dir = tempfile::tempdir().unwrap();
-    // The log's key exists before the witness is told to trust it.
+    let w1_dir = tempfile::tempdir().unwrap();
+    let w2_dir = tempfile::tempdir().unwrap();
+    // The log's key exists before the witnesses are told to trust it.
     let vkey = ServerProcess::start(log_dir.path(), ORIGIN, &[])
         .vkey
         .clone();
-    let witness = ServerProcess::start_witness(witness_dir.path(), "witness.test/w1", &[&vkey]);
-    let wv = CosignatureVerifier::from_vkey(&witness.vkey).unwrap();
-    let down = format!(
-        "{}@http://127.0.0.1:9",
-        "witness.test/w2+00000000+BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-    );
-    let _ = down;
+    let w1 = ServerProcess::start_witness(w1_dir.path(), "witness.test/w1", &[&vkey]);
+    let v1 = CosignatureVerifier::from_vkey(&w1.vkey).unwrap();
+    // The second witness's key and address exist; then it goes down.
+    let w2 = ServerProcess::start_witness(w2_dir.path(), "witness.test/w2", &[&vkey]);
+    let (w2_spec, w2_addr) = (format!("{}@{}", w2.vkey, w2.url), w2.addr());
+    let v2 = CosignatureVerifier::from_vkey(&w2.vkey).unwrap();
+    drop(w2);
     let log = ServerProcess::start_witnessed(
         log_dir.path(),
         ORIGIN,
-        &[format!("{}@{}", witness.vkey, witness.url)],
+        &[format!("{}@{}", w1.vkey, w1.url), w2_spec],
     );
     let client = LogClient::new(&log.url, NoteVerifier::from_vkey(&log.vkey).unwrap());
 
@@ -178,21 +179,37 @@ async fn log_serves_cosigned_checkpoints() {
     for round in 0..3 {
         append(&client, 4).await;
         let want = 4 * (round + 1);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let text = checkpoint_text(&log).await;
-            let note = Note::parse(&text).unwrap();
-            let size: u64 = text.lines().nth(1).unwrap().parse().unwrap();
-            if size == want && cosigners(&note, std::slice::from_ref(&wv)).len() == 1 {
-                assert!(size > last);
-                last = size;
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no cosigned checkpoint of size {want}: {text}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let note = wait_for_checkpoint(&log, |size, note| {
+            size == want && cosigners(note, std::slice::from_ref(&v1)).len() == 1
+        })
+        .await;
+        assert!(want > last);
+        last = want;
+        assert!(cosigners(&note, std::slice::from_ref(&v2)).is_empty());
+    }
+
+    let _w2 = ServerProcess::start_witness_at(w2_dir.path(), "witness.test/w2", &[&vkey], &w2_addr);
+    let both = [v1, v2];
+    wait_for_checkpoint(&log, |size, note| {
+        size == last && cosigners(note, &both).len() == 2
+    })
+    .await;
+}
+
+/// Polls the log's `/checkpoint` (10 s at most) until `done(size, note)`.
+async fn wait_for_checkpoint(log: &ServerProcess, done: impl Fn(u64, &Note) -> bool) -> Note {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = checkpoint_text(log).await;
+        let note = Note::parse(&text).unwrap();
+        let size: u64 = text.lines().nth(1).unwrap().parse().unwrap();
+        if done(size, &note) {
+            return note;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the checkpoint never got there: {text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }

@@ -78,8 +78,16 @@ pub async fn prove(
             format!("the bank does not trust a log named {origin:?}"),
         )
     })?;
-    let verified = proof::verify_entry_proof(entry_proof, &peer.verifier, policy)
-        .map_err(|e| ApiError::bad("bad_proof", e.to_string()))?;
+    let verified =
+        proof::verify_entry_proof(entry_proof, &peer.verifier, policy).map_err(|e| match e {
+            // Not wrong, only early: the same entry under a later checkpoint
+            // the witnesses cosigned is accepted.
+            ProofError::Witnesses { .. } => ApiError::unprocessable(
+                "insufficient_cosignatures",
+                format!("{e}; retry with a proof under a checkpoint the witnesses cosigned"),
+            ),
+            e => ApiError::bad("bad_proof", e.to_string()),
+        })?;
     let new = verified.checkpoint;
     let mut view = peer.view.lock().await;
     let consistency = match view.proof_needed(&new) {

@@ -85,18 +85,32 @@ pub async fn abort(
     Ok(Json(state.sequencer.append(Append::Abort(req)).await?))
 }
 
-/// The published tree a proof answers under: the latest, or the stored
-/// checkpoint of the requested size.
-fn tree_at(state: &AppState, size: Option<u64>) -> Result<Published, ApiError> {
+/// The tree a proof answers under: the stored checkpoint of the requested
+/// size, or else the newest checkpoint that holds `index`. Checkpoints that
+/// went through a witness round are given with their cosignatures, so that
+/// clients whose witness policy needs them can use the proof as it is.
+fn tree_at(state: &AppState, size: Option<u64>, index: u64) -> Result<Published, ApiError> {
     let latest = state.sequencer.published();
+    let cosigned = state.cosigned.as_ref().map(|c| c.borrow().clone());
+    let as_published = |c: &crate::witnessing::Cosigned| Published {
+        size: c.size,
+        root: c.root,
+        checkpoint: c.note.clone(),
+    };
     let Some(size) = size else {
-        return Ok((*latest).clone());
+        return Ok(match cosigned {
+            Some(c) if c.size > index && c.size <= latest.size => as_published(&c),
+            _ => (*latest).clone(),
+        });
     };
     if size > latest.size {
         return Err(ApiError::bad(
             "out_of_range",
             format!("size {size} is beyond the published size {}", latest.size),
         ));
+    }
+    if let Some(c) = cosigned.filter(|c| c.size == size) {
+        return Ok(as_published(&c));
     }
     if size == latest.size {
         return Ok((*latest).clone());
@@ -138,7 +152,6 @@ pub async fn inclusion(
     query: Result<Query<InclusionQuery>, QueryRejection>,
 ) -> Result<Json<EntryProof>, ApiError> {
     let Query(q) = query?;
-    let tree = tree_at(&state, q.size)?;
     let index = match (q.index, q.leaf_hash.as_deref()) {
         (Some(i), None) => i,
         (None, Some(h)) => state
@@ -152,6 +165,7 @@ pub async fn inclusion(
             ));
         }
     };
+    let tree = tree_at(&state, q.size, index)?;
     if index >= tree.size {
         return Err(ApiError::not_found(
             "out_of_range",
@@ -252,7 +266,8 @@ pub async fn entries(
     Ok(Json(Entries { entries: out }))
 }
 
-/// `GET /tx/<TID>`: the outcome for a TID with its inclusion proof (Q1/Q2).
+/// `GET /tx/<TID>`: the outcome for a TID with its inclusion proof (Q1/Q2),
+/// under the newest cosigned checkpoint that holds it (see [`tree_at`]).
 pub async fn transaction(
     State(state): State<AppState>,
     Path(tid): Path<String>,
@@ -260,12 +275,13 @@ pub async fn transaction(
     let tid: Tid = tid
         .parse()
         .map_err(|e: acd_core::entry::EntryError| ApiError::bad("bad_tid", e.to_string()))?;
-    let tree = state.sequencer.published();
+    let published = state.sequencer.published().size;
     let index = state
         .storage
         .tid_index(&tid)?
-        .filter(|i| *i < tree.size)
+        .filter(|i| *i < published)
         .ok_or_else(|| ApiError::not_found("unknown_tid", format!("TID {tid} has no outcome")))?;
+    let tree = tree_at(&state, None, index)?;
     let mut reader = TreeReader::new(&*state.storage, tree.size);
     let entry = reader.entry(index)?;
     Ok(Json(entry_proof(&mut reader, &tree, index, entry)?))

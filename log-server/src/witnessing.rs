@@ -35,6 +35,7 @@ pub struct WitnessPeer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cosigned {
     pub size: u64,
+    pub root: acd_core::merkle::Hash,
     pub note: String,
 }
 
@@ -57,6 +58,7 @@ pub fn start(
     let first = sequencer.published();
     let (tx, rx) = watch::channel(Arc::new(Cosigned {
         size: first.size,
+        root: first.root,
         note: first.checkpoint.clone(),
     }));
     let http = reqwest::Client::builder()
@@ -83,6 +85,7 @@ pub fn start(
             round(&http, &*storage, &p, &mut states, &mut lines).await;
             tx.send_replace(Arc::new(Cosigned {
                 size: p.size,
+                root: p.root,
                 note: format!(
                     "{}{}",
                     p.checkpoint,

@@ -104,24 +104,22 @@ impl ServerProcess {
     /// Starts the log on `data` with `origin`, asking these witnesses
     /// (`<vkey>@<url>`) to cosign its checkpoints.
     pub fn start_witnessed(data: &Path, origin: &str, witnesses: &[String]) -> ServerProcess {
-        let mut cmd = Command::new(binary("acd-log"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--origin",
-            origin,
-            "--data",
-        ])
-        .arg(data);
-        for w in witnesses {
-            cmd.arg("--witness").arg(w);
-        }
-        Self::spawn(cmd, data)
+        Self::start_log(data, origin, &[], witnesses)
     }
 
     /// Starts the log on `data` with `origin`, trusting `banks` for aborts.
     pub fn start(data: &Path, origin: &str, banks: &[[u8; 32]]) -> ServerProcess {
+        Self::start_log(data, origin, banks, &[])
+    }
+
+    /// Starts the log on `data` with `origin`, trusting `banks` for aborts
+    /// and asking `witnesses` (`<vkey>@<url>`) to cosign.
+    pub fn start_log(
+        data: &Path,
+        origin: &str,
+        banks: &[[u8; 32]],
+        witnesses: &[String],
+    ) -> ServerProcess {
         let mut cmd = Command::new(binary("acd-log"));
         cmd.args([
             "serve",
@@ -135,6 +133,9 @@ impl ServerProcess {
         for b in banks {
             cmd.arg("--trust-bank").arg(hex::encode(b));
         }
+        for w in witnesses {
+            cmd.arg("--witness").arg(w);
+        }
         Self::spawn(cmd, data)
     }
 
@@ -144,6 +145,16 @@ impl ServerProcess {
     /// 1000; escrows may expire from 1 s ahead; the sweeper runs every
     /// 200 ms. `vkey` is the bank's key in hex.
     pub fn start_bank(data: &Path, listen: &str, logs: &[String]) -> ServerProcess {
+        Self::start_bank_with(data, listen, logs, &[])
+    }
+
+    /// [`ServerProcess::start_bank`] with more flags (`extra`).
+    pub fn start_bank_with(
+        data: &Path,
+        listen: &str,
+        logs: &[String],
+        extra: &[String],
+    ) -> ServerProcess {
         let mut cmd = Command::new(binary("acd-bank"));
         cmd.args([
             "serve",
@@ -161,6 +172,7 @@ impl ServerProcess {
         for l in logs {
             cmd.arg("--log").arg(l);
         }
+        cmd.args(extra);
         Self::spawn(cmd, data)
     }
 

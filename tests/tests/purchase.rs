@@ -9,7 +9,9 @@
 //! refund comes as fresh, unlinkable tokens); disputes over a bogus key and
 //! over wrong goods; one token spent twice at once; replays of the spend,
 //! of the merchant's purchase and commit, and of the deposit; a commit
-//! after its expiration; deposits under forged and forked checkpoints; a
+//! after its expiration; deposits under forged and forked checkpoints;
+//! deposits under a witness policy (refused until cosigned, stopped by a
+//! split view the witness freezes, paid once an operator clears it); a
 //! purchase with the bank killed and restarted between every step; and
 //! what the log and the bank keep on disk. Every test ends with the bank's
 //! conservation sums.
@@ -31,6 +33,7 @@ use acd_core::bank_api::{
 };
 use acd_core::bundle::ProofBundle;
 use acd_core::checkpoint::{Checkpoint, SignedCheckpoint};
+use acd_core::cosignature::CosignatureVerifier;
 use acd_core::entry::{LogEntry, Tid};
 use acd_core::goods;
 use acd_core::log_api::{CommitRequest, EntryProof};
@@ -41,8 +44,8 @@ use acd_core::tile::TilePath;
 use acd_core::token::{BlindedToken, Denomination, Token};
 use acd_merchant::{Behaviour, CatalogEntry, Merchant, MerchantConfig};
 use acd_tests::{
-    ServerProcess, admin_token, bank_key, commit, contains, files_containing, fresh_tid, key,
-    now_ms, seed_bank_keys,
+    ServerProcess, admin_token, bank_key, binary, commit, contains, files_containing, fresh_tid,
+    key, now_ms, seed_bank_keys, wait_for_metric,
 };
 use acd_wallet::file::{PendingWithdrawal, WalletFile};
 use acd_wallet::{PurchaseOutcome, PurchaseState, Source, Step, Wallet};
@@ -98,31 +101,65 @@ impl Shop {
 }
 
 /// A log and a bank (processes) in one temporary directory, and the
-/// merchants added to them.
+/// merchants added to them; with a witness, the bank's policy needs its
+/// cosignature.
 struct World {
     dir: tempfile::TempDir,
     log: ServerProcess,
+    witness: Option<ServerProcess>,
     bank: Option<ServerProcess>,
     bank_data: PathBuf,
     bank_url: String,
     bank_key: [u8; 32],
     /// The bank's `--log` arguments.
     logs: Vec<String>,
+    /// The bank's other arguments (its witness policy).
+    bank_args: Vec<String>,
     admin: BankClient,
 }
 
+/// The witness's name in [`World::start_witnessed`].
+const WITNESS: &str = "witness.test/w1";
+
 impl World {
     async fn start() -> World {
+        Self::start_with(false).await
+    }
+
+    /// A log cosigned by a witness (a process), and a bank that accepts only
+    /// checkpoints that witness cosigned.
+    async fn start_witnessed() -> World {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(witnessed: bool) -> World {
         let dir = tempfile::tempdir().unwrap();
         let bank_data = dir.path().join("bank");
         let log_data = dir.path().join("log");
-        let (log, bank, bank_key, logs) = blocking(|| {
+        let witness_data = dir.path().join("witness");
+        let (log, witness, bank, bank_key, logs, bank_args) = blocking(|| {
             seed_bank_keys(&bank_data);
             let bank_key = bank_key(&bank_data);
-            let log = ServerProcess::start(&log_data, ORIGIN, &[bank_key]);
+            let (log, witness, bank_args) = if witnessed {
+                // The log's key exists before the witness is told to trust it.
+                let vkey = ServerProcess::start(&log_data, ORIGIN, &[]).vkey.clone();
+                let witness = ServerProcess::start_witness(&witness_data, WITNESS, &[&vkey]);
+                let spec = format!("{}@{}", witness.vkey, witness.url);
+                let log = ServerProcess::start_log(&log_data, ORIGIN, &[bank_key], &[spec]);
+                let args = vec![
+                    "--witness".to_owned(),
+                    witness.vkey.clone(),
+                    "--witness-threshold".to_owned(),
+                    "1".to_owned(),
+                ];
+                (log, Some(witness), args)
+            } else {
+                let log = ServerProcess::start(&log_data, ORIGIN, &[bank_key]);
+                (log, None, Vec::new())
+            };
             let logs = vec![format!("{}@{}", log.vkey, log.url)];
-            let bank = ServerProcess::start_bank(&bank_data, "127.0.0.1:0", &logs);
-            (log, bank, bank_key, logs)
+            let bank = ServerProcess::start_bank_with(&bank_data, "127.0.0.1:0", &logs, &bank_args);
+            (log, witness, bank, bank_key, logs, bank_args)
         });
         let admin = BankClient::new(&bank.url).with_admin_token(&admin_token(&bank_data));
         World {
@@ -130,9 +167,11 @@ impl World {
             bank: Some(bank),
             dir,
             log,
+            witness,
             bank_data,
             bank_key,
             logs,
+            bank_args,
             admin,
         }
     }
@@ -272,7 +311,9 @@ impl World {
     fn start_bank(&mut self) {
         assert!(self.bank.is_none(), "the bank is running");
         let addr = self.bank_url.trim_start_matches("http://").to_owned();
-        let bank = blocking(|| ServerProcess::start_bank(&self.bank_data, &addr, &self.logs));
+        let bank = blocking(|| {
+            ServerProcess::start_bank_with(&self.bank_data, &addr, &self.logs, &self.bank_args)
+        });
         assert_eq!(bank.url, self.bank_url);
         self.bank = Some(bank);
     }
@@ -281,6 +322,49 @@ impl World {
     fn restart_bank(&mut self) {
         self.kill_bank();
         self.start_bank();
+    }
+
+    /// The log's proof of `tid`'s outcome once its checkpoint carries the
+    /// witness's cosignature (polls `/tx/<TID>`).
+    async fn cosigned_proof(&self, tid: &Tid) -> EntryProof {
+        let witness = self.witness.as_ref().expect("a witnessed world");
+        let policy = WitnessPolicy::new(
+            1,
+            vec![CosignatureVerifier::from_vkey(&witness.vkey).unwrap()],
+        );
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let proof = self
+                .log_client()
+                .transaction(tid)
+                .await
+                .unwrap()
+                .unwrap()
+                .proof;
+            if acd_core::proof::verify_entry_proof(&proof, &self.log_verifier(), &policy).is_ok() {
+                return proof;
+            }
+            assert!(Instant::now() < deadline, "never cosigned: {proof:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// What an operator does after a split view: stops the witness, clears
+    /// the origin (`acd-auditor witness clear`) and starts it again where
+    /// the log expects it.
+    async fn clear_witness(&mut self) {
+        let witness = self.witness.take().expect("a witnessed world");
+        let (data, addr, vkey) = (witness.data.clone(), witness.addr(), self.log.vkey.clone());
+        assert!(witness.terminate(WAIT).unwrap().success());
+        let out = std::process::Command::new(binary("acd-auditor"))
+            .args(["witness", "clear", "--origin", ORIGIN, "--data"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("cleared"));
+        let witness = blocking(|| ServerProcess::start_witness_at(&data, WITNESS, &[&vkey], &addr));
+        self.witness = Some(witness);
     }
 
     /// The log's latest checkpoint size.
@@ -305,6 +389,26 @@ fn tokens(wallet: &Wallet) -> Vec<Token> {
 }
 
 /// Steps 3 and 4 by hand: registers `token` to `q`'s public key.
+/// A customer withdraws `n` tokens of [`TOKEN_PRICE`] and spends each on
+/// its own offer of `shop`: `n` escrows; returns their offers.
+async fn escrows(w: &World, shop: &Shop, customer: &str, n: u64) -> Vec<Offer> {
+    let mut wallet = w.customer(customer, n * TOKEN_PRICE).await;
+    wallet.withdraw(n * TOKEN_PRICE).await.unwrap();
+    let q = fresh_key();
+    let mut offers = Vec::new();
+    for token in tokens(&wallet) {
+        register(&w.bank(), &token, &q).await;
+        let o = offer(shop, &q).await;
+        w.bank()
+            .spend(&spend_request(&o.offer.offer, &[token], &q))
+            .await
+            .unwrap();
+        offers.push(o.offer.offer);
+    }
+    assert_eq!(offers.len() as u64, n);
+    offers
+}
+
 async fn register(bank: &BankClient, token: &Token, q: &SigningKey) -> SignedReceipt {
     let customer = q.verifying_key().to_bytes();
     let receipt = bank
@@ -974,19 +1078,7 @@ async fn deposits_under_forged_or_forked_checkpoints_are_refused() {
         ..Behaviour::default()
     };
     let shop = w.add_merchant(behaviour, LONG, TOKEN_PRICE).await;
-    let mut wallet = w.customer("heidi", 2 * TOKEN_PRICE).await;
-    wallet.withdraw(2 * TOKEN_PRICE).await.unwrap();
-    let q = fresh_key();
-    let mut offers = Vec::new();
-    for token in tokens(&wallet) {
-        register(&w.bank(), &token, &q).await;
-        let o = offer(&shop, &q).await;
-        w.bank()
-            .spend(&spend_request(&o.offer.offer, &[token], &q))
-            .await
-            .unwrap();
-        offers.push(o.offer.offer);
-    }
+    let offers = escrows(&w, &shop, "heidi", 2).await;
     let (o1, o2) = (&offers[0], &offers[1]);
     let log_a = w.log_client();
     let genuine = log_a
@@ -1086,6 +1178,98 @@ async fn deposits_under_forged_or_forked_checkpoints_are_refused() {
     assert_eq!(s.escrowed, 0);
     assert_eq!(s.merchant_balances, 2 * TOKEN_PRICE as i64);
     assert_eq!(s.live_tokens, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deposits_wait_for_the_witness_and_stop_at_a_split_view() {
+    // The bank pays only under checkpoints its witness cosigned. A commit's
+    // own proof (its checkpoint not cosigned yet) is refused (422
+    // insufficient_cosignatures); the log's proof once cosigned is paid. A
+    // second instance of the log (same key and origin) shows the witness
+    // another root for the same size: the witness freezes the log. The
+    // fork's proof of the second escrow is refused, also with a cosignature
+    // line copied from the genuine checkpoint, and so is the genuine log's
+    // proof, since the frozen witness cosigns nothing more. Once the
+    // operator has stopped the fork and cleared the witness, the genuine
+    // proof is cosigned and paid.
+    let mut w = World::start_witnessed().await;
+    let behaviour = Behaviour {
+        never_commit: true,
+        ..Behaviour::default()
+    };
+    let shop = w.add_merchant(behaviour, LONG, TOKEN_PRICE).await;
+    let offers = escrows(&w, &shop, "ivan", 2).await;
+    let (o1, o2) = (&offers[0], &offers[1]);
+    let bank_url = w.bank_url.clone();
+    let deposit = |proof: &EntryProof| {
+        let bank = BankClient::new(&bank_url);
+        let proof = proof.clone();
+        async move { bank.deposit(&DepositRequest { proof }).await }
+    };
+    let uncosigned = || (422, "insufficient_cosignatures".to_owned());
+
+    let log_a = w.log_client();
+    let committed = log_a
+        .commit(&key_commit(&shop, o1.tid, o1.expiration_ms, [1; 32]))
+        .await
+        .unwrap()
+        .proof;
+    assert_eq!(refusal(deposit(&committed).await), uncosigned());
+    let cosigned = w.cosigned_proof(&o1.tid).await;
+    assert_eq!(deposit(&cosigned).await.unwrap().amount, TOKEN_PRICE);
+
+    // The fork asks the same witness, with another entry at index 0.
+    let fork_dir = w.dir.path().join("fork");
+    std::fs::create_dir_all(&fork_dir).unwrap();
+    std::fs::copy(w.log.data.join("log.key"), fork_dir.join("log.key")).unwrap();
+    let witness = w.witness.as_ref().unwrap();
+    let spec = format!("{}@{}", witness.vkey, witness.url);
+    let witness_url = witness.url.clone();
+    let fork = blocking(|| ServerProcess::start_log(&fork_dir, ORIGIN, &[w.bank_key], &[spec]));
+    let log_b = LogClient::new(&fork.url, w.log_verifier());
+    let split = log_b
+        .commit(&key_commit(&shop, o2.tid, o2.expiration_ms, [2; 32]))
+        .await
+        .unwrap()
+        .proof;
+    assert_eq!(split.tree_size, 1);
+    wait_for_metric(&witness_url, "frozen_origins", 1).await;
+    assert_eq!(refusal(deposit(&split).await), uncosigned());
+    let line = cosigned
+        .checkpoint
+        .lines()
+        .find(|l| l.starts_with(&format!("— {WITNESS} ")))
+        .unwrap();
+    let mut copied = split.clone();
+    copied.checkpoint = format!("{}{line}\n", split.checkpoint);
+    assert_eq!(refusal(deposit(&copied).await), uncosigned());
+
+    // The genuine log goes on; the frozen witness cosigns none of it.
+    let real = log_a
+        .commit(&key_commit(&shop, o2.tid, o2.expiration_ms, [2; 32]))
+        .await
+        .unwrap()
+        .proof;
+    assert_eq!(real.tree_size, 2);
+    // `/checkpoint` moves to size 2 once the witness round for it is over.
+    let deadline = Instant::now() + WAIT;
+    while w.log_size().await < 2 {
+        assert!(Instant::now() < deadline, "no witness round for size 2");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let latest = log_a.transaction(&o2.tid).await.unwrap().unwrap().proof;
+    assert_eq!(refusal(deposit(&latest).await), uncosigned());
+    assert_eq!(w.balance(&shop.key).await, TOKEN_PRICE as i64);
+    assert_eq!(w.conserved().await.escrowed, TOKEN_PRICE);
+
+    // The operator stops the fork and clears the witness.
+    drop(fork);
+    w.clear_witness().await;
+    let paid = deposit(&w.cosigned_proof(&o2.tid).await).await.unwrap();
+    assert_eq!(paid.amount, TOKEN_PRICE);
+    let s = w.conserved().await;
+    assert_eq!(s.escrowed, 0);
+    assert_eq!(s.merchant_balances, 2 * TOKEN_PRICE as i64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,11 @@
 //! - `POST /api/v1/withdraw` [1]: [`WithdrawRequest`] → [`BlindSignatures`]
 //! - `POST /api/v1/register` [3, 4]: [`RegisterRequest`] → [`SignedReceipt`]
 //! - `POST /api/v1/spend` [P2, P3]: [`SpendRequest`] → [`SpendResponse`]
-//! - `POST /api/v1/deposit`: [`DepositRequest`] → [`DepositResponse`]
+//! - `POST /api/v1/deposit`: [`DepositRequest`] → [`DepositResponse`]; a
+//!   proof whose checkpoint lacks the cosignatures of the bank's witness
+//!   policy is 422 `insufficient_cosignatures` (retry with a later proof),
+//!   one the bank cannot verify is 400 `bad_proof`, one inconsistent with
+//!   a checkpoint the bank accepted is 409 `inconsistent_checkpoint`
 //! - `POST /api/v1/refund`: [`RefundRequest`] → [`BlindSignatures`]
 //! - `POST /api/v1/dispute`: [`DisputeRequest`] → [`DisputeResponse`]
 //! - admin, with `Authorization: Bearer <token>`:

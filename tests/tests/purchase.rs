@@ -10,8 +10,9 @@
 //! over wrong goods; one token spent twice at once; replays of the spend,
 //! of the merchant's purchase and commit, and of the deposit; a commit
 //! after its expiration; deposits under forged and forked checkpoints;
-//! deposits under a witness policy (refused until cosigned, stopped by a
-//! split view the witness freezes, paid once an operator clears it); a
+//! a whole purchase under a witness policy; deposits under that policy
+//! (refused until cosigned, stopped by a split view the witness freezes,
+//! paid once an operator clears it); a
 //! purchase with the bank killed and restarted between every step; and
 //! what the log and the bank keep on disk. Every test ends with the bank's
 //! conservation sums.
@@ -541,6 +542,37 @@ async fn delivered_paid_and_provable_offline() {
     assert_eq!(s.customer_balances, 80);
     assert_eq!(s.merchant_balances, PRICE as i64);
     assert_eq!(s.live_tokens, 20 - PRICE, "the change is live");
+    assert_eq!(s.escrowed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witnessed_purchase_is_delivered_and_paid_under_cosigned_checkpoints() {
+    // With a bank whose policy needs the witness, the whole purchase still
+    // goes through on its own: the wallet accepts the key only under a
+    // cosigned checkpoint, the merchant's deposit retries until its proof
+    // is cosigned, and the proof bundle satisfies the policy offline.
+    let w = World::start_witnessed().await;
+    let shop = w.add_merchant(Behaviour::default(), LONG, PRICE).await;
+    let mut wallet = w.customer("judy", 20).await;
+    wallet.withdraw(20).await.unwrap();
+    let out = w.out("judy.goods");
+    let report = wallet.buy(&shop.url, ITEM, &out).await.unwrap();
+    assert!(
+        matches!(report.outcome, PurchaseOutcome::Delivered { .. }),
+        "{report}"
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), GOODS);
+    w.wait_balance(&shop.key, PRICE as i64).await;
+
+    let witness = w.witness.as_ref().unwrap();
+    let policy = WitnessPolicy::new(
+        1,
+        vec![CosignatureVerifier::from_vkey(&witness.vkey).unwrap()],
+    );
+    let bundle = wallet.proof(&report.tid.unwrap()).unwrap();
+    bundle.verify(&w.log_verifier(), &policy).unwrap();
+    let s = w.conserved().await;
+    assert_eq!(s.merchant_balances, PRICE as i64);
     assert_eq!(s.escrowed, 0);
 }
 

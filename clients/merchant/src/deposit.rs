@@ -5,10 +5,13 @@
 //! which is recovery) goes through every purchase with work left: an
 //! escrowed purchase not yet committed is committed (or, past its
 //! expiration, the log's outcome is recorded); a committed one not yet paid
-//! is deposited. Unsold offers are pruned an hour after they expire.
+//! is deposited, unless the bank has said it never will be (the escrow was
+//! disputed or refunded first). Unsold offers are pruned an hour after they
+//! expire.
 
 use std::time::Duration;
 
+use acd_client::ClientError;
 use acd_core::bank_api::DepositRequest;
 use acd_core::entry::{LogEntry, Tid};
 use acd_core::log_api::EntryProof;
@@ -48,14 +51,34 @@ impl Shop {
         } else {
             commit
         };
-        let paid = self.bank_client.deposit(&DepositRequest { proof }).await?;
+        let answer = self.bank_client.deposit(&DepositRequest { proof }).await;
+        let (paid, unpaid) = match answer {
+            Ok(paid) => (Some(paid), None),
+            // The escrow was disputed or refunded first: the bank will never
+            // pay it, so retrying forever would only load the bank.
+            Err(ClientError::Refused { status: 409, body })
+                if body.error == "wrong_escrow_state" =>
+            {
+                (None, Some(body.message))
+            }
+            Err(e) => return Err(e.into()),
+        };
         let _guard = self.locks.lock(tid).await;
         let Some(mut p) = self.store.get(&tid)? else {
             return Ok(());
         };
-        p.deposit = Some(paid);
-        self.store.put(&p).await?;
-        tracing::info!(%tid, amount = p.offer.offer.price, "deposited");
+        match (paid, unpaid) {
+            (Some(paid), _) => {
+                p.deposit = Some(paid);
+                self.store.put(&p).await?;
+                tracing::info!(%tid, amount = p.offer.offer.price, "deposited");
+            }
+            (None, reason) => {
+                tracing::warn!(%tid, reason = reason.as_deref().unwrap_or_default(), "the bank will not pay this purchase; no more deposits");
+                p.unpaid = reason;
+                self.store.put(&p).await?;
+            }
+        }
         Ok(())
     }
 

@@ -92,6 +92,7 @@ impl Shop {
             commit: None,
             deposit: None,
             abort: None,
+            unpaid: None,
         };
         self.store.put(&record).await?;
         tracing::info!(%tid, item = %item.id, price = item.price, expiration_ms, "offer");

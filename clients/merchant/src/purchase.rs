@@ -62,7 +62,7 @@ impl Shop {
             ));
         }
         match p.stage() {
-            Stage::Committed | Stage::Deposited => return self.deliver(&p),
+            Stage::Committed | Stage::Deposited | Stage::Unpaid => return self.deliver(&p),
             Stage::Aborted => return Err(aborted(&p)),
             Stage::Offered => {
                 if self.now_ms() >= p.offer.offer.expiration_ms {

@@ -55,6 +55,11 @@ pub struct Purchase {
     pub deposit: Option<DepositResponse>,
     /// The log's abort entry with its proof.
     pub abort: Option<EntryProof>,
+    /// The bank's final refusal to pay a committed purchase (the customer
+    /// disputed it, or was refunded, before the deposit): no deposit is
+    /// tried again.
+    #[serde(default)]
+    pub unpaid: Option<String>,
 }
 
 /// Keys are never printed.
@@ -81,6 +86,8 @@ pub enum Stage {
     Deposited,
     /// The log recorded an abort: no sale.
     Aborted,
+    /// Committed, but the bank will never pay (see [`Purchase::unpaid`]).
+    Unpaid,
 }
 
 impl Purchase {
@@ -93,6 +100,8 @@ impl Purchase {
             Stage::Aborted
         } else if self.deposit.is_some() {
             Stage::Deposited
+        } else if self.unpaid.is_some() {
+            Stage::Unpaid
         } else if self.commit.is_some() {
             Stage::Committed
         } else if self.escrow.is_some() {

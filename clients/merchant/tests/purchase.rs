@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,11 +36,14 @@ use tokio::task::JoinHandle;
 const GOODS: &[u8] = b"a song, as an MP3 file";
 
 /// A bank that answers `GET /api/v1/info` and records deposits; deposits
-/// fail with 503 while `fail` is set.
+/// fail with 503 while `fail` is set, and are refused for good (409
+/// `wrong_escrow_state`, as after a dispute) while `refuse` is set.
 struct Bank {
     key: SigningKey,
     info: BankInfo,
     fail: AtomicBool,
+    refuse: AtomicBool,
+    attempts: AtomicUsize,
     deposits: Mutex<Vec<DepositRequest>>,
     url: String,
 }
@@ -60,6 +63,8 @@ impl Bank {
             },
             key,
             fail: AtomicBool::new(false),
+            refuse: AtomicBool::new(false),
+            attempts: AtomicUsize::new(0),
             deposits: Mutex::new(vec![]),
             url: format!("http://{}", listener.local_addr().unwrap()),
         });
@@ -91,6 +96,17 @@ async fn deposit(
     State(b): State<Arc<Bank>>,
     Json(req): Json<DepositRequest>,
 ) -> Result<Json<DepositResponse>, (StatusCode, Json<ErrorBody>)> {
+    b.attempts.fetch_add(1, Ordering::SeqCst);
+    if b.refuse.load(Ordering::SeqCst) {
+        return Err((
+            StatusCode::CONFLICT,
+            Json(ErrorBody {
+                error: "wrong_escrow_state".into(),
+                message: "the escrow is Disputed; a deposit needs an Escrowed one".into(),
+                existing: None,
+            }),
+        ));
+    }
     if b.fail.load(Ordering::SeqCst) {
         return Err((
             StatusCode::SERVICE_UNAVAILABLE,
@@ -271,6 +287,42 @@ async fn purchase_commits_delivers_and_deposits() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(w.bank.deposited().len(), 1);
     assert_eq!(m.delivery(&tid).await.unwrap(), d);
+    run.stop().await;
+}
+
+// A deposit the bank refuses for good (the customer disputed first) is not retried, not after a restart either; the key is still delivered.
+#[tokio::test]
+async fn a_deposit_refused_for_good_is_not_retried() {
+    let w = World::start().await;
+    w.bank.refuse.store(true, Ordering::SeqCst);
+    let run = Running::start(
+        Merchant::open(w.config(Behaviour::default()))
+            .await
+            .unwrap(),
+    )
+    .await;
+    let o = offer(&run.client).await;
+    let d = run.client.purchase(&w.bank.purchase(&o)).await.unwrap();
+    eventually("a deposit attempt", || {
+        w.bank.attempts.load(Ordering::SeqCst) >= 1
+    })
+    .await;
+    // At 50 ms between retries, a merchant that retried would have tried
+    // several times by now.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(w.bank.attempts.load(Ordering::SeqCst), 1);
+    assert_eq!(run.client.delivery(&o.offer.offer.tid).await.unwrap(), d);
+    run.stop().await;
+
+    let run = Running::start(
+        Merchant::open(w.config(Behaviour::default()))
+            .await
+            .unwrap(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.bank.attempts.load(Ordering::SeqCst), 1);
+    assert!(w.bank.deposited().is_empty());
     run.stop().await;
 }
 

@@ -262,9 +262,8 @@ async fn main() -> anyhow::Result<()> {
             let logs = logs
                 .iter()
                 .map(|spec| {
-                    let (vkey, url) = spec
-                        .rsplit_once('@')
-                        .with_context(|| format!("expected <vkey>@<url>, got {spec}"))?;
+                    let (vkey, url) = acd_core::note::split_vkey_url(spec)
+                        .with_context(|| format!("expected <vkey>@<http(s) url>, got {spec}"))?;
                     Ok(FollowedLog {
                         url: url.trim_end_matches('/').to_owned(),
                         verifier: NoteVerifier::from_vkey(vkey)
@@ -378,11 +377,9 @@ async fn main() -> anyhow::Result<()> {
             let logs = logs
                 .iter()
                 .map(|spec| {
-                    let (vkey, url) = match spec.rsplit_once('@') {
-                        Some((v, u)) if u.starts_with("http://") || u.starts_with("https://") => {
-                            (v, Some(u))
-                        }
-                        _ => (spec.as_str(), None),
+                    let (vkey, url) = match acd_core::note::split_vkey_url(spec) {
+                        Some((v, u)) => (v, Some(u)),
+                        None => (spec.as_str(), None),
                     };
                     let verifier = NoteVerifier::from_vkey(vkey)
                         .with_context(|| format!("log vkey {vkey}"))?;

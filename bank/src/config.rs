@@ -83,9 +83,8 @@ impl std::str::FromStr for TrustedLog {
     type Err = String;
     /// The command-line form `<vkey>@<url>`.
     fn from_str(s: &str) -> Result<Self, String> {
-        let (vkey, url) = s
-            .split_once('@')
-            .ok_or_else(|| format!("expected <vkey>@<url>, got {s:?}"))?;
+        let (vkey, url) = acd_core::note::split_vkey_url(s)
+            .ok_or_else(|| format!("expected <vkey>@<http(s) url>, got {s:?}"))?;
         Ok(TrustedLog {
             vkey: vkey.to_owned(),
             url: url.to_owned(),

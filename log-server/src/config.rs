@@ -70,9 +70,8 @@ impl std::str::FromStr for WitnessConfig {
     type Err = String;
     /// The command-line form `<vkey>@<url>`.
     fn from_str(s: &str) -> Result<Self, String> {
-        let (vkey, url) = s
-            .rsplit_once('@')
-            .ok_or_else(|| format!("expected <vkey>@<url>, got {s:?}"))?;
+        let (vkey, url) = acd_core::note::split_vkey_url(s)
+            .ok_or_else(|| format!("expected <vkey>@<http(s) url>, got {s:?}"))?;
         Ok(WitnessConfig {
             url: url.to_owned(),
             vkey: vkey.to_owned(),

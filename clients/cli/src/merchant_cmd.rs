@@ -44,11 +44,10 @@ pub enum MerchantCommand {
     },
 }
 
-/// `<vkey>@<url>`; the vkey holds no `@`, so the first one splits.
+/// `<vkey>@<url>`.
 fn parse_log(s: &str) -> Result<LogInfo, String> {
-    let (vkey, url) = s
-        .split_once('@')
-        .ok_or_else(|| format!("expected <vkey>@<url>, got {s:?}"))?;
+    let (vkey, url) = acd_core::note::split_vkey_url(s)
+        .ok_or_else(|| format!("expected <vkey>@<http(s) url>, got {s:?}"))?;
     acd_core::note::NoteVerifier::from_vkey(vkey).map_err(|e| format!("log vkey: {e}"))?;
     Ok(LogInfo {
         vkey: vkey.to_owned(),

@@ -70,6 +70,18 @@ pub enum NoteError {
     NoValidSignature,
 }
 
+/// Splits the command-line form `<vkey>@<url>` (a log or a witness and
+/// where to reach it) at the `@` that starts the URL (`@http://` or
+/// `@https://`), so that an `@` in a key name or in a URL's user info does
+/// not cut it in the wrong place. `None` without such a URL.
+pub fn split_vkey_url(s: &str) -> Option<(&str, &str)> {
+    ["@http://", "@https://"]
+        .iter()
+        .filter_map(|sep| s.find(sep))
+        .min()
+        .map(|at| (&s[..at], &s[at + 1..]))
+}
+
 /// Key id of a key: the first four bytes, big-endian, of
 /// SHA-256(name || 0x0A || signature type || public key).
 pub fn key_id(name: &str, alg_and_key: &[u8]) -> u32 {
@@ -491,6 +503,21 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    // `<vkey>@<url>` splits where the URL starts, whatever other `@` there are.
+    #[test]
+    fn vkey_url_splits_where_the_url_starts() {
+        assert_eq!(
+            split_vkey_url("log.example/1+abcd1234+AQID@http://127.0.0.1:8700"),
+            Some(("log.example/1+abcd1234+AQID", "http://127.0.0.1:8700"))
+        );
+        assert_eq!(
+            split_vkey_url("a@b+1+AQ@https://user:pw@host/x"),
+            Some(("a@b+1+AQ", "https://user:pw@host/x"))
+        );
+        assert_eq!(split_vkey_url("log.example/1+abcd1234+AQID"), None);
+        assert_eq!(split_vkey_url("k@ftp://x"), None);
+    }
     use proptest::prelude::*;
 
     // golang.org/x/mod sumdb/note/note_test.go.

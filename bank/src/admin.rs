@@ -72,6 +72,7 @@ pub async fn credit(
     let op = Op::Credit {
         key: req.key,
         amount: req.amount,
+        request_id: req.request_id,
     };
     account_answer(state.writer.submit(op, None).await?)
 }

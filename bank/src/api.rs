@@ -50,6 +50,18 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("blocking task: {e}")))?
 }
 
+impl BankState {
+    /// Hands out `value`, an earlier answer found in the books, only once
+    /// the books it came from are durable: it may have been read from a
+    /// batch whose flush is still running or failed.
+    async fn settled<T>(&self, value: T) -> Result<T, ApiError> {
+        match self.writer.submit(Op::Sync, None).await? {
+            Answer::Recorded => Ok(value),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
 fn bad_signature(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad("bad_signature", e.to_string())
 }
@@ -194,9 +206,10 @@ pub async fn withdraw(
     // writer decides again.
     if let Some(rec) = state.ledger.withdrawal(&w.account, &w.request_id)? {
         if rec.digest == digest {
-            return Ok(Json(BlindSignatures {
+            let answer = BlindSignatures {
                 blind_signatures: rec.blind_signatures,
-            }));
+            };
+            return Ok(Json(state.settled(answer).await?));
         }
         return Err(ApiError::conflict(
             "request_id_reused",
@@ -276,7 +289,7 @@ pub async fn spend(
     let digest = sha256(&spend.signed_bytes());
     if let Some(e) = state.ledger.escrow(&terms.tid)? {
         if e.spend_digest == digest {
-            return Ok(Json(e.response));
+            return Ok(Json(state.settled(e.response).await?));
         }
         return Err(ApiError::conflict(
             "tid_conflict",
@@ -476,9 +489,10 @@ pub async fn refund(
     let (escrow, total, digest) =
         check_refund(&state, &req.refund, &req.signature, RefundReason::Abort)?;
     if let Some(r) = repeated(&escrow, &digest) {
-        return Ok(Json(BlindSignatures {
+        let answer = BlindSignatures {
             blind_signatures: r.blind_signatures,
-        }));
+        };
+        return Ok(Json(state.settled(answer).await?));
     }
     match escrow.status {
         EscrowStatus::Escrowed if req.abort.is_none() => {
@@ -563,10 +577,11 @@ pub async fn dispute(
     if let Some(r) = repeated(&escrow, &digest)
         && let Some(finding) = r.finding
     {
-        return Ok(Json(DisputeResponse {
+        let answer = DisputeResponse {
             finding,
             blind_signatures: r.blind_signatures,
-        }));
+        };
+        return Ok(Json(state.settled(answer).await?));
     }
     match escrow.status {
         EscrowStatus::Disputed => {

@@ -9,6 +9,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::store::StoreError;
+
 /// What kind of refusal, which fixes the HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -107,11 +109,13 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-impl From<sled::Error> for ApiError {
-    fn from(e: sled::Error) -> Self {
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
         match e {
-            sled::Error::Io(e) => ApiError::unavailable("storage_unavailable", e.to_string()),
-            other => ApiError::internal(format!("storage: {other}")),
+            StoreError::Io(_) | StoreError::Injected => {
+                ApiError::unavailable("storage_unavailable", e.to_string())
+            }
+            StoreError::Corrupt(_) => ApiError::internal(format!("storage: {e}")),
         }
     }
 }

@@ -5,18 +5,27 @@
 //! whose blind signatures were made, before it got here. [`Ledger::decide`]
 //! takes a batch of ops, decides each in order against the stored state
 //! plus the batch's own earlier writes (an in-memory overlay), and writes
-//! the accepted ones in ONE atomic sled batch followed by one flush. Only
-//! then are the answers released; if the write fails, every op of the batch
-//! is answered with an error. A crash therefore leaves the old state or the
-//! new one, and a blind signature leaves the bank only when its op is on
-//! disk. Ops are decided one at a time by one thread ([`crate::writer`]),
-//! so races (two spends of one token) have exactly one winner.
+//! the accepted ones in ONE atomic [`Store::write`] (on sled: one batch and
+//! one flush). Only then are the answers released; if the write fails,
+//! every op of the batch is answered with an error. A crash therefore
+//! leaves the old state or the new one, and a blind signature leaves the
+//! bank only when its op is on disk. A failed write may still have been
+//! applied, so every op is idempotent: decided again, it changes nothing
+//! more and answers as the first time did (or with a conflict naming why).
+//! Such a repeat writes nothing, so after a failed write the ledger first
+//! makes what it applied durable before it decides or answers anything
+//! else; readers that found an answer in the books send [`Op::Sync`]
+//! through the writer before they hand it out, for the same reason (the
+//! books they read may include a batch whose flush has not finished).
+//! Ops are decided one at a time by one thread ([`crate::writer`]), so
+//! races (two spends of one token) have exactly one winner.
 //!
 //! The key layout is in [`crate::records`], the rules of each op in
-//! [`crate::rules`].
+//! [`crate::rules`], the storage in [`crate::store`].
 
-use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use acd_core::bank_api::{
     AccountInfo, AccountKind, DepositResponse, DisputeResponse, SpendResponse, Sums,
@@ -30,6 +39,7 @@ use crate::error::ApiError;
 use crate::records::{self, Account, Escrow, RefundRecord, Registration, Totals};
 use crate::records::{WithdrawalRecord, account_key, due_key, escrow_key};
 use crate::rules;
+use crate::store::{SledStore, Store, Writes};
 
 /// A state change, checked and signed, waiting to be decided.
 #[derive(Debug, Clone)]
@@ -41,6 +51,7 @@ pub enum Op {
     Credit {
         key: [u8; 32],
         amount: u64,
+        request_id: [u8; 16],
     },
     Withdraw {
         account: [u8; 32],
@@ -87,6 +98,9 @@ pub enum Op {
         total: u64,
         record: RefundRecord,
     },
+    /// Changes nothing; answered once everything the ledger applied before
+    /// it is durable.
+    Sync,
 }
 
 /// A newer checkpoint of a log, already proven consistent with every
@@ -114,9 +128,17 @@ pub enum Answer {
 pub type Decision = Result<Answer, ApiError>;
 
 /// The bank's books.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Ledger {
-    db: sled::Db,
+    store: Arc<dyn Store>,
+    /// A write failed: what it applied may not be durable yet.
+    unsure: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").finish_non_exhaustive()
+    }
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, ApiError> {
@@ -134,6 +156,13 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(value).map_err(|e| ApiError::internal(format!("encoding: {e}")))
 }
 
+fn storage_failed() -> ApiError {
+    ApiError::unavailable(
+        "storage_unavailable",
+        "the ledger could not store the change; retry",
+    )
+}
+
 pub(crate) fn overflow() -> ApiError {
     ApiError::bad("overflow", "the amount is out of range")
 }
@@ -148,9 +177,9 @@ pub(crate) fn corrupt_totals() -> ApiError {
 
 /// One op's view: its own writes over the batch's over the database.
 pub(crate) struct Tx<'a> {
-    db: &'a sled::Db,
-    batch: &'a BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    store: &'a dyn Store,
+    batch: &'a Writes,
+    writes: Writes,
 }
 
 impl Tx<'_> {
@@ -158,7 +187,7 @@ impl Tx<'_> {
         if let Some(v) = self.writes.get(key).or_else(|| self.batch.get(key)) {
             return Ok(v.clone());
         }
-        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+        Ok(self.store.get(key)?)
     }
 
     pub(crate) fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ApiError> {
@@ -230,15 +259,21 @@ pub(crate) fn wrong_state(e: &Escrow, wanted: &str) -> ApiError {
 }
 
 impl Ledger {
-    /// Opens (creating) the ledger's database at `path`.
+    /// Opens (creating) the ledger's sled database at `path`.
     pub fn open(path: &Path) -> Result<Ledger, sled::Error> {
-        Ok(Ledger {
-            db: sled::open(path)?,
-        })
+        Ok(Ledger::with_store(Arc::new(SledStore::open(path)?)))
+    }
+
+    /// The ledger on any store (tests use [`crate::store::MemoryStore`]).
+    pub fn with_store(store: Arc<dyn Store>) -> Ledger {
+        Ledger {
+            store,
+            unsure: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     fn read<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ApiError> {
-        self.db.get(key)?.map(|b| decode(key, &b)).transpose()
+        self.store.get(key)?.map(|b| decode(key, &b)).transpose()
     }
 
     /// A committed account.
@@ -268,9 +303,9 @@ impl Ledger {
     /// The TID a token was spent for, if it was.
     pub fn spent(&self, token_id: &[u8; 32]) -> Result<Option<Tid>, ApiError> {
         Ok(self
-            .db
-            .get(records::spent_key(token_id))?
-            .and_then(|v| <[u8; 16]>::try_from(v.as_ref()).ok())
+            .store
+            .get(&records::spent_key(token_id))?
+            .and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok())
             .map(Tid))
     }
 
@@ -279,7 +314,7 @@ impl Ledger {
     pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Escrow>, ApiError> {
         let end = due_key(now_ms, &Tid([0xff; 16]));
         let mut out = Vec::new();
-        for item in self.db.range(records::DUE.to_vec()..=end).take(limit) {
+        for item in self.store.range(records::DUE, &end).take(limit) {
             let (k, _) = item?;
             let Ok(tid) = <[u8; 16]>::try_from(&k[records::DUE.len() + 8..]) else {
                 return Err(ApiError::internal("corrupt due index key"));
@@ -294,7 +329,7 @@ impl Ledger {
     /// The latest checkpoint stored for each log origin.
     pub fn checkpoints(&self) -> Result<Vec<(String, String)>, ApiError> {
         let mut out = Vec::new();
-        for item in self.db.scan_prefix(records::CHECKPOINT) {
+        for item in self.store.scan_prefix(records::CHECKPOINT) {
             let (k, v) = item?;
             let origin = String::from_utf8_lossy(&k[records::CHECKPOINT.len()..]).into_owned();
             let text = String::from_utf8_lossy(v.get(8..).unwrap_or_default()).into_owned();
@@ -308,7 +343,7 @@ impl Ledger {
     pub fn sums(&self) -> Result<Sums, ApiError> {
         let totals: Totals = self.read(records::TOTALS)?.unwrap_or_default();
         let (mut customers, mut merchants, mut escrowed) = (0i128, 0i128, 0i128);
-        for item in self.db.scan_prefix(records::ACCOUNT) {
+        for item in self.store.scan_prefix(records::ACCOUNT) {
             let (k, v) = item?;
             let a: Account = decode(&k, &v)?;
             match a.kind {
@@ -316,7 +351,7 @@ impl Ledger {
                 AccountKind::Merchant => merchants += i128::from(a.balance),
             }
         }
-        for item in self.db.scan_prefix(records::ESCROW) {
+        for item in self.store.scan_prefix(records::ESCROW) {
             let (k, v) = item?;
             let e: Escrow = decode(&k, &v)?;
             if e.status.holds_money() {
@@ -346,9 +381,18 @@ impl Ledger {
     }
 
     /// Decides `ops` in order and makes the accepted ones durable with one
-    /// atomic batch and one flush. An op refused leaves no trace.
+    /// atomic write. An op refused leaves no trace.
     pub fn decide(&self, ops: Vec<(Op, Option<CheckpointUpdate>)>) -> Vec<Decision> {
-        let mut batch: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        if self.unsure.load(Ordering::SeqCst) {
+            // An empty write is a flush: it makes the failed batch durable
+            // if it was applied, so that repeats answered from it hold.
+            if let Err(e) = self.store.write(&Writes::new()) {
+                tracing::error!(error = %e, "the ledger still cannot write");
+                return ops.iter().map(|_| Err(storage_failed())).collect();
+            }
+            self.unsure.store(false, Ordering::SeqCst);
+        }
+        let mut batch = Writes::new();
         let mut decisions = Vec::with_capacity(ops.len());
         for (op, checkpoint) in ops {
             if let Some(c) = checkpoint
@@ -357,9 +401,9 @@ impl Ledger {
                 tracing::warn!(error = %e, "cannot store a checkpoint");
             }
             let mut tx = Tx {
-                db: &self.db,
+                store: self.store.as_ref(),
                 batch: &batch,
-                writes: BTreeMap::new(),
+                writes: Writes::new(),
             };
             let decision = rules::apply(&mut tx, op);
             if decision.is_ok() {
@@ -371,40 +415,22 @@ impl Ledger {
         if batch.is_empty() {
             return decisions;
         }
-        let mut sled_batch = sled::Batch::default();
-        for (k, v) in batch {
-            match v {
-                Some(v) => sled_batch.insert(k, v),
-                None => sled_batch.remove(k),
-            }
-        }
-        let written = self
-            .db
-            .apply_batch(sled_batch)
-            .and_then(|()| self.db.flush().map(|_| ()));
-        if let Err(e) = written {
+        if let Err(e) = self.store.write(&batch) {
+            self.unsure.store(true, Ordering::SeqCst);
             tracing::error!(error = %e, "the ledger could not write a batch");
-            let failed = ApiError::unavailable(
-                "storage_unavailable",
-                "the ledger could not store the change; retry",
-            );
             return decisions
                 .into_iter()
-                .map(|d| d.and(Err(failed.clone())))
+                .map(|d| d.and(Err(storage_failed())))
                 .collect();
         }
         decisions
     }
 
-    fn stage_checkpoint(
-        &self,
-        batch: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-        c: CheckpointUpdate,
-    ) -> Result<(), ApiError> {
+    fn stage_checkpoint(&self, batch: &mut Writes, c: CheckpointUpdate) -> Result<(), ApiError> {
         let key = records::checkpoint_key(&c.origin);
         let stored = match batch.get(&key) {
             Some(v) => v.clone(),
-            None => self.db.get(&key)?.map(|v| v.to_vec()),
+            None => self.store.get(&key)?,
         };
         let stored_size = stored
             .as_deref()

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::records::EscrowStatus;
+use crate::store::{FailMode, MemoryStore};
 use acd_core::entry::Outcome;
 use acd_core::purchase::{EscrowTerms, RefundReason};
 use proptest::prelude::*;
@@ -10,6 +11,11 @@ fn open() -> (tempfile::TempDir, Ledger) {
     let dir = tempfile::tempdir().unwrap();
     let ledger = Ledger::open(&dir.path().join("db")).unwrap();
     (dir, ledger)
+}
+
+fn on_memory() -> (Arc<MemoryStore>, Ledger) {
+    let store = Arc::new(MemoryStore::new());
+    (store.clone(), Ledger::with_store(store))
 }
 
 fn one(l: &Ledger, op: Op) -> Decision {
@@ -37,6 +43,7 @@ fn setup(l: &Ledger, credit: u64) {
             Op::Credit {
                 key: CUSTOMER,
                 amount: credit,
+                request_id: [0xc0; 16],
             },
         )
         .unwrap();
@@ -359,6 +366,7 @@ fn dispute_debits_or_releases() {
         Op::Credit {
             key: MERCHANT,
             amount: 1,
+            request_id: [0xc1; 16],
         },
     )
     .unwrap();
@@ -405,7 +413,7 @@ fn restart_keeps_state() {
 
 #[derive(Debug, Clone)]
 enum Action {
-    Credit(u64),
+    Credit(u8, u64),
     Withdraw(u8, u64),
     Register(u8, bool),
     Spend(u8, Vec<u8>, u64, u64),
@@ -417,7 +425,7 @@ enum Action {
 
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
-        (1u64..200).prop_map(Action::Credit),
+        (0u8..3, 1u64..200).prop_map(|(r, a)| Action::Credit(r, a)),
         (0u8..4, 0u64..120).prop_map(|(r, t)| Action::Withdraw(r, t)),
         (0u8..8, any::<bool>()).prop_map(|(t, q)| Action::Register(t, q)),
         (
@@ -448,9 +456,10 @@ fn to_op(l: &Ledger, a: Action) -> Op {
             .unwrap_or(1)
     };
     match a {
-        Action::Credit(amount) => Op::Credit {
+        Action::Credit(r, amount) => Op::Credit {
             key: CUSTOMER,
             amount,
+            request_id: [r; 16],
         },
         Action::Withdraw(r, t) => withdraw(r, t),
         Action::Register(t, q) => register(t, if q { Q } else { [0x52; 32] }),
@@ -463,6 +472,115 @@ fn to_op(l: &Ledger, a: Action) -> Op {
         Action::Refund(tid, d, a) => refund(tid, d, price(tid), a),
         Action::Dispute(tid, d) => dispute(tid, d, price(tid)),
     }
+}
+
+// A credit is applied once per request id, whatever its retries.
+#[test]
+fn credit_is_idempotent() {
+    let (_d, l) = open();
+    setup(&l, 0);
+    let credit = |amount| Op::Credit {
+        key: CUSTOMER,
+        amount,
+        request_id: [7; 16],
+    };
+    assert_eq!(code(one(&l, credit(40))), "ok");
+    assert_eq!(code(one(&l, credit(40))), "ok");
+    assert_eq!(balance(&l, &CUSTOMER), 40);
+    assert_eq!(code(one(&l, credit(41))), "request_id_reused");
+    assert_eq!(l.sums().unwrap().credited, 40);
+    assert_conserved(&l);
+}
+
+fn is_storage_failure(d: &Decision) -> bool {
+    matches!(d, Err(e) if e.code == "storage_unavailable")
+}
+
+// A write that fails before it is applied answers every op of the batch
+// with a retryable 503 and leaves no trace.
+#[test]
+fn a_failed_write_changes_nothing() {
+    let (store, l) = on_memory();
+    setup(&l, 100);
+    let before = store.contents();
+    store.fail_next(FailMode::NotApplied);
+    let decisions = l.decide(vec![(withdraw(1, 30), None), (register(1, Q), None)]);
+    assert!(decisions.iter().all(is_storage_failure), "{decisions:?}");
+    assert_eq!(store.contents(), before);
+    assert_eq!(code(one(&l, withdraw(1, 30))), "ok");
+    assert_eq!(balance(&l, &CUSTOMER), 70);
+}
+
+// A write applied but not flushed before a crash is gone after restart;
+// the retry withdraws once, and the customer gets the signatures.
+#[test]
+fn a_crash_before_the_flush_loses_the_batch_whole() {
+    let (store, l) = on_memory();
+    setup(&l, 100);
+    store.fail_next(FailMode::NotDurable);
+    assert!(is_storage_failure(&one(&l, withdraw(1, 30))));
+    assert_eq!(balance(&l, &CUSTOMER), 70, "applied, not durable");
+    store.crash();
+    assert_eq!(balance(&l, &CUSTOMER), 100);
+    assert_conserved(&l);
+    assert_eq!(
+        one(&l, withdraw(1, 30)),
+        Ok(Answer::BlindSignatures(vec![vec![1; 4]]))
+    );
+    assert_eq!(balance(&l, &CUSTOMER), 70);
+    assert_conserved(&l);
+}
+
+// An answer repeated from a batch whose flush failed is handed out only
+// once that batch is durable: the ledger flushes before anything else.
+#[test]
+fn a_repeat_is_answered_only_from_durable_books() {
+    let (store, l) = on_memory();
+    setup(&l, 100);
+    store.fail_next(FailMode::NotDurable);
+    assert!(is_storage_failure(&one(&l, withdraw(1, 30))));
+    // The books show the withdrawal; the flush before the next decision
+    // fails too, so the repeat is not answered.
+    store.fail_next(FailMode::NotApplied);
+    assert!(is_storage_failure(&one(&l, withdraw(1, 30))));
+    // The flush succeeds: the repeat gets its signatures, and a crash after
+    // that keeps the debit.
+    assert_eq!(one(&l, Op::Sync), Ok(Answer::Recorded));
+    assert_eq!(
+        one(&l, withdraw(1, 30)),
+        Ok(Answer::BlindSignatures(vec![vec![1; 4]]))
+    );
+    store.crash();
+    assert_eq!(balance(&l, &CUSTOMER), 70);
+    assert_conserved(&l);
+}
+
+/// How one batch's write fails, and whether the bank then restarts.
+#[derive(Debug, Clone, Copy)]
+struct Fault {
+    mode: FailMode,
+    crash: bool,
+}
+
+fn fault() -> impl Strategy<Value = Option<Fault>> {
+    let mode = prop_oneof![
+        Just(FailMode::NotApplied),
+        Just(FailMode::NotDurable),
+        Just(FailMode::Durable),
+    ];
+    prop::option::weighted(
+        0.4,
+        (mode, any::<bool>()).prop_map(|(mode, crash)| Fault { mode, crash }),
+    )
+}
+
+/// Answers that carry value to their holder: a retry must hand out the
+/// same ones, or money is lost.
+fn carries_value(a: &Answer) -> bool {
+    matches!(
+        a,
+        Answer::BlindSignatures(_) | Answer::Spend(_) | Answer::Dispute(_)
+    )
 }
 
 proptest! {
@@ -478,6 +596,58 @@ proptest! {
             l.decide(ops);
             let s = l.sums().unwrap();
             prop_assert!(s.conserved, "{:?}", s);
+        }
+    }
+
+    // Writes that fail (applied or not, durable or not) with or without a
+    // crash after them, then the ops answered 503 sent again, as a client
+    // does: the books end byte for byte as those of a bank whose writes
+    // never failed, and every answer that carries value is handed out again
+    // the same.
+    #[test]
+    fn retried_failures_keep_the_books_of_a_bank_without_failures(
+        batches in prop::collection::vec((prop::collection::vec(action(), 1..5), fault()), 1..12)
+    ) {
+        let (reference_store, reference) = on_memory();
+        let (store, faulty) = on_memory();
+        setup(&reference, 0);
+        setup(&faulty, 0);
+        for (batch, fault) in batches {
+            let ops: Vec<Op> = batch.into_iter().map(|a| to_op(&reference, a)).collect();
+            let with_none = |ops: &[Op]| ops.iter().cloned().map(|o| (o, None)).collect::<Vec<_>>();
+            let expected = reference.decide(with_none(&ops));
+            match fault {
+                None => prop_assert_eq!(faulty.decide(with_none(&ops)), expected),
+                Some(f) => {
+                    store.fail_next(f.mode);
+                    let failed = faulty.decide(with_none(&ops));
+                    store.heal();
+                    if f.crash {
+                        store.crash();
+                    }
+                    // The refusals are the same; every accepted op is a 503
+                    // (unless the batch had nothing to write).
+                    let mut retry = Vec::new();
+                    for ((op, got), want) in ops.iter().zip(&failed).zip(&expected) {
+                        if is_storage_failure(got) {
+                            prop_assert!(want.is_ok());
+                            retry.push((op.clone(), want));
+                        } else {
+                            prop_assert_eq!(got, want);
+                        }
+                    }
+                    let (again, wants): (Vec<Op>, Vec<_>) = retry.into_iter().unzip();
+                    let decided = faulty.decide(with_none(&again));
+                    for (got, want) in decided.iter().zip(wants) {
+                        match want {
+                            Ok(a) if carries_value(a) => prop_assert_eq!(got, want),
+                            _ => prop_assert!(got.is_ok() || !is_storage_failure(got)),
+                        }
+                    }
+                }
+            }
+            prop_assert_eq!(store.contents(), reference_store.contents());
+            prop_assert!(faulty.sums().unwrap().conserved);
         }
     }
 }

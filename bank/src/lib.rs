@@ -14,6 +14,8 @@
 //! - [`records`]: what the ledger stores and the key layout.
 //! - [`ledger`]: the books: every state change decided in order and
 //!   written in one atomic batch per group commit; `rules`: each op's rules.
+//! - [`store`]: the table under the ledger (sled, or memory with failure
+//!   injection for tests).
 //! - [`writer`]: the single writer thread in front of the ledger.
 //! - [`logs`]: the trusted logs and the checking of their proofs and
 //!   checkpoints.
@@ -33,6 +35,7 @@ pub mod ledger;
 pub mod logs;
 pub mod records;
 mod rules;
+pub mod store;
 pub mod sweeper;
 pub mod writer;
 

@@ -89,12 +89,17 @@ enum AdminCommand {
         #[arg(long)]
         key: String,
     },
-    /// Credit an account (money entering the system).
+    /// Credit an account (money entering the system). Prints the request
+    /// id first: give it again with --request-id to retry a credit whose
+    /// answer was lost, and the bank credits it once.
     Credit {
         #[arg(long)]
         key: String,
         #[arg(long)]
         amount: u64,
+        /// 32 hex digits; a fresh random one if absent.
+        #[arg(long)]
+        request_id: Option<String>,
     },
     /// Show an account.
     Account {
@@ -152,14 +157,19 @@ async fn admin(url: &str, token_file: &PathBuf, command: AdminCommand) -> anyhow
                     .await?,
             )
         }
-        AdminCommand::Credit { key, amount } => print_json(
-            &client
-                .credit(&Credit {
-                    key: parse_key(&key)?,
-                    amount,
-                })
-                .await?,
-        ),
+        AdminCommand::Credit {
+            key,
+            amount,
+            request_id,
+        } => {
+            let mut credit = Credit::new(parse_key(&key)?, amount);
+            if let Some(id) = request_id {
+                hex::decode_to_slice(id.trim(), &mut credit.request_id)
+                    .context("the request id must be 32 hex digits")?;
+            }
+            eprintln!("request id {}", hex::encode(credit.request_id));
+            print_json(&client.credit(&credit).await?)
+        }
         AdminCommand::Account { key } => print_json(&client.account(&parse_key(&key)?).await?),
         AdminCommand::Sums => print_json(&client.sums().await?),
     }

@@ -4,6 +4,7 @@
 //! | key | value |
 //! |---|---|
 //! | `acct/` account key (32) | [`Account`]: kind and balance |
+//! | `credit/` account key (32) ‖ request id (16) | [`CreditRecord`]: the amount credited |
 //! | `wdr/` account key (32) ‖ request id (16) | [`WithdrawalRecord`]: request digest and blind signatures |
 //! | `reg/` token id h(t) (32) | [`Registration`]: Q and the receipt signature |
 //! | `spent/` token id (32) | the TID (16 raw bytes) it was spent for |
@@ -25,6 +26,7 @@ use acd_core::purchase::{EscrowTerms, RefundReason};
 use serde::{Deserialize, Serialize};
 
 pub const ACCOUNT: &[u8] = b"acct/";
+pub const CREDIT: &[u8] = b"credit/";
 pub const WITHDRAWAL: &[u8] = b"wdr/";
 pub const REGISTRATION: &[u8] = b"reg/";
 pub const SPENT: &[u8] = b"spent/";
@@ -43,6 +45,10 @@ fn key(prefix: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 
 pub fn account_key(account: &[u8; 32]) -> Vec<u8> {
     key(ACCOUNT, &[account])
+}
+
+pub fn credit_key(account: &[u8; 32], request_id: &[u8; 16]) -> Vec<u8> {
+    key(CREDIT, &[account, request_id])
 }
 
 pub fn withdrawal_key(account: &[u8; 32], request_id: &[u8; 16]) -> Vec<u8> {
@@ -75,6 +81,12 @@ pub struct Account {
     pub kind: AccountKind,
     /// Negative only for a merchant debited by disputes after payment.
     pub balance: i64,
+}
+
+/// A credit as decided, for idempotent retries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditRecord {
+    pub amount: u64,
 }
 
 /// A withdrawal as decided, for idempotent retries.

@@ -12,12 +12,16 @@ use crate::ledger::{
     wrong_state,
 };
 use crate::records::{self, Account, Escrow, EscrowStatus, RefundRecord, Registration, Totals};
-use crate::records::{WithdrawalRecord, account_key, due_key, escrow_key};
+use crate::records::{CreditRecord, WithdrawalRecord, account_key, due_key, escrow_key};
 
 pub(crate) fn apply(tx: &mut Tx<'_>, op: Op) -> Decision {
     match op {
         Op::CreateAccount { key, kind } => create_account(tx, key, kind),
-        Op::Credit { key, amount } => credit(tx, key, amount),
+        Op::Credit {
+            key,
+            amount,
+            request_id,
+        } => credit(tx, key, amount, request_id),
         Op::Withdraw {
             account,
             request_id,
@@ -55,6 +59,7 @@ pub(crate) fn apply(tx: &mut Tx<'_>, op: Op) -> Decision {
             total,
             record,
         } => dispute(tx, tid, customer, total, record),
+        Op::Sync => Ok(Answer::Recorded),
     }
 }
 
@@ -74,8 +79,19 @@ fn create_account(tx: &mut Tx<'_>, key: [u8; 32], kind: AccountKind) -> Decision
     Ok(Answer::Account(account_info(key, &a)))
 }
 
-fn credit(tx: &mut Tx<'_>, key: [u8; 32], amount: u64) -> Decision {
+fn credit(tx: &mut Tx<'_>, key: [u8; 32], amount: u64, request_id: [u8; 16]) -> Decision {
     let mut a = tx.account(&key)?;
+    let record_key = records::credit_key(&key, &request_id);
+    if let Some(c) = tx.get::<CreditRecord>(&record_key)? {
+        return if c.amount == amount {
+            Ok(Answer::Account(account_info(key, &a)))
+        } else {
+            Err(ApiError::conflict(
+                "request_id_reused",
+                "this request id was used for another credit",
+            ))
+        };
+    }
     let delta = to_i64(amount)?;
     a.balance = a.balance.checked_add(delta).ok_or_else(overflow)?;
     let mut t = tx.totals()?;
@@ -83,6 +99,7 @@ fn credit(tx: &mut Tx<'_>, key: [u8; 32], amount: u64) -> Decision {
     add_balance(&mut t, a.kind, delta).map_err(|_| overflow())?;
     tx.put(account_key(&key), &a)?;
     tx.put(records::TOTALS.to_vec(), &t)?;
+    tx.put(record_key, &CreditRecord { amount })?;
     Ok(Answer::Account(account_info(key, &a)))
 }
 

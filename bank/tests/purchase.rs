@@ -680,7 +680,7 @@ async fn restart_keeps_keys_and_state() {
         .await
         .unwrap();
     admin
-        .credit(&acd_core::bank_api::Credit { key, amount: 50 })
+        .credit(&acd_core::bank_api::Credit::new(key, 50))
         .await
         .unwrap();
     let d = acd_core::token::Denomination::from_spki(10, &info.denominations[1].spki).unwrap();

@@ -225,10 +225,7 @@ impl Harness {
         }
         if funds > 0 {
             admin
-                .credit(&Credit {
-                    key: customer.verifying_key().to_bytes(),
-                    amount: funds,
-                })
+                .credit(&Credit::new(customer.verifying_key().to_bytes(), funds))
                 .await
                 .unwrap();
         }

@@ -247,12 +247,7 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
             kind: AccountKind::Customer,
         })
         .await?;
-    admin
-        .credit(&Credit {
-            key: account,
-            amount: 500,
-        })
-        .await?;
+    admin.credit(&Credit::new(account, 500)).await?;
     println!(
         "   bank: account {}… credited 500 (money entering the system)",
         short(&account)
@@ -381,7 +376,7 @@ async fn double_spend(admin: &BankClient, merchant_url: &str) -> anyhow::Result<
             kind: AccountKind::Customer,
         })
         .await?;
-    admin.credit(&Credit { key, amount: 100 }).await?;
+    admin.credit(&Credit::new(key, 100)).await?;
     let denomination = change_denomination(&info, 100)?;
     let blinded = BlindedToken::new(&denomination)?;
     let mut request_id = [0u8; 16];

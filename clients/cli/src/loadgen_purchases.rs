@@ -461,11 +461,8 @@ pub async fn run(spec: &PurchaseSpec) -> anyhow::Result<PurchaseReport> {
     })
     .await
     .context("creating the load account (is the admin token right?)")?;
-    bank.credit(&Credit {
-        key,
-        amount: item.price * spec.count as u64,
-    })
-    .await?;
+    bank.credit(&Credit::new(key, item.price * spec.count as u64))
+        .await?;
     let shared = Arc::new(Shared {
         bank,
         merchant,

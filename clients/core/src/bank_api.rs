@@ -221,13 +221,31 @@ pub struct CreateAccount {
 }
 
 /// `POST /admin/v1/credit`: money entering the system (a customer's
-/// deposit of outside funds).
+/// deposit of outside funds). The request id makes it safe to retry: the
+/// bank credits each (account, request id) once, and answers a repeat with
+/// the account as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credit {
     #[serde(with = "hex_array")]
     pub key: [u8; 32],
     pub amount: u64,
+    #[serde(with = "hex_array")]
+    pub request_id: [u8; 16],
+}
+
+impl Credit {
+    /// A credit with a fresh random request id; send this same value again
+    /// to retry it.
+    pub fn new(key: [u8; 32], amount: u64) -> Credit {
+        let mut request_id = [0u8; 16];
+        rand::fill(&mut request_id);
+        Credit {
+            key,
+            amount,
+            request_id,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

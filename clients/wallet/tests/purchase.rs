@@ -164,10 +164,7 @@ impl World {
             })
             .await
             .unwrap();
-        self.admin
-            .credit(&Credit { key, amount: funds })
-            .await
-            .unwrap();
+        self.admin.credit(&Credit::new(key, funds)).await.unwrap();
         wallet.with_poll_interval(Duration::from_millis(100))
     }
 

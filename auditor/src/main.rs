@@ -1,9 +1,6 @@
 //! `acd-auditor`: the witness (`witness`, `witness clear`) and the monitor
 //! (`monitor`), each pulling gossip from its peers.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -196,58 +193,22 @@ async fn monitor_gossip(
 
 /// The witness key: 32 random bytes, created once with mode 0600.
 fn load_or_create_key(data: &Path) -> anyhow::Result<SigningKey> {
-    std::fs::create_dir_all(data)?;
     let path = data.join("witness.key");
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let seed: [u8; 32] = bytes
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()))?;
-            Ok(SigningKey::from_bytes(&seed))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut seed = [0u8; 32];
-            rand::fill(&mut seed);
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            f.write_all(&seed)?;
-            f.sync_all()?;
-            Ok(SigningKey::from_bytes(&seed))
-        }
-        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
-                _ = term.recv() => {},
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    let bytes = acd_serve::secret::read_or_create(&path, || {
+        let mut seed = [0u8; 32];
+        rand::fill(&mut seed);
+        seed.to_vec()
+    })
+    .with_context(|| format!("reading or creating {}", path.display()))?;
+    let seed: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()))?;
+    Ok(SigningKey::from_bytes(&seed))
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    acd_serve::init_tracing();
     match Cli::parse().command {
         Command::Monitor {
             data,
@@ -421,7 +382,7 @@ async fn main() -> anyhow::Result<()> {
                 );
                 tokio::spawn(gossip::run_witness(witness.clone(), config.peers, every));
             }
-            acd_auditor::server::run(listener, witness, shutdown_signal()).await?;
+            acd_auditor::server::run(listener, witness, acd_serve::shutdown_signal()).await?;
         }
     }
     Ok(())

@@ -57,20 +57,15 @@ impl IntoResponse for WitnessError {
             }
             WitnessError::Storage(detail) => {
                 tracing::error!(%detail, "witness storage failed");
-                return (
+                return acd_serve::error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    axum::Json(
-                        json!({"error": "unavailable", "message": "witness storage failed"}),
-                    ),
-                )
-                    .into_response();
+                    "unavailable",
+                    "witness storage failed".to_owned(),
+                    None,
+                );
             }
         };
-        (
-            status,
-            axum::Json(json!({"error": code, "message": self.to_string()})),
-        )
-            .into_response()
+        acd_serve::error_response(status, code, self.to_string(), None)
     }
 }
 

@@ -1,12 +1,10 @@
 //! The one error type of the bank, used from the ledger's rules to the
 //! HTTP answers, and its mapping to status codes in one place. Every error
-//! is a JSON [`ErrorBody`] `{error, message}` naming the problem; internal
+//! is a JSON `ErrorBody` `{error, message}` naming the problem; internal
 //! failures are logged and answered with a generic 500.
 
-use acd_core::log_api::ErrorBody;
-use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::store::StoreError;
@@ -122,24 +120,9 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let (code, message) = if self.kind == Kind::Internal {
-            tracing::error!(detail = %self.message, "internal error");
-            ("internal", "internal error".to_owned())
-        } else {
-            (self.code, self.message)
-        };
-        let body = ErrorBody {
-            error: code.to_owned(),
-            message,
-            existing: None,
-        };
-        let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if self.kind == Kind::Internal {
+            return acd_serve::internal_error(&self.message);
         }
-        response
+        acd_serve::error_response(self.status(), self.code, self.message, None)
     }
 }

@@ -8,12 +8,10 @@
 //! - `<data>/admin.token`: the bearer token of the admin routes, 64 hex
 //!   digits (32 random bytes).
 //!
-//! A file is written to a temporary name, synced and renamed, so a crash
-//! never leaves half a key.
+//! Each is created atomically ([`acd_serve::secret`]), so a crash never
+//! leaves half a key.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use acd_core::token::{self, BlindSecretKey};
@@ -50,34 +48,8 @@ pub fn admin_token_path(data: &Path) -> PathBuf {
     data.join("admin.token")
 }
 
-/// Writes `bytes` to `path` with mode 0600, atomically: a temporary file,
-/// synced, then renamed. Refuses to replace an existing file.
 fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    let tmp = path.with_extension("tmp");
-    let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(io(&tmp))?;
-    if path.exists() {
-        let _ = fs::remove_file(&tmp);
-        return Err(KeyError::Invalid {
-            path: path.to_owned(),
-            reason: "appeared while being created".into(),
-        });
-    }
-    fs::rename(&tmp, path).map_err(io(path))?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(dir))?;
-    }
-    Ok(())
+    acd_serve::secret::create(path, bytes).map_err(io(path))
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, KeyError> {

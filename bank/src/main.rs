@@ -116,23 +116,6 @@ fn parse_key(hexkey: &str) -> anyhow::Result<[u8; 32]> {
     Ok(k)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM");
-            let _ = ctrl_c.await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term.recv() => {},
-    }
-    tracing::info!("shutting down");
-}
-
 fn print_json<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
@@ -177,14 +160,7 @@ async fn admin(url: &str, token_file: &PathBuf, command: AdminCommand) -> anyhow
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    acd_serve::init_tracing();
     match Cli::parse().command {
         Command::Key { data } => {
             let key = acd_bank::keys::load_or_create_bank_key(&data)?;
@@ -256,7 +232,7 @@ async fn main() -> anyhow::Result<()> {
             println!("listening on http://{addr}");
             println!("vkey {}", hex::encode(bank.public_key()));
             tracing::info!(%addr, logs = c.logs.len(), "bank serving");
-            bank.run(listener, shutdown_signal()).await?;
+            bank.run(listener, acd_serve::shutdown_signal()).await?;
         }
     }
     Ok(())

@@ -605,7 +605,30 @@ async fn admin_and_http_errors() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    // A credit repeated with its request id is applied once; the id cannot
+    // be reused for another amount, and a credit without one is refused.
+    let key = h.customer.verifying_key().to_bytes();
+    let credit = acd_core::bank_api::Credit::new(key, 25);
+    let first = h.admin.credit(&credit).await.unwrap();
+    let again = h.admin.credit(&credit).await.unwrap();
+    assert_eq!(first.balance, 25);
+    assert_eq!(again.balance, 25);
+    let mut other = credit.clone();
+    other.amount = 26;
+    assert_eq!(
+        refusal(h.admin.credit(&other).await),
+        (409, "request_id_reused".into())
+    );
+    let r = http
+        .post(format!("{}/admin/v1/credit", h.bank.url))
+        .bearer_auth(&h.bank.admin_token)
+        .json(&serde_json::json!({"key": hex::encode(key), "amount": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
     let s = h.admin.sums().await.unwrap();
+    assert_eq!(s.credited, 25);
     assert!(s.conserved);
 }
 

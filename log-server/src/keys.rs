@@ -2,9 +2,7 @@
 //! origin, kept in `<data>/log.key` (mode 0600) in the
 //! `PRIVATE+KEY+<name>+<id>+<base64>` text form.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use acd_core::note::NoteSigner;
@@ -71,15 +69,8 @@ pub fn load_or_create(data: &Path, origin: &str) -> Result<NoteSigner, KeyError>
                     reason: e.to_string(),
                 }
             })?;
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io(&path))?;
-            f.write_all(format!("{}\n", signer.private_key()).as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(io(&path))?;
+            let text = format!("{}\n", signer.private_key());
+            acd_serve::secret::create(&path, text.as_bytes()).map_err(io(&path))?;
             signer
         }
         Err(e) => return Err(e),

@@ -83,33 +83,9 @@ fn config_from(
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM");
-            let _ = ctrl_c.await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term.recv() => {},
-    }
-    tracing::info!("shutting down");
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    acd_serve::init_tracing();
     match Cli::parse().command {
         Command::Vkey { data } => {
             let signer = keys::load(&data)?;
@@ -146,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
             println!("listening on http://{addr}");
             println!("vkey {}", log.state().verifier.vkey());
             tracing::info!(%addr, origin = %c.origin, "log serving");
-            log.run(listener, c.max_body_bytes, shutdown_signal())
+            log.run(listener, c.max_body_bytes, acd_serve::shutdown_signal())
                 .await?;
         }
     }

@@ -68,21 +68,6 @@ fn load_catalog(path: &Path) -> anyhow::Result<Vec<acd_merchant::CatalogEntry>> 
     CatalogFile::from_toml(&text, base).with_context(|| format!("parsing {}", path.display()))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => {
-            let _ = ctrl_c.await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term.recv() => {},
-    }
-}
-
 /// Runs an `acd merchant` command.
 pub async fn run(command: MerchantCommand) -> anyhow::Result<()> {
     match command {
@@ -99,14 +84,7 @@ pub async fn run(command: MerchantCommand) -> anyhow::Result<()> {
             offer_lifetime_ms,
             bank_key,
         } => {
-            let _ = tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .try_init();
+            acd_serve::init_tracing();
             let mut config = MerchantConfig::new(data, bank, log, load_catalog(&catalog)?);
             config.offer_lifetime = Duration::from_millis(offer_lifetime_ms);
             config.bank_key = bank_key;
@@ -118,7 +96,7 @@ pub async fn run(command: MerchantCommand) -> anyhow::Result<()> {
             // Scripts and tests read these two lines.
             println!("listening on http://{addr}");
             println!("vkey {}", hex::encode(merchant.public_key()));
-            merchant.run(listener, shutdown_signal()).await?;
+            merchant.run(listener, acd_serve::shutdown_signal()).await?;
         }
     }
     Ok(())

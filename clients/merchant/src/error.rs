@@ -1,11 +1,10 @@
 //! The one API error type of the merchant and its mapping to HTTP status
-//! codes. Every error is a JSON [`ErrorBody`] naming the problem; internal
+//! codes. Every error is a JSON `ErrorBody` naming the problem; internal
 //! failures are logged and answered with a generic 500.
 
-use acd_core::log_api::{EntryProof, ErrorBody};
-use axum::Json;
+use acd_core::log_api::EntryProof;
 use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::store::StoreError;
@@ -131,27 +130,8 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable { code, message } => {
                 (StatusCode::SERVICE_UNAVAILABLE, code, message, None)
             }
-            ApiError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error".to_owned(),
-                    None,
-                )
-            }
+            ApiError::Internal(detail) => return acd_serve::internal_error(&detail),
         };
-        let body = ErrorBody {
-            error: code.to_owned(),
-            message,
-            existing,
-        };
-        let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        }
-        response
+        acd_serve::error_response(status, code, message, existing)
     }
 }

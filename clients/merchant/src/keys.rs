@@ -2,9 +2,6 @@
 //! (mode 0600) as 64 hex digits of the secret seed and a newline. The
 //! public half is the merchant's identity at the bank and in the log.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::SigningKey;
@@ -34,37 +31,26 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
 
 /// Loads the merchant's key, creating it (and `data`) on first use.
 pub fn load_or_create(data: &Path) -> Result<SigningKey, KeyError> {
-    fs::create_dir_all(data).map_err(io(data))?;
     let path = key_path(data);
-    match fs::read_to_string(&path) {
-        Ok(text) => {
-            let mut seed = [0u8; 32];
-            hex::decode_to_slice(text.trim(), &mut seed)
-                .map_err(|_| KeyError::Invalid(path.clone()))?;
-            Ok(SigningKey::from_bytes(&seed))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut seed = [0u8; 32];
-            rand::fill(&mut seed);
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io(&path))?;
-            f.write_all(format!("{}\n", hex::encode(seed)).as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(io(&path))?;
-            Ok(SigningKey::from_bytes(&seed))
-        }
-        Err(e) => Err(io(&path)(e)),
-    }
+    let text = acd_serve::secret::read_or_create(&path, || {
+        let mut seed = [0u8; 32];
+        rand::fill(&mut seed);
+        format!("{}\n", hex::encode(seed)).into_bytes()
+    })
+    .map_err(io(&path))?;
+    let mut seed = [0u8; 32];
+    std::str::from_utf8(&text)
+        .ok()
+        .and_then(|t| hex::decode_to_slice(t.trim(), &mut seed).ok())
+        .ok_or_else(|| KeyError::Invalid(path.clone()))?;
+    Ok(SigningKey::from_bytes(&seed))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     // The first use creates a 0600 key file; later uses load the same key; garbage is refused.

@@ -22,13 +22,13 @@ use acd_core::bank_api::{
     AccountKind, CreateAccount, Credit, LogInfo, OfferRequest, RegisterRequest, SpendRequest,
     WithdrawRequest,
 };
-use acd_core::purchase::{Spend, Withdrawal};
+use acd_core::purchase::{RefundReason, Spend, Withdrawal};
 use acd_core::token::{BlindedToken, Denomination};
 use acd_log_server::Log;
 use acd_log_server::clock::SystemClock;
 use acd_log_server::config::LogConfig;
 use acd_merchant::{Behaviour, CatalogEntry, Merchant, MerchantConfig};
-use acd_wallet::Wallet;
+use acd_wallet::{PurchaseOutcome, Wallet};
 use anyhow::{Context, anyhow, bail};
 use tokio::sync::oneshot;
 
@@ -114,6 +114,29 @@ fn print_report(report: &acd_wallet::PurchaseReport) {
         println!("   customer: {s}");
     }
     println!("   outcome: {}", report.outcome);
+}
+
+/// Fails the demo unless the purchase was refunded for `reason`, in full.
+fn expect_refund(report: &acd_wallet::PurchaseReport, reason: RefundReason) -> anyhow::Result<()> {
+    match &report.outcome {
+        PurchaseOutcome::Refunded { reason: r, amount } if *r == reason && *amount == PRICE => {
+            Ok(())
+        }
+        other => bail!("expected a refund of {PRICE} ({reason:?}), got: {other}"),
+    }
+}
+
+/// The balance of `key` once it is `want`: merchants deposit in the
+/// background, so give them a few seconds.
+async fn settled_balance(admin: &BankClient, key: &[u8; 32], want: i64) -> anyhow::Result<i64> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let balance = admin.account(key).await?.balance;
+        if balance == want || tokio::time::Instant::now() >= deadline {
+            return Ok(balance);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Runs the demo; `data` keeps every party's files, otherwise a temporary
@@ -305,6 +328,7 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
     let out = dir.join("bought-silent.pdf");
     let report = wallet.buy(&shops[2].url, "essay", &out).await?;
     print_report(&report);
+    expect_refund(&report, RefundReason::Abort)?;
 
     section(
         6,
@@ -313,6 +337,7 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
     let out = dir.join("bought-bogus.pdf");
     let report = wallet.buy(&shops[3].url, "essay", &out).await?;
     print_report(&report);
+    expect_refund(&report, RefundReason::Dispute)?;
 
     section(
         7,
@@ -324,9 +349,19 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
     println!("   customer wallet: {}", wallet.balance());
     let customer = admin.account(&account).await?;
     println!("   customer account at the bank: {}", customer.balance);
-    for shop in &shops {
-        let a = admin.account(&shop.key).await?;
-        println!("   merchant {:<11} balance: {}", shop.name, a.balance);
+    if customer.balance != 500 - (4 * PRICE + 10) as i64 {
+        bail!("the customer's account should hold what was not withdrawn");
+    }
+    // Paid: the two merchants whose key opened the goods. Not paid: the one
+    // that never committed, and the one whose key was disputed.
+    let price = PRICE as i64;
+    let mut unexpected = Vec::new();
+    for (shop, want) in shops.iter().zip([price, price, 0, 0]) {
+        let balance = settled_balance(&admin, &shop.key, want).await?;
+        println!("   merchant {:<11} balance: {balance}", shop.name);
+        if balance != want {
+            unexpected.push(format!("{} holds {balance}, not {want}", shop.name));
+        }
     }
     let sums = admin.sums().await?;
     println!(
@@ -356,6 +391,9 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
     log_server.stop().await;
     if !sums.conserved {
         bail!("the bank's sums do not hold");
+    }
+    if !unexpected.is_empty() {
+        bail!("merchant balances: {}", unexpected.join("; "));
     }
     println!(
         "\nEverything above was verified; the files are in {}",

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use acd_core::bank_api::{AccountInfo, CreateAccount, Credit, Sums};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 
@@ -81,9 +81,10 @@ pub async fn credit(
 pub async fn account(
     State(state): AppState,
     headers: HeaderMap,
-    Path(key): Path<String>,
+    key: Result<Path<String>, PathRejection>,
 ) -> Result<Json<AccountInfo>, ApiError> {
     authorize(&state, &headers)?;
+    let Path(key) = key?;
     let mut k = [0u8; 32];
     hex::decode_to_slice(&key, &mut k)
         .map_err(|_| ApiError::bad("bad_key", "the account key must be 64 hex digits"))?;

@@ -3,7 +3,7 @@
 //! is a JSON `ErrorBody` `{error, message}` naming the problem; internal
 //! failures are logged and answered with a generic 500.
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -104,6 +104,12 @@ impl From<JsonRejection> for ApiError {
         } else {
             ApiError::bad("bad_json", r.body_text())
         }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::bad("bad_path", r.body_text())
     }
 }
 

@@ -379,3 +379,6 @@ pub fn router(
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod http_tests;

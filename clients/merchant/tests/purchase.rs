@@ -187,6 +187,7 @@ impl World {
 /// A merchant serving on loopback, stopped by [`Running::stop`].
 struct Running {
     client: MerchantClient,
+    url: String,
     stop: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -194,12 +195,18 @@ struct Running {
 impl Running {
     async fn start(merchant: Merchant) -> Running {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = MerchantClient::new(&format!("http://{}", listener.local_addr().unwrap()));
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let client = MerchantClient::new(&url);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(merchant.run(listener, async {
             let _ = stopped.await;
         }));
-        Running { client, stop, task }
+        Running {
+            client,
+            url,
+            stop,
+            task,
+        }
     }
 
     async fn stop(self) {
@@ -479,3 +486,85 @@ async fn untrusted_log_is_refused_at_start() {
     let err = Merchant::open(c).await.err().expect("refused");
     assert!(err.to_string().contains("does not trust"), "{err}");
 }
+
+// Hostile clients: valid offer and purchase requests mutated at one random
+// place, and random delivery paths. The merchant never answers 500, every
+// refusal is a JSON error, and the log holds a commit only for a TID the
+// merchant offered, at most one each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_are_refused_cleanly() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let w = World::start().await;
+    let merchant = Merchant::open(w.config(Behaviour::default()))
+        .await
+        .unwrap();
+    let run = Running::start(merchant).await;
+    let url = run.url.clone();
+    let o = offer(&run.client).await;
+    let templates = [
+        (
+            "/api/v1/offer",
+            serde_json::to_value(OfferRequest {
+                item: "song".into(),
+                customer: [5; 32],
+            })
+            .unwrap(),
+        ),
+        (
+            "/api/v1/purchase",
+            serde_json::to_value(w.bank.purchase(&o)).unwrap(),
+        ),
+    ];
+    let http = reqwest::Client::new();
+    let offers = std::cell::Cell::new(1u64);
+    let handle = tokio::runtime::Handle::current();
+    let send = |req: reqwest::RequestBuilder| {
+        handle.block_on(async {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let config = Config {
+        cases: 500,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    tokio::task::block_in_place(|| {
+        TestRunner::new(config.clone())
+            .run(&(0..templates.len(), mutation()), |(t, m)| {
+                let (route, template) = &templates[t];
+                let req = http
+                    .post(format!("{url}{route}"))
+                    .header("content-type", "application/json")
+                    .body(apply(template, &m));
+                let (status, text) = send(req);
+                let code = check_answer(status, &text, &format!("{route} after {m:?}"))?;
+                if code.is_none() && *route == "/api/v1/offer" {
+                    offers.set(offers.get() + 1);
+                }
+                Ok(())
+            })
+            .unwrap();
+        TestRunner::new(config)
+            .run(&"[0-9a-fA-Fxz%./-]{0,40}", |segment| {
+                let (status, text) = send(http.get(format!("{url}/api/v1/delivery/{segment}")));
+                prop_assert!(!(200..300).contains(&status), "{segment}");
+                check_answer(status, &text, &format!("delivery/{segment}"))?;
+                Ok(())
+            })
+            .unwrap();
+    });
+    let size = w.log_client().checkpoint().await.unwrap().checkpoint.size;
+    assert!(
+        size <= offers.get(),
+        "{size} commits for {} offers",
+        offers.get()
+    );
+    run.stop().await;
+}
+
+#[path = "../../../tests/support/mutation.rs"]
+mod mutation;
+use mutation::{apply, check_answer, mutation};

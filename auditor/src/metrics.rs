@@ -1,13 +1,14 @@
 //! Counters of the auditor and the witness, served at `GET /metrics` in the
-//! Prometheus text exposition format (version 0.0.4). Every counter counts
-//! since the process started; `frozen_origins` is read from the persisted
-//! state when the page is rendered.
+//! OpenMetrics text format (with the `prometheus-client` crate), prefixed
+//! `acd_auditor_`. Every counter counts since the process started;
+//! `frozen_origins` is read from the persisted state when the page is
+//! rendered. HTTP requests are counted and timed by route and status.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use acd_serve::metrics::{Gauge, HttpMetrics, Registry};
+use axum::response::Response;
+use prometheus_client::metrics::counter::Counter;
 
-/// The content type of the metrics page.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub use acd_serve::metrics::read;
 
 /// The counters; shared by the HTTP handlers and the gossip task.
 #[derive(Debug, Default)]
@@ -15,118 +16,122 @@ pub struct Metrics {
     /// Split views found: two signed checkpoints of one origin that are not
     /// consistent (same size and another root, or no valid consistency
     /// proof), seen through gossip or in a request.
-    pub split_views: AtomicU64,
+    pub split_views: Counter,
     /// Checkpoints whose log signature verified (requests, checks, gossip).
-    pub checkpoints_verified: AtomicU64,
+    pub checkpoints_verified: Counter,
     /// Cosignatures given (witness).
-    pub cosignatures: AtomicU64,
+    pub cosignatures: Counter,
     /// Checkpoints refused by `add-checkpoint` for contradicting the one
     /// cosigned (witness).
-    pub checkpoints_refused: AtomicU64,
+    pub checkpoints_refused: Counter,
     /// Refused checkpoints checked against the log's own consistency proof
     /// (witness), whatever the outcome.
-    pub refusals_checked: AtomicU64,
+    pub refusals_checked: Counter,
     /// Successful pulls of a peer's gossip endpoint.
-    pub gossip_pulls: AtomicU64,
+    pub gossip_pulls: Counter,
     /// Pulls that failed (unreachable peer, bad answer).
-    pub gossip_errors: AtomicU64,
+    pub gossip_errors: Counter,
     /// Other violations found by the monitor (entries, tiles, rollback).
-    pub violations: AtomicU64,
+    pub violations: Counter,
+    /// The HTTP server's requests.
+    pub http: HttpMetrics,
 }
 
 /// Adds one to `counter`.
-pub fn inc(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
+pub fn inc(counter: &Counter) {
+    counter.inc();
 }
 
 impl Metrics {
-    /// The Prometheus text page; `frozen` is the number of frozen origins,
-    /// if this party freezes any.
-    pub fn render(&self, frozen: Option<usize>) -> String {
-        let mut out = String::new();
+    /// The metrics page; `frozen` is the number of frozen origins, if this
+    /// party freezes any.
+    pub fn render(&self, frozen: Option<usize>) -> Response {
+        let mut registry = Registry::with_prefix("acd_auditor");
         let counters = [
             (
-                "split_views_total",
-                "Split views found (two signed checkpoints of one origin that are not consistent).",
+                "split_views",
+                "Split views found (two signed checkpoints of one origin that are not consistent)",
                 &self.split_views,
             ),
             (
-                "checkpoints_verified_total",
-                "Checkpoints whose log signature verified.",
+                "checkpoints_verified",
+                "Checkpoints whose log signature verified",
                 &self.checkpoints_verified,
             ),
+            ("cosignatures", "Checkpoints cosigned", &self.cosignatures),
             (
-                "cosignatures_total",
-                "Checkpoints cosigned.",
-                &self.cosignatures,
-            ),
-            (
-                "checkpoints_refused_total",
-                "Checkpoints refused for contradicting the one cosigned.",
+                "checkpoints_refused",
+                "Checkpoints refused for contradicting the one cosigned",
                 &self.checkpoints_refused,
             ),
             (
-                "refusals_checked_total",
-                "Refused checkpoints checked against the log's own consistency proof.",
+                "refusals_checked",
+                "Refused checkpoints checked against the log's own consistency proof",
                 &self.refusals_checked,
             ),
             (
-                "gossip_pulls_total",
-                "Successful pulls of a peer's checkpoints.",
+                "gossip_pulls",
+                "Successful pulls of a peer's checkpoints",
                 &self.gossip_pulls,
             ),
             (
-                "gossip_errors_total",
-                "Failed pulls of a peer's checkpoints.",
+                "gossip_errors",
+                "Failed pulls of a peer's checkpoints",
                 &self.gossip_errors,
             ),
             (
-                "violations_total",
-                "Other log violations found (entries, tiles, rollback).",
+                "violations",
+                "Other log violations found (entries, tiles, rollback)",
                 &self.violations,
             ),
         ];
-        for (name, help, value) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
         }
         if let Some(n) = frozen {
-            let _ = writeln!(
-                out,
-                "# HELP frozen_origins Origins the witness refuses to cosign until an operator clears them."
+            let gauge = Gauge::<i64>::default();
+            gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
+            registry.register(
+                "frozen_origins",
+                "Origins the witness refuses to cosign until an operator clears them",
+                gauge,
             );
-            let _ = writeln!(out, "# TYPE frozen_origins gauge");
-            let _ = writeln!(out, "frozen_origins {n}");
         }
-        out
+        self.http.register(&mut registry);
+        acd_serve::metrics::render(&registry)
     }
-}
-
-/// Reads counter `name` from a metrics page (for tests and tools).
-pub fn read(page: &str, name: &str) -> Option<u64> {
-    page.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
+
+    async fn text(r: Response) -> String {
+        let bytes = r.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
 
     // The page names every counter with its HELP and TYPE lines, and `read` finds a value by exact name.
-    #[test]
-    fn renders_prometheus_text() {
+    #[tokio::test]
+    async fn renders_openmetrics_text() {
         let m = Metrics::default();
         inc(&m.split_views);
         inc(&m.checkpoints_verified);
         inc(&m.checkpoints_verified);
-        let page = m.render(Some(1));
-        assert!(page.contains("# TYPE split_views_total counter\nsplit_views_total 1\n"));
-        assert_eq!(read(&page, "checkpoints_verified_total"), Some(2));
-        assert_eq!(read(&page, "frozen_origins"), Some(1));
-        assert_eq!(read(&page, "split_views"), None);
-        assert!(!m.render(None).contains("frozen_origins"));
+        let page = text(m.render(Some(1))).await;
+        assert!(
+            page.contains("# TYPE acd_auditor_split_views counter\n"),
+            "{page}"
+        );
+        assert_eq!(read(&page, "acd_auditor_split_views_total"), Some(1.0));
+        assert_eq!(
+            read(&page, "acd_auditor_checkpoints_verified_total"),
+            Some(2.0)
+        );
+        assert_eq!(read(&page, "acd_auditor_frozen_origins"), Some(1.0));
+        assert_eq!(read(&page, "acd_auditor_split_views"), None);
+        assert!(!text(m.render(None)).await.contains("frozen_origins"));
     }
 }

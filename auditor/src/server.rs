@@ -23,7 +23,6 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::gossip::{self, GossipCheckpoints};
-use crate::metrics;
 use crate::monitor::Monitor;
 use crate::witness::{Witness, WitnessError};
 
@@ -109,17 +108,8 @@ async fn witness_gossip(
     Ok(axum::Json(GossipCheckpoints::new(witness.held()?)))
 }
 
-fn metrics_page(page: String) -> Response {
-    let mut r = page.into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(metrics::CONTENT_TYPE),
-    );
-    r
-}
-
 async fn witness_metrics(State(witness): State<Arc<Witness>>) -> Response {
-    metrics_page(witness.metrics().render(Some(witness.frozen().count())))
+    witness.metrics().render(Some(witness.frozen().count()))
 }
 
 #[derive(Deserialize)]
@@ -168,15 +158,15 @@ fn no_route() -> (StatusCode, axum::Json<serde_json::Value>) {
 
 /// The witness's routes.
 pub fn router(witness: Arc<Witness>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/add-checkpoint", post(add_checkpoint))
         .route("/vkey", get(vkey))
         .route(gossip::PATH, get(witness_gossip))
         .route("/metrics", get(witness_metrics))
         .route("/admin/clear", post(admin_clear))
         .fallback(|| async { no_route() })
-        .layer(DefaultBodyLimit::max(64 * 1024))
-        .with_state(witness)
+        .layer(DefaultBodyLimit::max(64 * 1024));
+    witness.metrics().http.layer(routes).with_state(witness)
 }
 
 /// Serves the witness until `shutdown` resolves.
@@ -205,22 +195,23 @@ async fn monitor_gossip(State(monitor): State<Arc<Monitor>>) -> Response {
 }
 
 async fn monitor_metrics(State(monitor): State<Arc<Monitor>>) -> Response {
-    metrics_page(monitor.metrics().render(None))
+    monitor.metrics().render(None)
 }
 
 /// The monitor's routes: gossip and metrics.
 pub fn monitor_router(monitor: Arc<Monitor>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(gossip::PATH, get(monitor_gossip))
         .route("/metrics", get(monitor_metrics))
-        .fallback(|| async { no_route() })
-        .with_state(monitor)
+        .fallback(|| async { no_route() });
+    monitor.metrics().http.layer(routes).with_state(monitor)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::metrics;
     use acd_core::checkpoint::{Checkpoint, SignedCheckpoint};
     use acd_core::cosignature::Cosigner;
     use acd_core::merkle::MemoryTree;
@@ -306,9 +297,18 @@ mod tests {
         assert_eq!(v["error"], "frozen");
 
         let (_, page) = call(&app, Request::get("/metrics").body(Body::empty()).unwrap()).await;
-        assert_eq!(metrics::read(&page, "split_views_total"), Some(1));
-        assert_eq!(metrics::read(&page, "frozen_origins"), Some(1));
-        assert_eq!(metrics::read(&page, "cosignatures_total"), Some(1));
+        assert_eq!(
+            metrics::read(&page, "acd_auditor_split_views_total"),
+            Some(1.0)
+        );
+        assert_eq!(
+            metrics::read(&page, "acd_auditor_frozen_origins"),
+            Some(1.0)
+        );
+        assert_eq!(
+            metrics::read(&page, "acd_auditor_cosignatures_total"),
+            Some(1.0)
+        );
 
         let clear = |token: &str| {
             Request::post(format!("/admin/clear?origin={ORIGIN}"))

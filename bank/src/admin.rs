@@ -16,7 +16,7 @@ use crate::ledger::{Answer, Op};
 
 type AppState = State<Arc<BankState>>;
 
-fn authorize(state: &BankState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authorize(state: &BankState, headers: &HeaderMap) -> Result<(), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -103,6 +103,24 @@ pub enum Op {
     Sync,
 }
 
+impl Op {
+    /// The op's name, as metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::CreateAccount { .. } => "create_account",
+            Op::Credit { .. } => "credit",
+            Op::Withdraw { .. } => "withdraw",
+            Op::Register { .. } => "register",
+            Op::Spend { .. } => "spend",
+            Op::Deposit { .. } => "deposit",
+            Op::AbortLogged { .. } => "abort_logged",
+            Op::Refund { .. } => "refund",
+            Op::Dispute { .. } => "dispute",
+            Op::Sync => "sync",
+        }
+    }
+}
+
 /// A newer checkpoint of a log, already proven consistent with every
 /// earlier one the bank accepted; stored with the batch whatever the op's
 /// fate.
@@ -274,6 +292,11 @@ impl Ledger {
 
     fn read<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ApiError> {
         self.store.get(key)?.map(|b| decode(key, &b)).transpose()
+    }
+
+    /// The maintained sums as stored (no scan; [`Ledger::sums`] checks them).
+    pub fn totals(&self) -> Result<Totals, ApiError> {
+        Ok(self.read(records::TOTALS)?.unwrap_or_default())
     }
 
     /// A committed account.

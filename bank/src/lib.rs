@@ -19,7 +19,8 @@
 //! - [`writer`]: the single writer thread in front of the ledger.
 //! - [`logs`]: the trusted logs and the checking of their proofs and
 //!   checkpoints.
-//! - [`api`], [`admin`], [`error`]: the HTTP surface.
+//! - [`api`], [`admin`], [`error`]: the HTTP surface; [`metrics`]: its
+//!   `/metrics` page.
 //! - [`sweeper`]: aborts expired escrows at their log.
 //! - [`clock`]: the injected clock.
 //!
@@ -33,6 +34,7 @@ pub mod error;
 pub mod keys;
 pub mod ledger;
 pub mod logs;
+pub mod metrics;
 pub mod records;
 mod rules;
 pub mod store;
@@ -99,6 +101,7 @@ pub struct BankState {
     pub(crate) ledger: Arc<Ledger>,
     pub(crate) writer: WriterHandle,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: Arc<metrics::BankMetrics>,
     pub(crate) min_expiration_ms: u64,
     pub(crate) max_expiration_ms: u64,
     pub(crate) http: reqwest::Client,
@@ -252,7 +255,13 @@ impl Bank {
                 witnesses: config.witnesses.clone(),
             },
         };
-        let (writer, thread) = writer::start(ledger.clone(), config.queue, config.max_batch)?;
+        let metrics = Arc::new(metrics::BankMetrics::new());
+        let (writer, thread) = writer::start(
+            ledger.clone(),
+            metrics.clone(),
+            config.queue,
+            config.max_batch,
+        )?;
         Ok(Bank {
             state: Arc::new(BankState {
                 signing,
@@ -265,6 +274,7 @@ impl Bank {
                 ledger,
                 writer,
                 clock,
+                metrics,
                 min_expiration_ms: config.min_expiration_ms,
                 max_expiration_ms: config.max_expiration_ms,
                 http,
@@ -353,7 +363,7 @@ pub fn router(
     max_body_bytes: usize,
     max_dispute_body_bytes: usize,
 ) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/info", get(api::info))
         .route("/api/v1/withdraw", post(api::withdraw))
         .route("/api/v1/register", post(api::register))
@@ -368,6 +378,7 @@ pub fn router(
         .route("/admin/v1/accounts/{key}", get(admin::account))
         .route("/admin/v1/credit", post(admin::credit))
         .route("/admin/v1/sums", get(admin::sums))
+        .route("/metrics", get(metrics::page))
         .fallback(|| async { ApiError::not_found("no_route", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -376,8 +387,8 @@ pub fn router(
                 "this endpoint does not accept that method",
             )
         })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    state.metrics.http.layer(routes).with_state(state)
 }
 
 #[cfg(test)]

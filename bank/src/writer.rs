@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::error::ApiError;
 use crate::ledger::{Answer, CheckpointUpdate, Decision, Ledger, Op};
+use crate::metrics::BankMetrics;
 
 struct Job {
     op: Op,
@@ -72,6 +73,7 @@ impl WriterHandle {
 /// what was queued.
 pub fn start(
     ledger: Arc<Ledger>,
+    metrics: Arc<BankMetrics>,
     queue: usize,
     max_batch: usize,
 ) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<()>)> {
@@ -100,7 +102,9 @@ pub fn start(
                     .into_iter()
                     .map(|j| ((j.op, j.checkpoint), j.reply))
                     .unzip();
+                let kinds: Vec<&'static str> = ops.iter().map(|(op, _)| op.kind()).collect();
                 let decisions = ledger.decide(ops);
+                metrics.decided(&kinds, &decisions);
                 for (reply, decision) in replies.into_iter().zip(decisions) {
                     let _ = reply.send(decision);
                 }

@@ -141,6 +141,23 @@ fn mutated_requests_are_refused_cleanly() {
         }
         let s = h.admin.sums().await.unwrap();
         assert!(s.conserved, "{s:?}");
-        eprintln!("{statuses:?}");
+        // The bank's own count agrees: not one 500, and its books balance.
+        let page = http
+            .get(format!("{url}/metrics"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!page.contains("status=\"500\""), "{page}");
+        assert!(page.contains("\nacd_bank_conserved 1\n"), "{page}");
+        assert!(
+            page.contains("acd_bank_ledger_ops_total{op=\"withdraw\",result=\"accepted\"}"),
+            "{page}"
+        );
+        let anonymous = http.get(format!("{url}/metrics")).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401);
     });
 }

@@ -32,6 +32,7 @@ pub struct AppState {
     pub max_entries_per_request: u64,
     /// With witnesses: the checkpoint `/checkpoint` serves, cosigned.
     pub cosigned: Option<tokio::sync::watch::Receiver<Arc<crate::witnessing::Cosigned>>>,
+    pub metrics: Arc<crate::metrics::LogMetrics>,
 }
 
 fn prove_error(e: ProveError<StorageError>) -> ApiError {

@@ -223,4 +223,15 @@ fn mutated_requests_are_refused_cleanly() {
         .unwrap();
     let size = crate::check::check_log(&*storage, &verifier).unwrap();
     assert!(size <= 2, "only the two valid requests append: {size}");
+    let (status, page) = rt.block_on(send(
+        &app,
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+    ));
+    let page = String::from_utf8(page).unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("status=\"500\""), "{page}");
+    assert!(
+        page.contains(&format!("\nacd_log_tree_size {size}\n")),
+        "{page}"
+    );
 }

@@ -15,6 +15,7 @@
 //! - [`witnessing`]: asks witnesses to cosign each checkpoint (C2SP
 //!   tlog-witness) and keeps the cosigned checkpoint `/checkpoint` serves.
 //! - [`clock`]: the injected clock that decides expirations.
+//! - [`metrics`]: `/metrics` (requests, latency, tree sizes).
 //!
 //! A server is [`Log::open`] then [`Log::run`] on a bound listener.
 
@@ -24,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod metrics;
 pub mod read_path;
 pub mod sequencer;
 pub mod storage;
@@ -165,6 +167,7 @@ impl Log {
                 verifier,
                 trusted_banks: Arc::new(trusted_banks),
                 max_entries_per_request: config.max_entries_per_request,
+                metrics: Arc::default(),
             },
             sequencer: thread,
         })
@@ -205,7 +208,7 @@ impl Log {
 
 /// The log's HTTP routes.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/checkpoint", get(read_path::checkpoint))
         .route("/tile/{*path}", get(read_path::tile))
         .route("/vkey", get(read_path::vkey))
@@ -215,12 +218,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/v1/inclusion", get(api::inclusion))
         .route("/api/v1/consistency", get(api::consistency))
         .route("/api/v1/entries", get(api::entries))
+        .route("/metrics", get(metrics::page))
         .fallback(|| async { ApiError::not_found("no_route", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::method_not_allowed("this endpoint does not accept that method")
         })
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    state.metrics.http.layer(routes).with_state(state)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! Ctrl-C, logging set-up, and secret files (keys, tokens) written once,
 //! atomically, readable by their owner only.
 
+pub mod metrics;
 pub mod secret;
 
 use acd_core::log_api::{EntryProof, ErrorBody};

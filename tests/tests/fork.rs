@@ -97,11 +97,14 @@ async fn forked_log_is_caught() {
     let cp_b10 = checkpoint(&b).await;
     let b_proof = consistency(&b, 6, 10).await;
     assert_eq!(add_status(&witness, 6, b_proof.clone(), &cp_b10).await, 422);
-    assert_eq!(metric(&witness.url, "frozen_origins").await, 0);
+    assert_eq!(metric(&witness.url, "acd_auditor_frozen_origins").await, 0);
     // B's checkpoint of A's size: two signed roots for one size.
     assert_eq!(add_status(&witness, 6, vec![], &cp_b).await, 409);
-    assert_eq!(metric(&witness.url, "frozen_origins").await, 1);
-    assert_eq!(metric(&witness.url, "split_views_total").await, 1);
+    assert_eq!(metric(&witness.url, "acd_auditor_frozen_origins").await, 1);
+    assert_eq!(
+        metric(&witness.url, "acd_auditor_split_views_total").await,
+        1
+    );
     append(&a, 4, 1).await;
     let cp_a10 = checkpoint(&a).await;
     let a_proof = consistency(&a, 6, 10).await;
@@ -119,8 +122,8 @@ async fn forked_log_is_caught() {
     let mut tampered = a_proof.clone();
     tampered[0][0] ^= 1;
     assert_eq!(add_status(&honest, 6, tampered, &cp_a10).await, 422);
-    wait_for_metric(&honest.url, "refusals_checked_total", 1).await;
-    assert_eq!(metric(&honest.url, "frozen_origins").await, 0);
+    wait_for_metric(&honest.url, "acd_auditor_refusals_checked_total", 1).await;
+    assert_eq!(metric(&honest.url, "acd_auditor_frozen_origins").await, 0);
     assert_eq!(add_status(&honest, 6, a_proof, &cp_a10).await, 200);
 
     // A witness to which the log shows B's history at its URL, after A's
@@ -131,8 +134,8 @@ async fn forked_log_is_caught() {
     let split = ServerProcess::start_witness(w_split_dir.path(), "witness.test/w3", &[&b_at_url]);
     assert_eq!(add_status(&split, 0, vec![], &cp_a).await, 200);
     assert_eq!(add_status(&split, 6, b_proof, &cp_b10).await, 422);
-    wait_for_metric(&split.url, "refusals_checked_total", 1).await;
-    assert_eq!(metric(&split.url, "frozen_origins").await, 1);
+    wait_for_metric(&split.url, "acd_auditor_refusals_checked_total", 1).await;
+    assert_eq!(metric(&split.url, "acd_auditor_frozen_origins").await, 1);
     assert_eq!(add_status(&split, 6, vec![], &cp_a).await, 403);
 
     // A monitor that verified A sees B, grown to 12: no consistency.

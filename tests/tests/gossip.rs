@@ -150,9 +150,9 @@ async fn gossip_catches_a_split_view() {
     assert_eq!(add(&w2.url, 0, vec![], &cp_b).await.0, 200);
 
     // Witness 2 finds the split view.
-    wait_for_metric(&w2.url, "split_views_total", 1).await;
-    assert_eq!(metric(&w2.url, "frozen_origins").await, 1);
-    assert!(metric(&w2.url, "checkpoints_verified_total").await >= 2);
+    wait_for_metric(&w2.url, "acd_auditor_split_views_total", 1).await;
+    assert_eq!(metric(&w2.url, "acd_auditor_frozen_origins").await, 1);
+    assert!(metric(&w2.url, "acd_auditor_checkpoints_verified_total").await >= 2);
     let files = evidence_files(&w2_data.join("evidence"));
     assert_eq!(files.len(), 1, "{files:?}");
     let finding = verified(&files[0], &b.vkey);
@@ -248,8 +248,8 @@ async fn gossip_catches_a_split_view() {
     let (status, body) = add(&w2.url, 6, proof.proof, &grown).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("— witness.test/w2 "), "{body}");
-    let pulls = metric(&w2.url, "gossip_pulls_total").await;
-    wait_for_metric(&w2.url, "gossip_pulls_total", pulls + 2).await;
-    assert_eq!(metric(&w2.url, "frozen_origins").await, 0);
-    assert_eq!(metric(&w2.url, "split_views_total").await, 0);
+    let pulls = metric(&w2.url, "acd_auditor_gossip_pulls_total").await;
+    wait_for_metric(&w2.url, "acd_auditor_gossip_pulls_total", pulls + 2).await;
+    assert_eq!(metric(&w2.url, "acd_auditor_frozen_origins").await, 0);
+    assert_eq!(metric(&w2.url, "acd_auditor_split_views_total").await, 0);
 }

@@ -1262,7 +1262,7 @@ async fn deposits_wait_for_the_witness_and_stop_at_a_split_view() {
         .unwrap()
         .proof;
     assert_eq!(split.tree_size, 1);
-    wait_for_metric(&witness_url, "frozen_origins", 1).await;
+    wait_for_metric(&witness_url, "acd_auditor_frozen_origins", 1).await;
     assert_eq!(refusal(deposit(&split).await), uncosigned());
     let line = cosigned
         .checkpoint

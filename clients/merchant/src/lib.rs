@@ -183,6 +183,7 @@ impl Merchant {
             locks: Default::default(),
             deposit_locks: Default::default(),
             max_body_bytes: config.max_body_bytes,
+            http_metrics: Default::default(),
         };
         Ok(Merchant {
             shop: Arc::new(shop),
@@ -201,14 +202,18 @@ impl Merchant {
 
     /// The HTTP routes.
     pub fn router(&self) -> Router {
-        Router::new()
+        let routes = Router::new()
             .route("/api/v1/catalog", get(api::catalog))
             .route("/api/v1/offer", post(api::offer))
             .route("/api/v1/purchase", post(api::purchase))
             .route("/api/v1/delivery/{tid}", get(api::delivery))
+            .route("/metrics", get(api::metrics))
             .fallback(|| async { ApiError::not_found("no_route", "no such endpoint") })
             .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-            .layer(DefaultBodyLimit::max(self.shop.max_body_bytes))
+            .layer(DefaultBodyLimit::max(self.shop.max_body_bytes));
+        self.shop
+            .http_metrics
+            .layer(routes)
             .with_state(self.shop.clone())
     }
 

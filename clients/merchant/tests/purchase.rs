@@ -562,6 +562,17 @@ async fn hostile_requests_are_refused_cleanly() {
         "{size} commits for {} offers",
         offers.get()
     );
+    let page = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("status=\"500\""), "{page}");
+    let deliveries = "acd_merchant_http_requests_total{method=\"GET\",route=\"/api/v1/delivery/{tid}\",status=\"400\"}";
+    assert!(page.contains(deliveries), "{page}");
     run.stop().await;
 }
 

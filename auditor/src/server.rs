@@ -14,6 +14,7 @@ use acd_core::checkpoint::Checkpoint;
 use acd_core::note::Note;
 use acd_core::witness::{AddCheckpoint, SIZE_CONTENT_TYPE};
 use axum::Router;
+use axum::extract::rejection::{QueryRejection, StringRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -70,8 +71,20 @@ impl IntoResponse for WitnessError {
 
 async fn add_checkpoint(
     State(witness): State<Arc<Witness>>,
-    body: String,
+    body: Result<String, StringRejection>,
 ) -> Result<Response, WitnessError> {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Ok(acd_serve::error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                r.body_text(),
+                None,
+            ));
+        }
+        Err(r) => return Err(WitnessError::Malformed(r.body_text())),
+    };
     // Persisting (an fsync) blocks; keep it off the async workers.
     let w = witness.clone();
     let (result, body) = tokio::task::spawn_blocking(move || (w.add_checkpoint(&body), body))
@@ -125,7 +138,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 async fn admin_clear(
     State(witness): State<Arc<Witness>>,
     headers: HeaderMap,
-    Query(q): Query<ClearQuery>,
+    query: Result<Query<ClearQuery>, QueryRejection>,
 ) -> Result<Response, WitnessError> {
     let Some(token) = witness.admin_token() else {
         return Ok(no_route().into_response());
@@ -144,6 +157,7 @@ async fn admin_clear(
         )
             .into_response());
     }
+    let Query(q) = query.map_err(|r| WitnessError::Malformed(r.body_text()))?;
     let cleared = witness.frozen().clear(&q.origin)?;
     tracing::warn!(origin = %q.origin, cleared, "operator cleared a frozen origin");
     Ok(axum::Json(json!({"origin": q.origin, "cleared": cleared})).into_response())
@@ -317,6 +331,14 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(call(&app, clear("wrong")).await.0, StatusCode::UNAUTHORIZED);
+        let no_origin = Request::post("/admin/clear")
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, body) = call(&app, no_origin).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"], "malformed", "{body}");
         assert!(witness.frozen().is_frozen(ORIGIN).unwrap());
         let (status, body) = call(&app, clear(TOKEN)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -343,5 +365,120 @@ mod tests {
             .body(Body::empty())
             .unwrap();
         assert_eq!(call(&router(witness), req).await.0, StatusCode::NOT_FOUND);
+    }
+
+    // Hostile senders: a valid add-checkpoint request (old size, a real
+    // consistency proof, a signed checkpoint) with its text damaged at one
+    // place. The witness never answers 500, refuses with a JSON error (or the
+    // spec's 409 size body), never cosigns a checkpoint the log did not sign,
+    // and freezes nothing: a sender's garbage is no evidence.
+    #[test]
+    fn damaged_requests_are_refused_cleanly() {
+        use proptest::prelude::*;
+        use proptest::sample::Index;
+        use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+        #[derive(Debug, Clone)]
+        enum Damage {
+            Replace(Index, String),
+            Delete(Index),
+            Duplicate(Index),
+            ChangeChar(Index, Index),
+            Truncate(Index),
+        }
+        let damage = prop_oneof![
+            (any::<Index>(), "\\PC{0,60}").prop_map(|(i, s)| Damage::Replace(i, s)),
+            any::<Index>().prop_map(Damage::Delete),
+            any::<Index>().prop_map(Damage::Duplicate),
+            (any::<Index>(), any::<Index>()).prop_map(|(i, c)| Damage::ChangeChar(i, c)),
+            any::<Index>().prop_map(Damage::Truncate),
+        ];
+        let apply = |body: &str, d: &Damage| -> Vec<u8> {
+            let mut lines: Vec<String> = body.split('\n').map(str::to_owned).collect();
+            let n = lines.len();
+            match d {
+                Damage::Replace(i, s) => lines[i.index(n)] = s.clone(),
+                Damage::Delete(i) => {
+                    lines.remove(i.index(n));
+                }
+                Damage::Duplicate(i) => {
+                    let l = lines[i.index(n)].clone();
+                    lines.insert(i.index(n), l);
+                }
+                Damage::ChangeChar(i, c) => {
+                    let line = &mut lines[i.index(n)];
+                    let mut chars: Vec<char> = line.chars().collect();
+                    if !chars.is_empty() {
+                        let at = c.index(chars.len());
+                        chars[at] = if chars[at] == 'A' { 'B' } else { 'A' };
+                        *line = chars.into_iter().collect();
+                    }
+                }
+                Damage::Truncate(i) => return body.as_bytes()[..i.index(body.len())].to_vec(),
+            }
+            lines.join("\n").into_bytes()
+        };
+
+        let dir = tempfile::tempdir().unwrap();
+        let cosigner = Cosigner::new("witness.test/s", SigningKey::from_bytes(&[2; 32])).unwrap();
+        let witness =
+            Arc::new(Witness::open(dir.path(), cosigner, vec![log_key().verifier()]).unwrap());
+        let app = router(witness.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(call(&app, add(note(4, 0)))).0, StatusCode::OK);
+        let mut tree = acd_core::merkle::MemoryTree::new();
+        for i in 0..8u64 {
+            tree.push(acd_core::merkle::leaf_hash(&[0, i as u8]));
+        }
+        let template = AddCheckpoint {
+            old_size: 4,
+            proof: tree.consistency_proof(4, 8).unwrap(),
+            checkpoint: note(8, 0),
+        }
+        .to_body();
+        let genuine = [note(4, 0), note(8, 0)];
+        // Cut inside the em dash of the signature line: not UTF-8 any more.
+        let dash = template.find('\u{2014}').unwrap();
+        let cut = template.as_bytes()[..dash + 1].to_vec();
+        let (status, text) = rt.block_on(call(
+            &app,
+            Request::post("/add-checkpoint")
+                .body(Body::from(cut))
+                .unwrap(),
+        ));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["error"], "malformed", "{text}");
+        let config = Config {
+            cases: 500,
+            failure_persistence: None,
+            ..Config::default()
+        };
+        TestRunner::new(config)
+            .run(&damage, |d| {
+                let body = apply(&template, &d);
+                let req = Request::post("/add-checkpoint")
+                    .body(Body::from(body))
+                    .unwrap();
+                let (status, text) = rt.block_on(call(&app, req));
+                prop_assert!(status != StatusCode::INTERNAL_SERVER_ERROR, "{d:?}: {text}");
+                if status == StatusCode::CONFLICT && text.trim().parse::<u64>().is_ok() {
+                    return Ok(());
+                }
+                if !status.is_success() {
+                    prop_assert!(status.is_client_error(), "{status} after {d:?}: {text}");
+                    let v: serde_json::Value = serde_json::from_str(&text)
+                        .map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+                    prop_assert!(v["error"].as_str().is_some_and(|s| !s.is_empty()));
+                }
+                let latest = witness.latest(ORIGIN).unwrap().unwrap();
+                prop_assert!(genuine.contains(&latest.note), "cosigned {}", latest.note);
+                prop_assert!(!witness.frozen().is_frozen(ORIGIN).unwrap());
+                Ok(())
+            })
+            .unwrap();
     }
 }

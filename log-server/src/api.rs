@@ -12,7 +12,7 @@ use acd_core::log_api::{
 use acd_core::merkle::{Hash, ProveError};
 use acd_core::note::NoteVerifier;
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
@@ -271,8 +271,9 @@ pub async fn entries(
 /// under the newest cosigned checkpoint that holds it (see [`tree_at`]).
 pub async fn transaction(
     State(state): State<AppState>,
-    Path(tid): Path<String>,
+    tid: Result<Path<String>, PathRejection>,
 ) -> Result<Json<EntryProof>, ApiError> {
+    let Path(tid) = tid?;
     let tid: Tid = tid
         .parse()
         .map_err(|e: acd_core::entry::EntryError| ApiError::bad("bad_tid", e.to_string()))?;

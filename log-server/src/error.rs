@@ -3,7 +3,7 @@
 //! failures are logged and answered with a generic 500.
 
 use acd_core::log_api::EntryProof;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -99,6 +99,12 @@ impl From<JsonRejection> for ApiError {
         } else {
             ApiError::bad("bad_json", r.body_text())
         }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::bad("bad_path", r.body_text())
     }
 }
 

@@ -80,7 +80,7 @@ proptest! {
 
     // Any path under /tile/ is either served or refused with 404, never an error of the server.
     #[test]
-    fn random_tile_paths_are_refused(path in "[0-9a-z./x]{0,40}") {
+    fn random_tile_paths_are_refused(path in "[0-9a-z./x%]{0,40}") {
         let rt = rt();
         rt.block_on(async {
             let (app, _log) = app();
@@ -136,6 +136,12 @@ async fn unknown_route_and_bad_tid() {
     let (status, body) = send(&app, Request::get("/tx/xyz").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_json_error(status, &body);
+    // A path that does not percent-decode to UTF-8.
+    for uri in ["/tx/%ff", "/tile/0/%ff"] {
+        let (status, body) = send(&app, Request::get(uri).body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_json_error(status, &body);
+    }
 }
 
 #[path = "../../tests/support/mutation.rs"]

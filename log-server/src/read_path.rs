@@ -7,6 +7,7 @@
 //! log. The contents at a path never change, hence the immutable caching.
 
 use acd_core::tile::{self, TilePath};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -47,8 +48,9 @@ pub async fn vkey(State(state): State<AppState>) -> Response {
 /// `GET /tile/<L>/<N>[.p/<W>]` and `GET /tile/entries/<N>[.p/<W>]`.
 pub async fn tile(
     State(state): State<AppState>,
-    Path(path): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(path) = path?;
     // The route already consumed the `tile/` prefix: re-adding it means a
     // second `tile/` (as in /tile/tile/0/000) is not accepted as an alias.
     let parsed = tile::parse_tile_path(&format!("tile/{path}"))

@@ -170,6 +170,15 @@ fn no_route() -> (StatusCode, axum::Json<serde_json::Value>) {
     )
 }
 
+fn no_method() -> Response {
+    acd_serve::error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method".to_owned(),
+        None,
+    )
+}
+
 /// The witness's routes.
 pub fn router(witness: Arc<Witness>) -> Router {
     let routes = Router::new()
@@ -179,6 +188,7 @@ pub fn router(witness: Arc<Witness>) -> Router {
         .route("/metrics", get(witness_metrics))
         .route("/admin/clear", post(admin_clear))
         .fallback(|| async { no_route() })
+        .method_not_allowed_fallback(|| async { no_method() })
         .layer(DefaultBodyLimit::max(64 * 1024));
     witness.metrics().http.layer(routes).with_state(witness)
 }
@@ -217,7 +227,8 @@ pub fn monitor_router(monitor: Arc<Monitor>) -> Router {
     let routes = Router::new()
         .route(gossip::PATH, get(monitor_gossip))
         .route("/metrics", get(monitor_metrics))
-        .fallback(|| async { no_route() });
+        .fallback(|| async { no_route() })
+        .method_not_allowed_fallback(|| async { no_method() });
     monitor.metrics().http.layer(routes).with_state(monitor)
 }
 
@@ -331,6 +342,14 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(call(&app, clear("wrong")).await.0, StatusCode::UNAUTHORIZED);
+        let (status, body) = call(
+            &app,
+            Request::get("/add-checkpoint").body(Body::empty()).unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"], "method_not_allowed", "{body}");
         let no_origin = Request::post("/admin/clear")
             .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
             .body(Body::empty())

@@ -59,6 +59,17 @@ fn open_bank(dir: &std::path::Path) -> Bank {
     Bank::open(&config).unwrap()
 }
 
+/// A bank in a temporary directory and a runtime to call it from.
+fn setup() -> (tempfile::TempDir, Bank, tokio::runtime::Runtime) {
+    let dir = tempfile::tempdir().unwrap();
+    let bank = open_bank(&dir.path().join("bank"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (dir, bank, rt)
+}
+
 async fn send(app: &axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
@@ -91,14 +102,9 @@ fn check_refusal(status: StatusCode, body: &[u8]) -> Result<(), TestCaseError> {
 // sums stay conserved.
 #[test]
 fn hostile_bodies_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let bank = open_bank(&dir.path().join("bank"));
+    let (_dir, bank, rt) = setup();
     let token = bank.admin_token().to_owned();
     let app = bank.router();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let mut runner = TestRunner::new(cases(400));
     let cases = (
         prop::sample::select(POSTS),
@@ -129,14 +135,9 @@ fn hostile_bodies_are_refused() {
 // with a JSON error.
 #[test]
 fn hostile_account_paths_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let bank = open_bank(&dir.path().join("bank"));
+    let (_dir, bank, rt) = setup();
     let token = bank.admin_token().to_owned();
     let app = bank.router();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let mut runner = TestRunner::new(cases(200));
     runner
         .run(&"[0-9a-fA-Fxz%./-]{0,70}", |segment| {

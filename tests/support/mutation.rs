@@ -157,3 +157,15 @@ pub fn check_answer(status: u16, body: &str, what: &str) -> Result<Option<String
     );
     Ok(Some(code))
 }
+
+/// The server's own metrics page at `url` (with the admin `token` if it
+/// needs one), after checking that it counted no 500 among its answers.
+pub async fn metrics_without_500(http: &reqwest::Client, url: &str, token: Option<&str>) -> String {
+    let mut req = http.get(format!("{url}/metrics"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let page = req.send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("status=\"500\""), "{page}");
+    page
+}

@@ -562,15 +562,7 @@ async fn hostile_requests_are_refused_cleanly() {
         "{size} commits for {} offers",
         offers.get()
     );
-    let page = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(!page.contains("status=\"500\""), "{page}");
+    let page = metrics_without_500(&http, &url, None).await;
     let deliveries = "acd_merchant_http_requests_total{method=\"GET\",route=\"/api/v1/delivery/{tid}\",status=\"400\"}";
     assert!(page.contains(deliveries), "{page}");
     run.stop().await;
@@ -578,4 +570,4 @@ async fn hostile_requests_are_refused_cleanly() {
 
 #[path = "../../../tests/support/mutation.rs"]
 mod mutation;
-use mutation::{apply, check_answer, mutation};
+use mutation::{apply, check_answer, metrics_without_500, mutation};

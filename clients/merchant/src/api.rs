@@ -12,14 +12,6 @@ use axum::extract::{Path, State};
 use crate::error::ApiError;
 use crate::shop::Shop;
 
-/// `GET /metrics`: HTTP requests by route and status, and their latency
-/// (OpenMetrics text, prefixed `acd_merchant_`).
-pub async fn metrics(State(shop): State<Arc<Shop>>) -> axum::response::Response {
-    let mut registry = acd_serve::metrics::Registry::with_prefix("acd_merchant");
-    shop.http_metrics.register(&mut registry);
-    acd_serve::metrics::render(&registry)
-}
-
 /// `GET /api/v1/catalog`.
 pub async fn catalog(State(shop): State<Arc<Shop>>) -> Json<Catalog> {
     Json(shop.public_catalog())

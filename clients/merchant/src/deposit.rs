@@ -71,12 +71,14 @@ impl Shop {
             (Some(paid), _) => {
                 p.deposit = Some(paid);
                 self.store.put(&p).await?;
+                self.metrics.deposited.inc();
                 tracing::info!(%tid, amount = p.offer.offer.price, "deposited");
             }
             (None, reason) => {
                 tracing::warn!(%tid, reason = reason.as_deref().unwrap_or_default(), "the bank will not pay this purchase; no more deposits");
                 p.unpaid = reason;
                 self.store.put(&p).await?;
+                self.metrics.unpaid.inc();
             }
         }
         Ok(())

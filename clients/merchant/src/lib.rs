@@ -17,7 +17,7 @@
 //! - [`store`]: the purchase records on sled, one atomic flushed batch per
 //!   state change.
 //! - [`offer`], [`purchase`], [`deposit`]: the protocol steps.
-//! - [`api`], [`error`]: the HTTP surface.
+//! - [`api`], [`error`]: the HTTP surface; [`metrics`]: its `/metrics` page.
 //! - [`shop`]: the state they share; [`locks`]: one lock per TID;
 //!   [`clock`]: the injected clock.
 //!
@@ -30,6 +30,7 @@ pub mod deposit;
 pub mod error;
 pub mod keys;
 pub mod locks;
+pub mod metrics;
 pub mod offer;
 pub mod purchase;
 pub mod shop;
@@ -183,7 +184,7 @@ impl Merchant {
             locks: Default::default(),
             deposit_locks: Default::default(),
             max_body_bytes: config.max_body_bytes,
-            http_metrics: Default::default(),
+            metrics: Default::default(),
         };
         Ok(Merchant {
             shop: Arc::new(shop),
@@ -207,12 +208,13 @@ impl Merchant {
             .route("/api/v1/offer", post(api::offer))
             .route("/api/v1/purchase", post(api::purchase))
             .route("/api/v1/delivery/{tid}", get(api::delivery))
-            .route("/metrics", get(api::metrics))
+            .route("/metrics", get(metrics::page))
             .fallback(|| async { ApiError::not_found("no_route", "no such endpoint") })
             .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
             .layer(DefaultBodyLimit::max(self.shop.max_body_bytes));
         self.shop
-            .http_metrics
+            .metrics
+            .http
             .layer(routes)
             .with_state(self.shop.clone())
     }

@@ -95,6 +95,7 @@ impl Shop {
             unpaid: None,
         };
         self.store.put(&record).await?;
+        self.metrics.offers.inc();
         tracing::info!(%tid, item = %item.id, price = item.price, expiration_ms, "offer");
         Ok(OfferResponse {
             offer: signed,

@@ -159,6 +159,7 @@ impl Shop {
             {
                 p.commit = Some(v.proof);
                 self.store.put(p).await?;
+                self.metrics.committed.inc();
                 tracing::info!(%tid, index = p.commit.as_ref().map(|c| c.index), "committed");
                 Ok(())
             }
@@ -168,6 +169,7 @@ impl Shop {
             LogEntry::Abort { .. } => {
                 p.abort = Some(v.proof);
                 self.store.put(p).await?;
+                self.metrics.aborted.inc();
                 tracing::info!(%tid, "aborted in the log");
                 Err(aborted(p))
             }

@@ -35,8 +35,8 @@ pub struct Shop {
     pub locks: TidLocks,
     /// Serializes deposits of one purchase.
     pub deposit_locks: TidLocks,
-    /// HTTP requests by route and status, served at `/metrics`.
-    pub http_metrics: acd_serve::metrics::HttpMetrics,
+    /// What `/metrics` serves.
+    pub metrics: crate::metrics::MerchantMetrics,
 }
 
 impl Shop {

@@ -294,6 +294,21 @@ async fn purchase_commits_delivers_and_deposits() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(w.bank.deposited().len(), 1);
     assert_eq!(m.delivery(&tid).await.unwrap(), d);
+    // The merchant's page counts the sale through to its payment.
+    let page = metrics_without_500(&reqwest::Client::new(), &run.url, None).await;
+    for (name, value) in [
+        ("acd_merchant_offers_total", 1.0),
+        ("acd_merchant_committed_total", 1.0),
+        ("acd_merchant_deposited_total", 1.0),
+        ("acd_merchant_unpaid_total", 0.0),
+        ("acd_merchant_pending", 0.0),
+    ] {
+        assert_eq!(
+            acd_serve::metrics::read(&page, name),
+            Some(value),
+            "{name}\n{page}"
+        );
+    }
     run.stop().await;
 }
 

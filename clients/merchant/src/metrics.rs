@@ -1,0 +1,68 @@
+//! `GET /metrics`: the merchant's metrics in the OpenMetrics text format,
+//! prefixed `acd_merchant_`: HTTP requests by route and status and their
+//! latency, and the life of its sales (offers made, purchases committed in
+//! the log, aborts seen there, deposits paid, deposits the bank refused for
+//! good, purchases with work left). Counts only: no TID, item or key.
+
+use std::sync::Arc;
+
+use acd_serve::metrics::{Gauge, HttpMetrics, Registry};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::metrics::counter::Counter;
+
+use crate::error::ApiError;
+use crate::shop::Shop;
+
+/// The merchant's counters, shared by the handlers and the background task.
+#[derive(Debug, Default)]
+pub struct MerchantMetrics {
+    pub http: HttpMetrics,
+    pub offers: Counter,
+    pub committed: Counter,
+    pub aborted: Counter,
+    pub deposited: Counter,
+    pub unpaid: Counter,
+}
+
+/// `GET /metrics`.
+pub async fn page(State(shop): State<Arc<Shop>>) -> Response {
+    let store = shop.store.clone();
+    let pending = match tokio::task::spawn_blocking(move || store.pending()).await {
+        Ok(Ok(p)) => p.len(),
+        Ok(Err(e)) => return ApiError::from(e).into_response(),
+        Err(e) => return ApiError::Internal(format!("blocking task: {e}")).into_response(),
+    };
+    let m = &shop.metrics;
+    let mut registry = Registry::with_prefix("acd_merchant");
+    m.http.register(&mut registry);
+    for (name, help, counter) in [
+        ("offers", "Offers signed (P1)", &m.offers),
+        (
+            "committed",
+            "Purchases whose key commit the log recorded (P4, P5)",
+            &m.committed,
+        ),
+        (
+            "aborted",
+            "Purchases the log recorded an abort for",
+            &m.aborted,
+        ),
+        ("deposited", "Purchases the bank paid", &m.deposited),
+        (
+            "unpaid",
+            "Committed purchases the bank refused to pay for good (disputed or refunded first)",
+            &m.unpaid,
+        ),
+    ] {
+        registry.register(name, help, counter.clone());
+    }
+    let gauge = Gauge::<i64>::default();
+    gauge.set(i64::try_from(pending).unwrap_or(i64::MAX));
+    registry.register(
+        "pending",
+        "Purchases with work left: escrowed but not committed, or committed but not paid",
+        gauge,
+    );
+    acd_serve::metrics::render(&registry)
+}

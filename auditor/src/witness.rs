@@ -503,10 +503,17 @@ impl Witness {
             }
             None => {}
         }
+        // Keep the checkpoint as the log signed it: its text and the log's
+        // own signature, not what else a sender attached (a repeated line,
+        // other keys' lines), which gossip would otherwise pass on.
+        let mut note = signed.note.clone();
+        note.signatures
+            .retain(|s| s.name == log.name() && s.key_id == log.key_id());
+        note.signatures.truncate(1);
         let latest = Latest {
             size,
             root,
-            note: request.checkpoint.clone(),
+            note: note.to_text(),
         };
         self.latest
             .insert(first.as_bytes(), encode_latest(&latest))?;
@@ -574,6 +581,29 @@ mod tests {
             checkpoint: signed(t, signer),
         }
         .to_body()
+    }
+
+    // What the witness keeps (and gossips) is the checkpoint as the log
+    // signed it: a sender's repeated signature line or another key's line
+    // is accepted, as signed-note allows, but not stored.
+    #[test]
+    fn keeps_only_the_logs_signature() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = witness(dir.path());
+        let t = tree(10, 0);
+        let genuine = signed(&t, &log_key());
+        let sig_line = genuine.lines().last().unwrap();
+        let other = NoteSigner::new("other.test/k", SigningKey::from_bytes(&[9; 32])).unwrap();
+        let foreign = other.sign(&format!("{ORIGIN}\n")).unwrap();
+        let foreign_line = foreign.lines().last().unwrap();
+        let body = AddCheckpoint {
+            old_size: 0,
+            proof: vec![],
+            checkpoint: format!("{genuine}{sig_line}\n{foreign_line}\n"),
+        }
+        .to_body();
+        w.add_checkpoint(&body).unwrap();
+        assert_eq!(w.latest(ORIGIN).unwrap().unwrap().note, genuine);
     }
 
     // The witness cosigns a first checkpoint, then only consistent extensions of it; its cosignatures verify.

@@ -57,7 +57,7 @@ impl Frozen {
 
     /// Opens the state of a stopped witness (`acd-auditor witness clear`).
     pub fn open_dir(dir: &Path) -> sled::Result<Frozen> {
-        Frozen::open(&sled::open(dir)?)
+        Frozen::open(&acd_serve::open_sled(&sled::Config::new().path(dir))?)
     }
 
     /// Freezes `origin` for `evidence`; false if it was frozen already (the

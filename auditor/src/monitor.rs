@@ -111,7 +111,7 @@ fn decode_hash(s: &str) -> Option<Hash> {
 
 impl Monitor {
     pub fn open(data: &Path) -> Result<Monitor, MonitorError> {
-        let db = sled::open(data.join("db"))?;
+        let db = acd_serve::open_sled(&sled::Config::new().path(data.join("db")))?;
         Ok(Monitor {
             state: db.open_tree("state")?,
             tids: db.open_tree("tids")?,

@@ -160,7 +160,7 @@ impl Witness {
         cosigner: Cosigner,
         logs: Vec<NoteVerifier>,
     ) -> Result<Self, WitnessError> {
-        let db = sled::open(dir)?;
+        let db = acd_serve::open_sled(&sled::Config::new().path(dir))?;
         let latest = db.open_tree("latest")?;
         let evidence = db.open_tree("evidence")?;
         let frozen = Frozen::open(&db)?;

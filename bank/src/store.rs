@@ -65,24 +65,10 @@ pub struct SledStore {
 }
 
 impl SledStore {
-    /// Opens (creating) the database at `path`. A database this process
-    /// just closed can stay locked for a moment while sled's I/O threads
-    /// finish; that wait is allowed for (2 s), a lock held by another
-    /// process is reported.
+    /// Opens (creating) the database at `path`.
     pub fn open(path: &std::path::Path) -> Result<SledStore, sled::Error> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        loop {
-            match sled::open(path) {
-                Ok(db) => return Ok(SledStore { db }),
-                Err(sled::Error::Io(e))
-                    if e.to_string().contains("could not acquire lock")
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let db = acd_serve::open_sled(&sled::Config::new().path(path))?;
+        Ok(SledStore { db })
     }
 }
 

@@ -1,7 +1,7 @@
 //! What every acd server (log, bank, merchant, auditor) shares and none of
 //! them is about: the JSON error response, graceful shutdown on SIGTERM or
-//! Ctrl-C, logging set-up, and secret files (keys, tokens) written once,
-//! atomically, readable by their owner only.
+//! Ctrl-C, logging set-up, secret files (keys, tokens) written once,
+//! atomically, readable by their owner only, and opening sled.
 
 pub mod metrics;
 pub mod secret;
@@ -79,6 +79,25 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Opens the sled database `config` describes. A database this process
+/// just closed can stay locked for a moment while sled's I/O threads finish
+/// (an in-process restart, as tests and the demo do); that is waited for,
+/// up to 2 s. A lock another process holds is reported.
+pub fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +111,27 @@ mod tests {
             .map(|b| b.to_bytes())
             .unwrap_or_default();
         serde_json::from_slice(&bytes).unwrap_or_default()
+    }
+
+    // A database reopened right after it was closed opens; while another
+    // handle holds it, opening fails with the lock error after the wait.
+    #[test]
+    fn sled_reopens_and_reports_a_held_lock() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let config = sled::Config::new().path(dir.path());
+        for _ in 0..3 {
+            drop(open_sled(&config).unwrap_or_else(|e| panic!("{e}")));
+        }
+        let held = open_sled(&config).unwrap_or_else(|e| panic!("{e}"));
+        let started = std::time::Instant::now();
+        let err = open_sled(&config)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("could not acquire lock"), "{err}");
+        assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+        drop(held);
+        drop(open_sled(&config).unwrap_or_else(|e| panic!("{e}")));
     }
 
     #[tokio::test]

@@ -181,7 +181,7 @@ impl GroupFlush {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::open(path)?;
+        let db = acd_serve::open_sled(&sled::Config::new().path(path))?;
         Ok(Store {
             tree: db.open_tree("purchases")?,
             flushes: Arc::default(),

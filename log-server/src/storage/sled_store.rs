@@ -60,10 +60,11 @@ pub struct SledStorage {
 impl SledStorage {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(512 * 1024 * 1024)
-            .open()?;
+        let db = acd_serve::open_sled(
+            &sled::Config::new()
+                .path(dir)
+                .cache_capacity(512 * 1024 * 1024),
+        )?;
         let tree = db.open_tree("log")?;
         Ok(SledStorage { db, tree })
     }

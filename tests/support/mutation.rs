@@ -1,6 +1,7 @@
-//! Hostile-client test support, shared by the bank's and the merchant's
-//! tests (included with `#[path]`): a valid JSON request mutated at one
-//! random place, and the check every answer to it must pass.
+//! Hostile-peer test support, shared by the log, bank, merchant and wallet
+//! tests (included with `#[path]`): a valid JSON request or answer mutated
+//! at one random place, and the check every answer to a hostile request
+//! must pass.
 
 #![allow(dead_code, clippy::unwrap_used)]
 

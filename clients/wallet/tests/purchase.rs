@@ -1,8 +1,9 @@
 //! The wallet against the real log, bank and merchant, in process on
 //! loopback: a delivered purchase with change and its proof bundle, a key
 //! withheld by the merchant (read from the log), a merchant that never
-//! commits (abort and refund), a bogus key (dispute), and crashes in the
-//! middle of a withdrawal and of a purchase, finished by `resume`.
+//! commits (abort and refund), a bogus key (dispute), crashes in the
+//! middle of a withdrawal and of a purchase, finished by `resume`, and a
+//! merchant whose answers are tampered with on the way.
 
 #![allow(clippy::unwrap_used)]
 
@@ -434,5 +435,133 @@ async fn secrets_are_saved_before_requests_during_an_outage() {
     assert_eq!(back.purchase(id).unwrap().state, PurchaseState::Delivered);
     assert_eq!(back.balance().spendable, 30 - PRICE);
     assert_eq!(back.balance().withdrawing, 0);
+    w.conserved().await;
+}
+
+#[path = "../../../tests/support/mutation.rs"]
+mod mutation;
+
+/// A proxy in front of the merchant that changes one answer at one place
+/// when told to: which route's answer, and how.
+struct Tamper {
+    url: String,
+    next: Arc<std::sync::Mutex<Option<(&'static str, mutation::Mutation)>>>,
+}
+
+impl Tamper {
+    async fn start(merchant_url: &str) -> Tamper {
+        use axum::body::{Body, Bytes};
+        use axum::http::{Method, StatusCode, Uri};
+
+        let next: Arc<std::sync::Mutex<Option<(&'static str, mutation::Mutation)>>> =
+            Arc::default();
+        let upstream = merchant_url.to_owned();
+        let http = reqwest::Client::new();
+        let plan = next.clone();
+        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, body: Bytes| {
+            let (upstream, http, plan) = (upstream.clone(), http.clone(), plan.clone());
+            async move {
+                let resp = http
+                    .request(method, format!("{upstream}{uri}"))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+                let mut bytes = resp.bytes().await.unwrap().to_vec();
+                let tamper = {
+                    let mut plan = plan.lock().unwrap();
+                    match plan.as_ref() {
+                        Some((route, _)) if uri.path() == *route && status.is_success() => {
+                            plan.take()
+                        }
+                        _ => None,
+                    }
+                };
+                if let Some((_, m)) = tamper
+                    && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes)
+                {
+                    bytes = mutation::apply(&v, &m);
+                }
+                axum::response::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(Body::from(bytes))
+                    .unwrap()
+            }
+        });
+        let (l, url) = listener().await;
+        tokio::spawn(async move { axum::serve(l, app).await });
+        Tamper { url, next }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_merchant_answers_cost_nothing() {
+    // The merchant's offer or delivery is changed at one place on its way
+    // to the wallet. Whatever the change, every purchase ends delivered
+    // with the right goods or refunded in full (after `resume`), and the
+    // customer's money adds up.
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+
+    const CASES: u64 = 16;
+    let w = World::start(Behaviour::default(), Duration::from_millis(1500)).await;
+    let proxy = Tamper::start(&w.merchant_url).await;
+    let mut wallet = w.wallet((CASES + 1) * PRICE).await;
+    wallet.withdraw((CASES + 1) * PRICE).await.unwrap();
+    // Untouched, the proxy passes a purchase through.
+    let report = wallet
+        .buy(&proxy.url, "item", &w.dir.path().join("out.bin"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(report.outcome, PurchaseOutcome::Delivered { .. }),
+        "{report}"
+    );
+    let mut runner = TestRunner::default();
+    let cases = (
+        proptest::sample::select(vec!["/api/v1/offer", "/api/v1/purchase"]),
+        mutation::mutation(),
+    );
+    let mut outs = Vec::new();
+    for i in 0..CASES {
+        let (route, m) = cases.new_tree(&mut runner).unwrap().current();
+        *proxy.next.lock().unwrap() = Some((route, m.clone()));
+        let out = w.dir.path().join(format!("out-{i}.bin"));
+        let result = wallet.buy(&proxy.url, "item", &out).await;
+        *proxy.next.lock().unwrap() = None;
+        eprintln!(
+            "{route} {m:?}: {}",
+            match &result {
+                Ok(r) => r.outcome.to_string(),
+                Err(e) => format!("error: {e}"),
+            }
+        );
+        if let Ok(report) = &result
+            && matches!(report.outcome, PurchaseOutcome::Delivered { .. })
+        {
+            assert_eq!(std::fs::read(&out).unwrap(), GOODS, "{route} {m:?}");
+        }
+        outs.push((out, route, m));
+    }
+    let report = wallet.resume(true).await;
+    assert!(!report.has_errors(), "{report}");
+    let mut delivered = 0;
+    for p in &wallet.file().purchases {
+        assert!(p.state.is_final(), "{:?}", p.state);
+        if p.state == PurchaseState::Delivered {
+            delivered += 1;
+            assert_eq!(std::fs::read(&p.out_path).unwrap(), GOODS);
+        }
+    }
+    let balance = wallet.balance();
+    assert_eq!(balance.in_purchases, 0);
+    assert_eq!(
+        balance.spendable + delivered * PRICE,
+        (CASES + 1) * PRICE,
+        "{outs:?}"
+    );
     w.conserved().await;
 }

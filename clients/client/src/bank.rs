@@ -21,7 +21,7 @@ pub struct BankClient {
 
 impl BankClient {
     pub fn new(base: &str) -> Self {
-        BankClient::with_http(reqwest::Client::new(), base)
+        BankClient::with_http(crate::http_client(), base)
     }
 
     pub fn with_http(http: reqwest::Client, base: &str) -> Self {

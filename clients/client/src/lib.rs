@@ -13,3 +13,63 @@ pub mod log;
 pub mod merchant;
 
 pub use error::ClientError;
+
+use std::time::Duration;
+
+/// How long a request may take, end to end, before it fails: long enough
+/// for a dispute's upload or a bank under load, short enough that a peer
+/// that accepted the connection and went silent does not hang a wallet;
+/// every request the clients make can be repeated.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long connecting may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTP client the `new` constructors use: [`REQUEST_TIMEOUT`] and
+/// [`CONNECT_TIMEOUT`].
+pub fn http_client() -> reqwest::Client {
+    http_client_with(REQUEST_TIMEOUT)
+}
+
+/// An HTTP client whose requests fail after `timeout`.
+pub fn http_client_with(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+        .build()
+        // Building fails only if the TLS backend cannot start, which
+        // `Client::new` reports the same way; there is no client without it.
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A server that accepts the connection and never answers: the request
+    // fails when its time is up instead of hanging.
+    #[tokio::test]
+    async fn a_silent_server_times_out() {
+        let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
+            panic!("bind");
+        };
+        let Ok(addr) = listener.local_addr() else {
+            panic!("addr");
+        };
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let client = bank::BankClient::with_http(
+            http_client_with(Duration::from_millis(300)),
+            &format!("http://{addr}"),
+        );
+        let started = std::time::Instant::now();
+        let result = client.info().await;
+        assert!(result.is_err());
+        assert!(started.elapsed() < Duration::from_secs(5));
+        silent.abort();
+    }
+}

@@ -46,7 +46,7 @@ pub struct LogClient {
 impl LogClient {
     /// `base` is the log's URL, e.g. `http://127.0.0.1:8700`.
     pub fn new(base: &str, verifier: NoteVerifier) -> Self {
-        Self::with_http(reqwest::Client::new(), base, verifier)
+        Self::with_http(crate::http_client(), base, verifier)
     }
 
     pub fn with_http(http: reqwest::Client, base: &str, verifier: NoteVerifier) -> Self {

@@ -15,7 +15,7 @@ pub struct MerchantClient {
 
 impl MerchantClient {
     pub fn new(base: &str) -> Self {
-        MerchantClient::with_http(reqwest::Client::new(), base)
+        MerchantClient::with_http(crate::http_client(), base)
     }
 
     pub fn with_http(http: reqwest::Client, base: &str) -> Self {

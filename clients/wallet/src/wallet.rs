@@ -85,7 +85,7 @@ impl Wallet {
         if path.exists() {
             return Err(WalletError::Exists(path.to_owned()));
         }
-        let http = reqwest::Client::new();
+        let http = acd_client::http_client();
         let info = BankClient::with_http(http.clone(), bank_url).info().await?;
         let data = WalletFile::new(fresh_seed(), bank_url, info);
         let wallet = Wallet::from_file(path, data, http)?;
@@ -97,7 +97,7 @@ impl Wallet {
     pub fn open(path: impl AsRef<Path>) -> Result<Wallet, WalletError> {
         let path = path.as_ref();
         let data = WalletFile::load(path)?;
-        Wallet::from_file(path, data, reqwest::Client::new())
+        Wallet::from_file(path, data, acd_client::http_client())
     }
 
     fn from_file(

@@ -89,10 +89,25 @@ pub async fn prove(
             e => ApiError::bad("bad_proof", e.to_string()),
         })?;
     let new = verified.checkpoint;
-    let mut view = peer.view.lock().await;
-    let consistency = match view.proof_needed(&new) {
-        None => Vec::new(),
-        Some((from, to)) => fetch_consistency(http, &peer.url, from, to).await?,
+    // Fetching a proof waits on the log (up to the HTTP timeout), so it is
+    // fetched without holding the view, and used only if the view still
+    // needs exactly that proof once locked again; a view that moved
+    // meanwhile is asked again, and after a few tries the proof is fetched
+    // under the lock so that every request gets through.
+    let mut tries = 0;
+    let (mut view, consistency) = loop {
+        tries += 1;
+        if tries == 3 {
+            let view = peer.view.lock().await;
+            let proof = fetch_needed(http, &peer.url, view.proof_needed(&new)).await?;
+            break (view, proof);
+        }
+        let needed = peer.view.lock().await.proof_needed(&new);
+        let proof = fetch_needed(http, &peer.url, needed).await?;
+        let view = peer.view.lock().await;
+        if view.proof_needed(&new) == needed {
+            break (view, proof);
+        }
     };
     let accepted = match view.accept(&new, &consistency) {
         Ok(accepted) => accepted,
@@ -122,6 +137,18 @@ pub async fn prove(
             text: new.to_text(),
         }),
     })
+}
+
+/// The consistency proof between the sizes `needed` names, if any.
+async fn fetch_needed(
+    http: &reqwest::Client,
+    url: &str,
+    needed: Option<(u64, u64)>,
+) -> Result<Vec<acd_core::merkle::Hash>, ApiError> {
+    match needed {
+        None => Ok(Vec::new()),
+        Some((from, to)) => fetch_consistency(http, url, from, to).await,
+    }
 }
 
 async fn fetch_consistency(

@@ -4,7 +4,7 @@
 //! `frozen_origins` is read from the persisted state when the page is
 //! rendered. HTTP requests are counted and timed by route and status.
 
-use acd_serve::metrics::{Gauge, HttpMetrics, Registry};
+use acd_serve::metrics::{Gauge, HttpMetrics, Registry, gauge_value};
 use axum::response::Response;
 use prometheus_client::metrics::counter::Counter;
 
@@ -90,7 +90,7 @@ impl Metrics {
         }
         if let Some(n) = frozen {
             let gauge = Gauge::<i64>::default();
-            gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
+            gauge.set(gauge_value(n));
             registry.register(
                 "frozen_origins",
                 "Origins the witness refuses to cosign until an operator clears them",

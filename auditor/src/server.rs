@@ -141,7 +141,7 @@ async fn admin_clear(
     query: Result<Query<ClearQuery>, QueryRejection>,
 ) -> Result<Response, WitnessError> {
     let Some(token) = witness.admin_token() else {
-        return Ok(no_route().into_response());
+        return Ok(no_route());
     };
     let given = headers
         .get(header::AUTHORIZATION)
@@ -163,10 +163,12 @@ async fn admin_clear(
     Ok(axum::Json(json!({"origin": q.origin, "cleared": cleared})).into_response())
 }
 
-fn no_route() -> (StatusCode, axum::Json<serde_json::Value>) {
-    (
+fn no_route() -> Response {
+    acd_serve::error_response(
         StatusCode::NOT_FOUND,
-        axum::Json(json!({"error": "no_route", "message": "no such endpoint"})),
+        "no_route",
+        "no such endpoint".to_owned(),
+        None,
     )
 }
 

@@ -364,7 +364,7 @@ impl Ledger {
     /// The maintained sums, checked against a recomputation from the
     /// accounts and escrows.
     pub fn sums(&self) -> Result<Sums, ApiError> {
-        let totals: Totals = self.read(records::TOTALS)?.unwrap_or_default();
+        let totals = self.totals()?;
         let (mut customers, mut merchants, mut escrowed) = (0i128, 0i128, 0i128);
         for item in self.store.scan_prefix(records::ACCOUNT) {
             let (k, v) = item?;

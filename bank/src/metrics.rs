@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use acd_serve::metrics::{Gauge, HttpMetrics, Registry};
+use acd_serve::metrics::{Gauge, HttpMetrics, Registry, gauge_value};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -120,13 +120,12 @@ pub async fn page(State(state): State<Arc<BankState>>, headers: HeaderMap) -> Re
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let to_i64 = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     let values = [
-        to_i64(totals.credited),
+        gauge_value(totals.credited),
         totals.customer_balances,
         totals.merchant_balances,
-        to_i64(totals.live_tokens),
-        to_i64(totals.escrowed),
+        gauge_value(totals.live_tokens),
+        gauge_value(totals.escrowed),
     ];
     for (gauge, v) in m.sums.iter().zip(values) {
         gauge.set(v);

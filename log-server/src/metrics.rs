@@ -7,7 +7,7 @@
 use axum::extract::State;
 use axum::response::Response;
 
-use acd_serve::metrics::{Gauge, HttpMetrics, Registry};
+use acd_serve::metrics::{Gauge, HttpMetrics, Registry, gauge_value};
 
 use crate::api::AppState;
 
@@ -49,10 +49,6 @@ impl Default for LogMetrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn gauge_value(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// `GET /metrics`.

@@ -117,6 +117,12 @@ impl HttpMetrics {
     }
 }
 
+/// A count or a size as a gauge's value (gauges hold an `i64`; a value
+/// beyond it shows as `i64::MAX`).
+pub fn gauge_value<T: TryInto<i64>>(v: T) -> i64 {
+    v.try_into().unwrap_or(i64::MAX)
+}
+
 /// The metrics page of `registry`.
 pub fn render(registry: &Registry) -> Response {
     let mut text = String::new();

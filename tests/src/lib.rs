@@ -431,9 +431,8 @@ pub async fn metric(url: &str, name: &str) -> u64 {
         .text()
         .await
         .expect("the metrics page's text");
-    page.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{page}"))
+    // Counters and gauges here are whole numbers.
+    acd_serve::metrics::read(&page, name).unwrap_or_else(|| panic!("no {name} in\n{page}")) as u64
 }
 
 /// Polls `url`'s metric `name` until it reaches `at_least` (20 s at most).

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use acd_serve::metrics::{Gauge, HttpMetrics, Registry};
+use acd_serve::metrics::{Gauge, HttpMetrics, Registry, gauge_value};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::metrics::counter::Counter;
@@ -58,7 +58,7 @@ pub async fn page(State(shop): State<Arc<Shop>>) -> Response {
         registry.register(name, help, counter.clone());
     }
     let gauge = Gauge::<i64>::default();
-    gauge.set(i64::try_from(pending).unwrap_or(i64::MAX));
+    gauge.set(gauge_value(pending));
     registry.register(
         "pending",
         "Purchases with work left: escrowed but not committed, or committed but not paid",

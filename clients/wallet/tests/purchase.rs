@@ -497,6 +497,22 @@ impl Tamper {
     }
 }
 
+/// Runs `resume` to the end; every purchase must then be final, each
+/// delivered one with the right goods. Returns how many were delivered.
+async fn finish_all(wallet: &mut Wallet) -> u64 {
+    let report = wallet.resume(true).await;
+    assert!(!report.has_errors(), "{report}");
+    let mut delivered = 0;
+    for p in &wallet.file().purchases {
+        assert!(p.state.is_final(), "{:?}", p.state);
+        if p.state == PurchaseState::Delivered {
+            delivered += 1;
+            assert_eq!(std::fs::read(&p.out_path).unwrap(), GOODS);
+        }
+    }
+    delivered
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_merchant_answers_cost_nothing() {
     // The merchant's offer or delivery is changed at one place on its way
@@ -539,16 +555,7 @@ async fn tampered_merchant_answers_cost_nothing() {
         }
         outs.push((out, route, m));
     }
-    let report = wallet.resume(true).await;
-    assert!(!report.has_errors(), "{report}");
-    let mut delivered = 0;
-    for p in &wallet.file().purchases {
-        assert!(p.state.is_final(), "{:?}", p.state);
-        if p.state == PurchaseState::Delivered {
-            delivered += 1;
-            assert_eq!(std::fs::read(&p.out_path).unwrap(), GOODS);
-        }
-    }
+    let delivered = finish_all(&mut wallet).await;
     let balance = wallet.balance();
     assert_eq!(balance.in_purchases, 0);
     assert_eq!(
@@ -602,16 +609,7 @@ async fn tampered_bank_answers_cost_nothing() {
         }
         *proxy.next.lock().unwrap() = None;
     }
-    let report = wallet.resume(true).await;
-    assert!(!report.has_errors(), "{report}");
-    let mut delivered = 0;
-    for p in &wallet.file().purchases {
-        assert!(p.state.is_final(), "{:?}", p.state);
-        if p.state == PurchaseState::Delivered {
-            delivered += 1;
-            assert_eq!(std::fs::read(&p.out_path).unwrap(), GOODS);
-        }
-    }
+    let delivered = finish_all(&mut wallet).await;
     let balance = wallet.balance();
     assert_eq!((balance.in_purchases, balance.withdrawing), (0, 0));
     let account = w.admin.account(&key).await.unwrap().balance;

@@ -76,8 +76,7 @@ async fn send(app: &axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
     (status, bytes.to_vec())
 }
 
-#[path = "../../tests/support/mutation.rs"]
-mod mutation;
+use acd_testkit::mutation;
 
 fn check_refusal(status: StatusCode, body: &[u8]) -> Result<(), TestCaseError> {
     let what = format!("a garbage request ({status})");

@@ -110,7 +110,8 @@ pub fn load_or_create_rsa_key(
     match read_optional(&path)? {
         Some(der) => BlindSecretKey::from_der(&der).map_err(|e| invalid(e.to_string())),
         None => {
-            let pair = token::generate_key(bits).map_err(|e| invalid(e.to_string()))?;
+            let pair =
+                token::generate_key(&mut rand::rng(), bits).map_err(|e| invalid(e.to_string()))?;
             let der = pair.sk.to_der().map_err(|e| invalid(e.to_string()))?;
             write_secret(&path, &der)?;
             Ok(pair.sk)

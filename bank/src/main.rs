@@ -145,7 +145,7 @@ async fn admin(url: &str, token_file: &PathBuf, command: AdminCommand) -> anyhow
             amount,
             request_id,
         } => {
-            let mut credit = Credit::new(parse_key(&key)?, amount);
+            let mut credit = Credit::new(&mut rand::rng(), parse_key(&key)?, amount);
             if let Some(id) = request_id {
                 hex::decode_to_slice(id.trim(), &mut credit.request_id)
                     .context("the request id must be 32 hex digits")?;

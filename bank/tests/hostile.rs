@@ -8,8 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-#[path = "../../tests/support/mutation.rs"]
-mod mutation;
+use acd_testkit::mutation;
 
 use acd_core::bank_api::{Credit, DepositRequest, RefundRequest, RegisterRequest};
 use acd_core::purchase::{Refund, RefundReason};
@@ -97,7 +96,11 @@ fn mutated_requests_are_refused_cleanly() {
             Template {
                 route: "/admin/v1/credit",
                 admin: true,
-                body: value(&Credit::new(h.customer.verifying_key().to_bytes(), 5)),
+                body: value(&Credit::new(
+                    &mut rand::rng(),
+                    h.customer.verifying_key().to_bytes(),
+                    5,
+                )),
             },
         ];
         let http = reqwest::Client::new();

@@ -126,7 +126,7 @@ async fn withdraw_spend_deposit() {
     assert_eq!((s.escrowed, s.live_tokens), (105, 6));
     assert!(s.conserved);
 
-    let proof = h.commit(&terms, goods::fresh_key()).await;
+    let proof = h.commit(&terms, goods::fresh_key(&mut rand::rng())).await;
     let d = h
         .client
         .deposit(&DepositRequest {
@@ -487,10 +487,18 @@ fn dispute_request(
 async fn dispute_findings() {
     let h = Harness::new(1000).await;
     let q = fresh_key();
-    let k = goods::fresh_key();
+    let k = goods::fresh_key(&mut rand::rng());
 
     // The merchant logs another key, and is paid before the dispute.
-    let bogus = sale(&h, &q, k, goods::fresh_key(), b"song", b"song").await;
+    let bogus = sale(
+        &h,
+        &q,
+        k,
+        goods::fresh_key(&mut rand::rng()),
+        b"song",
+        b"song",
+    )
+    .await;
     h.client
         .deposit(&DepositRequest {
             proof: bogus.commit.clone(),
@@ -608,7 +616,7 @@ async fn admin_and_http_errors() {
     // A credit repeated with its request id is applied once; the id cannot
     // be reused for another amount, and a credit without one is refused.
     let key = h.customer.verifying_key().to_bytes();
-    let credit = acd_core::bank_api::Credit::new(key, 25);
+    let credit = acd_core::bank_api::Credit::new(&mut rand::rng(), key, 25);
     let first = h.admin.credit(&credit).await.unwrap();
     let again = h.admin.credit(&credit).await.unwrap();
     assert_eq!(first.balance, 25);
@@ -703,11 +711,11 @@ async fn restart_keeps_keys_and_state() {
         .await
         .unwrap();
     admin
-        .credit(&acd_core::bank_api::Credit::new(key, 50))
+        .credit(&acd_core::bank_api::Credit::new(&mut rand::rng(), key, 50))
         .await
         .unwrap();
     let d = acd_core::token::Denomination::from_spki(10, &info.denominations[1].spki).unwrap();
-    let blinded = BlindedToken::new(&d).unwrap();
+    let blinded = BlindedToken::new(&mut rand::rng(), &d).unwrap();
     let withdrawal = acd_core::purchase::Withdrawal {
         bank: info.bank,
         account: key,

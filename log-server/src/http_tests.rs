@@ -144,8 +144,7 @@ async fn unknown_route_and_bad_tid() {
     }
 }
 
-#[path = "../../tests/support/mutation.rs"]
-mod mutation;
+use acd_testkit::mutation;
 
 // Valid commit and abort requests mutated at one random place: never a
 // 500, every refusal a JSON error, and the stored log still checks out

@@ -1,50 +1,83 @@
-//! What every acd server (log, bank, merchant, auditor) shares and none of
-//! them is about: the JSON error response, graceful shutdown on SIGTERM or
-//! Ctrl-C, logging set-up, secret files (keys, tokens) written once,
-//! atomically, readable by their owner only, and opening sled.
+//! The HTTP shell every acd server (log, bank, merchant, auditor) shares
+//! and none of them is about. The servers' engines decide protocol steps
+//! and return [`acd_core::error::DomainError`]; this crate turns them into
+//! HTTP:
+//!
+//! - [`error`]: the one [`ApiError`], mapped to a status in one place and
+//!   answered as the JSON error body.
+//! - [`extract`]: [`ApiJson`], [`ApiPath`], [`ApiQuery`]: extractors whose
+//!   rejections are that same JSON error.
+//! - [`auth`]: the bearer-token [`Admin`] extractor (constant-time compare).
+//! - [`serve`]: serving a router on a bound listener until shutdown;
+//!   [`shutdown_signal`] for SIGTERM and Ctrl-C.
+//! - [`http_client`]: the one outgoing HTTP client builder (connect and
+//!   request timeouts), shared with the wallet through `acd-client`.
+//! - [`metrics`]: the `/metrics` page and per-route HTTP metrics.
+//! - [`secret`]: key and token files written once, atomically, mode 0600.
+//! - [`open_sled`]: opening the embedded database.
 
+pub mod auth;
+pub mod error;
+pub mod extract;
 pub mod metrics;
 pub mod secret;
 
-use acd_core::log_api::{EntryProof, ErrorBody};
-use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+pub use acd_client::{http_client, http_client_with};
+pub use auth::{Admin, AdminToken, AdminTokenSource};
+pub use error::ApiError;
+pub use extract::{ApiJson, ApiPath, ApiQuery};
 
-/// The one shape of every error answer: `{"error": code, "message": ...}`
-/// (plus the entry already logged, for a log's conflict). A 503 carries
-/// `Retry-After: 1`, since every 503 of ours is back-pressure or a storage
-/// hiccup worth retrying.
+use std::future::Future;
+
+use acd_core::error::{DomainError, ErrorKind};
+use acd_core::log_api::EntryProof;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+
+/// An error answer built from its parts, for the few answers that are not
+/// a protocol step's (a witness's own refusals): the same shape and
+/// headers as [`ApiError`], since it is one.
 pub fn error_response(
     status: StatusCode,
-    code: &str,
+    code: &'static str,
     message: String,
     existing: Option<Box<EntryProof>>,
 ) -> Response {
-    let body = ErrorBody {
-        error: code.to_owned(),
-        message,
-        existing,
+    let kind = match status {
+        StatusCode::BAD_REQUEST => ErrorKind::BadRequest,
+        StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
+        StatusCode::FORBIDDEN => ErrorKind::Forbidden,
+        StatusCode::NOT_FOUND => ErrorKind::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorKind::MethodNotAllowed,
+        StatusCode::CONFLICT => ErrorKind::Conflict,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::TooLarge,
+        StatusCode::UNPROCESSABLE_ENTITY => ErrorKind::Unprocessable,
+        StatusCode::SERVICE_UNAVAILABLE => ErrorKind::Unavailable,
+        _ => ErrorKind::Internal,
     };
-    let mut response = (status, Json(body)).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    response
+    let mut e = DomainError::new(kind, code, message);
+    e.existing = existing;
+    ApiError(e).into_response()
 }
 
 /// The answer to a bug or a broken disk: the detail goes to the server's
 /// log only, the client learns nothing about the inside.
 pub fn internal_error(detail: &str) -> Response {
-    tracing::error!(%detail, "internal error");
-    error_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "internal error".to_owned(),
-        None,
-    )
+    ApiError(DomainError::internal(detail)).into_response()
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then waits for
+/// the requests in flight to be answered. Every acd server runs this.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), in colour only
@@ -101,7 +134,12 @@ pub fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use axum::http::{HeaderValue, Request, header};
+    use axum::routing::{get, post};
     use http_body_util::BodyExt;
+    use std::sync::Arc;
+    use tower::ServiceExt;
 
     async fn body(r: Response) -> serde_json::Value {
         let bytes = r
@@ -154,5 +192,156 @@ mod tests {
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let text = body(r).await.to_string();
         assert!(!text.contains("secret"), "{text}");
+    }
+
+    struct State {
+        token: Option<AdminToken>,
+    }
+
+    impl AdminTokenSource for State {
+        fn admin_token(&self) -> Option<&AdminToken> {
+            self.token.as_ref()
+        }
+    }
+
+    #[derive(serde::Deserialize, serde::Serialize)]
+    #[serde(deny_unknown_fields)]
+    struct Thing {
+        n: u8,
+    }
+
+    fn app(token: Option<&str>) -> Router {
+        Router::new()
+            .route(
+                "/thing",
+                post(|ApiJson(t): ApiJson<Thing>| async move { ApiJson(t) }),
+            )
+            .route(
+                "/n/{n}",
+                get(|ApiPath(n): ApiPath<u8>| async move { n.to_string() }),
+            )
+            .route(
+                "/q",
+                get(|ApiQuery(t): ApiQuery<Thing>| async move { t.n.to_string() }),
+            )
+            .route("/admin", get(|_: Admin| async { "yes" }))
+            .fallback(error::no_route)
+            .method_not_allowed_fallback(error::wrong_method)
+            .layer(axum::extract::DefaultBodyLimit::max(64))
+            .with_state(Arc::new(State {
+                token: token.map(AdminToken::new),
+            }))
+    }
+
+    async fn call(app: &Router, req: Request<Body>) -> (u16, serde_json::Value) {
+        let r = app
+            .clone()
+            .oneshot(req)
+            .await
+            .unwrap_or_else(|e| match e {});
+        let status = r.status().as_u16();
+        let bytes = r
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    fn req(method: &str, uri: &str, body: &'static str) -> Request<Body> {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    // Every rejection of the shared extractors is the JSON error shape with
+    // its own code; good input goes through.
+    #[tokio::test]
+    async fn extractors_answer_json_errors() {
+        let app = app(None);
+        let (s, v) = call(&app, req("POST", "/thing", r#"{"n":7}"#)).await;
+        assert_eq!((s, v), (200, serde_json::json!({"n": 7})));
+        for (method, uri, body, status, code) in [
+            ("POST", "/thing", "{", 400, "bad_json"),
+            ("POST", "/thing", r#"{"n":7,"x":1}"#, 400, "bad_json"),
+            (
+                "POST",
+                "/thing",
+                r#"{"n":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#,
+                413,
+                "too_large",
+            ),
+            ("GET", "/n/300", "", 400, "bad_path"),
+            ("GET", "/n/%ff", "", 400, "bad_path"),
+            ("GET", "/q?n=x", "", 400, "bad_query"),
+            ("GET", "/nowhere", "", 404, "no_route"),
+            ("DELETE", "/thing", "", 405, "method_not_allowed"),
+        ] {
+            let (s, v) = call(&app, req(method, uri, body)).await;
+            assert_eq!(s, status, "{method} {uri}: {v}");
+            assert_eq!(v["error"], code, "{method} {uri}: {v}");
+            assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        }
+    }
+
+    // The admin extractor lets only the exact token through, and a server
+    // without a token refuses everyone.
+    #[tokio::test]
+    async fn admin_needs_the_exact_bearer_token() {
+        let app = app(Some("s3cret"));
+        let with = |h: Option<&'static str>| {
+            let mut r = Request::get("/admin");
+            if let Some(h) = h {
+                r = r.header(header::AUTHORIZATION, h);
+            }
+            r.body(Body::empty()).unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(call(&app, with(Some("Bearer s3cret"))).await.0, 200);
+        for h in [
+            None,
+            Some("Bearer s3cre"),
+            Some("Bearer s3cret2"),
+            Some("s3cret"),
+            Some("Bearer "),
+        ] {
+            let (s, v) = call(&app, with(h)).await;
+            assert_eq!(
+                (s, v["error"].as_str()),
+                (401, Some("unauthorized")),
+                "{h:?}"
+            );
+        }
+        let closed = self::app(None);
+        assert_eq!(call(&closed, with(Some("Bearer s3cret"))).await.0, 401);
+    }
+
+    // `serve` answers on the bound listener and returns once shutdown
+    // resolves.
+    #[tokio::test]
+    async fn serve_runs_until_shutdown() {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, app(None), async {
+            let _ = stopped.await;
+        }));
+        let answer = http_client()
+            .get(format!("http://{addr}/n/5"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(answer.text().await.unwrap_or_default(), "5");
+        let _ = stop.send(());
+        let done = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+        assert!(matches!(done, Ok(Ok(Ok(())))));
     }
 }

@@ -364,8 +364,11 @@ pub fn seed_bank_keys(data: &Path) {
             .iter()
             .map(|&v| {
                 std::thread::spawn(move || {
-                    let pair = acd_core::token::generate_key(acd_core::token::DEFAULT_RSA_BITS)
-                        .expect("an RSA key");
+                    let pair = acd_core::token::generate_key(
+                        &mut rand::rng(),
+                        acd_core::token::DEFAULT_RSA_BITS,
+                    )
+                    .expect("an RSA key");
                     (v, pair.sk.to_der().expect("DER of an RSA key"))
                 })
             })

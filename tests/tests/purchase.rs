@@ -256,7 +256,10 @@ impl World {
             })
             .await
             .unwrap();
-        self.admin.credit(&Credit::new(key, funds)).await.unwrap();
+        self.admin
+            .credit(&Credit::new(&mut rand::rng(), key, funds))
+            .await
+            .unwrap();
         wallet.with_poll_interval(Duration::from_millis(100))
     }
 
@@ -654,8 +657,8 @@ async fn no_commit_the_sweeper_aborts_and_the_refund_is_unlinkable() {
         Denomination::from_spki(d.value, &d.spki).unwrap()
     };
     let blinded = vec![
-        BlindedToken::new(&denomination(10)).unwrap(),
-        BlindedToken::new(&denomination(1)).unwrap(),
+        BlindedToken::new(&mut rand::rng(), &denomination(10)).unwrap(),
+        BlindedToken::new(&mut rand::rng(), &denomination(1)).unwrap(),
     ];
     let request_id = [9; 16];
     file.withdrawals.push(PendingWithdrawal {
@@ -782,8 +785,8 @@ async fn no_commit_the_sweeper_aborts_and_the_refund_is_unlinkable() {
         assert_ne!(&t.signature, s);
     }
     let other = vec![
-        BlindedToken::new(&denomination(10)).unwrap(),
-        BlindedToken::new(&denomination(1)).unwrap(),
+        BlindedToken::new(&mut rand::rng(), &denomination(10)).unwrap(),
+        BlindedToken::new(&mut rand::rng(), &denomination(1)).unwrap(),
     ];
     assert_eq!(
         refusal(w.bank().refund(&signed(&other)).await),

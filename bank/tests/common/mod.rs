@@ -225,7 +225,11 @@ impl Harness {
         }
         if funds > 0 {
             admin
-                .credit(&Credit::new(customer.verifying_key().to_bytes(), funds))
+                .credit(&Credit::new(
+                    &mut rand::rng(),
+                    customer.verifying_key().to_bytes(),
+                    funds,
+                ))
                 .await
                 .unwrap();
         }
@@ -255,7 +259,7 @@ impl Harness {
     pub fn blinded(&self, values: &[u64]) -> Vec<BlindedToken> {
         values
             .iter()
-            .map(|v| BlindedToken::new(&self.denominations[v]).unwrap())
+            .map(|v| BlindedToken::new(&mut rand::rng(), &self.denominations[v]).unwrap())
             .collect()
     }
 

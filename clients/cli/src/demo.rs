@@ -270,7 +270,9 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
             kind: AccountKind::Customer,
         })
         .await?;
-    admin.credit(&Credit::new(account, 500)).await?;
+    admin
+        .credit(&Credit::new(&mut rand::rng(), account, 500))
+        .await?;
     println!(
         "   bank: account {}… credited 500 (money entering the system)",
         short(&account)
@@ -414,9 +416,11 @@ async fn double_spend(admin: &BankClient, merchant_url: &str) -> anyhow::Result<
             kind: AccountKind::Customer,
         })
         .await?;
-    admin.credit(&Credit::new(key, 100)).await?;
+    admin
+        .credit(&Credit::new(&mut rand::rng(), key, 100))
+        .await?;
     let denomination = change_denomination(&info, 100)?;
-    let blinded = BlindedToken::new(&denomination)?;
+    let blinded = BlindedToken::new(&mut rand::rng(), &denomination)?;
     let mut request_id = [0u8; 16];
     rand::fill(&mut request_id);
     let withdrawal = Withdrawal {
@@ -460,10 +464,10 @@ async fn double_spend(admin: &BankClient, merchant_url: &str) -> anyhow::Result<
         let ones = change_denomination(&info, 1)?;
         let mut change_msgs = Vec::new();
         for _ in 0..6 {
-            change_msgs.push(BlindedToken::new(&tens)?.request());
+            change_msgs.push(BlindedToken::new(&mut rand::rng(), &tens)?.request());
         }
         for _ in 0..5 {
-            change_msgs.push(BlindedToken::new(&ones)?.request());
+            change_msgs.push(BlindedToken::new(&mut rand::rng(), &ones)?.request());
         }
         let spend = Spend {
             terms: o.terms(),

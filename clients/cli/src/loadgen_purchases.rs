@@ -196,9 +196,9 @@ fn blind_sign_rate(sk: &token::BlindSecretKey, blinded: &[u8], cores: usize) -> 
 /// Measures the primitives on one core, with this run's item size, and the
 /// blind-signing rate of `cores` threads at once.
 pub fn measure_crypto(item_bytes: usize, cores: usize) -> anyhow::Result<CryptoCosts> {
-    let kp = token::generate_key(token::DEFAULT_RSA_BITS)?;
+    let kp = token::generate_key(&mut rand::rng(), token::DEFAULT_RSA_BITS)?;
     let d = Denomination::new(1, kp.pk.clone())?;
-    let b = BlindedToken::new(&d)?;
+    let b = BlindedToken::new(&mut rand::rng(), &d)?;
     let sig = token::blind_sign(&kp.sk, &b.blinded)?;
     let t = b.finish(&d, &sig)?;
     let rsa_blind_sign = time_per(100, || {
@@ -220,7 +220,7 @@ pub fn measure_crypto(item_bytes: usize, cores: usize) -> anyhow::Result<CryptoC
         let _ = vk.verify_strict(&msg, &s);
     });
     let _ = vk.verify(&msg, &s);
-    let k = goods::fresh_key();
+    let k = goods::fresh_key(&mut rand::rng());
     let tid = acd_core::entry::Tid([1; 16]);
     let plain = vec![0u8; item_bytes];
     let aes_gcm_item = time_per(1000, || {
@@ -250,7 +250,7 @@ struct Shared {
 /// A customer's side of a withdrawal before it is sent: a blinded token
 /// and the signed request that carries it.
 fn prepare_withdrawal(s: &Shared) -> anyhow::Result<(BlindedToken, WithdrawRequest)> {
-    let b = BlindedToken::new(&s.denomination)?;
+    let b = BlindedToken::new(&mut rand::rng(), &s.denomination)?;
     let mut request_id = [0u8; 16];
     rand::fill(&mut request_id);
     let withdrawal = Withdrawal {
@@ -461,8 +461,12 @@ pub async fn run(spec: &PurchaseSpec) -> anyhow::Result<PurchaseReport> {
     })
     .await
     .context("creating the load account (is the admin token right?)")?;
-    bank.credit(&Credit::new(key, item.price * spec.count as u64))
-        .await?;
+    bank.credit(&Credit::new(
+        &mut rand::rng(),
+        key,
+        item.price * spec.count as u64,
+    ))
+    .await?;
     let shared = Arc::new(Shared {
         bank,
         merchant,
@@ -478,8 +482,9 @@ pub async fn run(spec: &PurchaseSpec) -> anyhow::Result<PurchaseReport> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let kp = token::generate_key(token::DEFAULT_RSA_BITS)?;
-    let blinded = BlindedToken::new(&Denomination::new(1, kp.pk.clone())?)?.blinded;
+    let kp = token::generate_key(&mut rand::rng(), token::DEFAULT_RSA_BITS)?;
+    let blinded =
+        BlindedToken::new(&mut rand::rng(), &Denomination::new(1, kp.pk.clone())?)?.blinded;
     let before =
         tokio::task::spawn_blocking(move || blind_sign_rate(&kp.sk, &blinded, cores)).await?;
 

@@ -28,6 +28,7 @@
 //! - `POST /api/v1/purchase` [P3 → P4, P6]: [`PurchaseRequest`] → [`Delivery`]
 //! - `GET  /api/v1/delivery/{tid}` [P6 again]: [`Delivery`]
 
+use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 
 use crate::entry::Tid;
@@ -235,11 +236,11 @@ pub struct Credit {
 }
 
 impl Credit {
-    /// A credit with a fresh random request id; send this same value again
-    /// to retry it.
-    pub fn new(key: [u8; 32], amount: u64) -> Credit {
+    /// A credit with a fresh random request id drawn from `rng`; send this
+    /// same value again to retry it.
+    pub fn new<R: CryptoRng + ?Sized>(rng: &mut R, key: [u8; 32], amount: u64) -> Credit {
         let mut request_id = [0u8; 16];
-        rand::fill(&mut request_id);
+        rng.fill_bytes(&mut request_id);
         Credit {
             key,
             amount,

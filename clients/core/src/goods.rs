@@ -9,6 +9,7 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
+use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -30,10 +31,10 @@ fn aad(tid: &Tid) -> Vec<u8> {
     Writer::labelled(GOODS_LABEL).fixed(&tid.0).finish()
 }
 
-/// A fresh random goods key k.
-pub fn fresh_key() -> [u8; 32] {
+/// A fresh random goods key k, drawn from `rng`.
+pub fn fresh_key<R: CryptoRng + ?Sized>(rng: &mut R) -> [u8; 32] {
     let mut k = [0u8; 32];
-    rand::fill(&mut k);
+    rng.fill_bytes(&mut k);
     k
 }
 
@@ -94,7 +95,7 @@ mod tests {
 
     #[test]
     fn altered_ciphertext_is_refused() {
-        let key = fresh_key();
+        let key = fresh_key(&mut rand::rng());
         let tid = Tid([7; 16]);
         let mut ct = encrypt(&key, &tid, b"the goods").expect("encrypts");
         ct[0] ^= 1;

@@ -25,7 +25,10 @@
 //! - [`proof`]: entry proofs under witnessed checkpoints, and a consistent
 //!   view of a log.
 //! - [`bank_api`]: JSON bodies of the bank's and the merchant's HTTP APIs.
-//! - [`clock`]: the injected clock (milliseconds since the Unix epoch).
+//! - [`clock`]: the injected clock (milliseconds since the Unix epoch);
+//!   randomness is injected too: every function that draws takes a
+//!   `rand_core::CryptoRng`.
+//! - [`error`]: the domain error every server's protocol steps return.
 //! - [`tlog_proof`]: C2SP tlog-proof text.
 //! - [`bundle`]: proof bundles (certified delivery for third parties).
 //! - [`evidence`]: evidence files of a log's misbehaviour, verified offline.
@@ -40,6 +43,7 @@ pub mod compact;
 pub mod cosignature;
 pub mod encoding;
 pub mod entry;
+pub mod error;
 pub mod evidence;
 pub mod goods;
 pub mod log_api;

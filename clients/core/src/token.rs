@@ -14,6 +14,7 @@ use blind_rsa_signatures::{
     BlindMessage, BlindSignature, BlindingResult, KeyPairSha384PSSRandomized, MessageRandomizer,
     PublicKeySha384PSSRandomized, Secret, SecretKeySha384PSSRandomized, Signature,
 };
+use rand_core::CryptoRng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -188,13 +189,16 @@ pub struct BlindedToken {
 }
 
 impl BlindedToken {
-    /// Picks a fresh serial and blinds its token message.
-    pub fn new(denomination: &Denomination) -> Result<Self, TokenError> {
+    /// Picks a fresh serial with `rng` and blinds its token message.
+    pub fn new<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        denomination: &Denomination,
+    ) -> Result<Self, TokenError> {
         let mut serial = [0u8; 32];
-        rand::fill(&mut serial);
+        rng.fill_bytes(&mut serial);
         let result = denomination
             .public_key
-            .blind(&mut rand::rng(), token_message(&denomination.id(), &serial))
+            .blind(rng, token_message(&denomination.id(), &serial))
             .map_err(|e| TokenError::Blind(e.to_string()))?;
         let randomizer = result
             .msg_randomizer
@@ -277,9 +281,12 @@ pub fn blind_sign(secret: &BlindSecretKey, blinded: &[u8]) -> Result<Vec<u8>, To
         .map_err(|e| TokenError::Sign(e.to_string()))
 }
 
-/// Generates a denomination key pair of `bits` bits.
-pub fn generate_key(bits: usize) -> Result<BlindKeyPair, TokenError> {
-    BlindKeyPair::generate(&mut rand::rng(), bits).map_err(|e| TokenError::Key(e.to_string()))
+/// Generates a denomination key pair of `bits` bits with `rng`.
+pub fn generate_key<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    bits: usize,
+) -> Result<BlindKeyPair, TokenError> {
+    BlindKeyPair::generate(rng, bits).map_err(|e| TokenError::Key(e.to_string()))
 }
 
 #[cfg(test)]
@@ -288,14 +295,14 @@ mod tests {
 
     fn key() -> &'static BlindKeyPair {
         static KEY: std::sync::OnceLock<BlindKeyPair> = std::sync::OnceLock::new();
-        KEY.get_or_init(|| generate_key(2048).expect("key"))
+        KEY.get_or_init(|| generate_key(&mut rand::rng(), 2048).expect("key"))
     }
 
     #[test]
     fn withdraw_unblind_verify() {
         let kp = key();
         let d = Denomination::new(100, kp.pk.clone()).expect("denomination");
-        let b = BlindedToken::new(&d).expect("blind");
+        let b = BlindedToken::new(&mut rand::rng(), &d).expect("blind");
         let sig = blind_sign(&kp.sk, &b.blinded).expect("sign");
         let t = b.finish(&d, &sig).expect("unblind");
         t.verify(&d).expect("verifies");
@@ -315,7 +322,7 @@ mod tests {
             Err(TokenError::UnknownDenomination(_))
         ));
         // A blind signature for another message does not unblind.
-        let b2 = BlindedToken::new(&d).expect("blind");
+        let b2 = BlindedToken::new(&mut rand::rng(), &d).expect("blind");
         assert_eq!(b2.finish(&d, &sig), Err(TokenError::BadBlindSignature));
     }
 

@@ -54,7 +54,7 @@ impl Shop {
             ));
         }
         let tid = fresh_tid();
-        let key = goods::fresh_key();
+        let key = goods::fresh_key(&mut rand::rng());
         let file = item.file.clone();
         let wrong_goods = self.behaviour.wrong_goods;
         let sealed = tokio::task::spawn_blocking(move || {

@@ -71,7 +71,7 @@ impl Shop {
                     )));
                 }
                 let commit_key = if self.behaviour.bogus_key {
-                    goods::fresh_key()
+                    goods::fresh_key(&mut rand::rng())
                 } else {
                     p.key
                 };

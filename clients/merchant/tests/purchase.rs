@@ -583,6 +583,5 @@ async fn hostile_requests_are_refused_cleanly() {
     run.stop().await;
 }
 
-#[path = "../../../tests/support/mutation.rs"]
-mod mutation;
+use acd_testkit::mutation;
 use mutation::{apply, check_answer, metrics_without_500, mutation};

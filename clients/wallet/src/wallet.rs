@@ -200,7 +200,7 @@ impl Wallet {
                     .iter()
                     .find(|d| d.value == v)
                     .ok_or_else(|| WalletError::BankInfo(format!("no denomination of {v}")))?;
-                Ok(BlindedToken::new(d)?)
+                Ok(BlindedToken::new(&mut rand::rng(), d)?)
             })
             .collect()
     }

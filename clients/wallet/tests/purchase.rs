@@ -165,7 +165,10 @@ impl World {
             })
             .await
             .unwrap();
-        self.admin.credit(&Credit::new(key, funds)).await.unwrap();
+        self.admin
+            .credit(&Credit::new(&mut rand::rng(), key, funds))
+            .await
+            .unwrap();
         wallet.with_poll_interval(Duration::from_millis(100))
     }
 
@@ -322,7 +325,7 @@ async fn crashes_are_finished_by_resume() {
         .find(|d| d.value == 10)
         .unwrap();
     let d = Denomination::from_spki(d.value, &d.spki).unwrap();
-    let blinded = vec![BlindedToken::new(&d).unwrap()];
+    let blinded = vec![BlindedToken::new(&mut rand::rng(), &d).unwrap()];
     let request_id = [7; 16];
     file.withdrawals.push(PendingWithdrawal {
         request_id,
@@ -438,8 +441,7 @@ async fn secrets_are_saved_before_requests_during_an_outage() {
     w.conserved().await;
 }
 
-#[path = "../../../tests/support/mutation.rs"]
-mod mutation;
+use acd_testkit::mutation;
 
 /// A proxy in front of the merchant that changes one answer at one place
 /// when told to: which route's answer, and how.
@@ -588,7 +590,10 @@ async fn tampered_bank_answers_cost_nothing() {
         })
         .await
         .unwrap();
-    w.admin.credit(&Credit::new(key, FUNDS)).await.unwrap();
+    w.admin
+        .credit(&Credit::new(&mut rand::rng(), key, FUNDS))
+        .await
+        .unwrap();
     wallet = wallet.with_poll_interval(Duration::from_millis(100));
     let mut runner = TestRunner::default();
     let cases = (

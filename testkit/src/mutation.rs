@@ -1,9 +1,5 @@
-//! Hostile-peer test support, shared by the log, bank, merchant and wallet
-//! tests (included with `#[path]`): a valid JSON request or answer mutated
-//! at one random place, and the check every answer to a hostile request
-//! must pass.
-
-#![allow(dead_code, clippy::unwrap_used)]
+//! Hostile peers: a valid JSON request or answer mutated at one random
+//! place, and the check every answer to a hostile request must pass.
 
 use proptest::prelude::*;
 use proptest::sample::Index;

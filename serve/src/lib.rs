@@ -22,7 +22,7 @@ pub mod extract;
 pub mod metrics;
 pub mod secret;
 
-pub use acd_client::{http_client, http_client_with};
+pub use acd_client::{http_client, http_client_builder, http_client_with};
 pub use auth::{Admin, AdminToken, AdminTokenSource};
 pub use error::ApiError;
 pub use extract::{ApiJson, ApiPath, ApiQuery};

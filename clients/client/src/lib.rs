@@ -33,13 +33,19 @@ pub fn http_client() -> reqwest::Client {
 
 /// An HTTP client whose requests fail after `timeout`.
 pub fn http_client_with(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+    http_client_builder(timeout)
         .build()
         // Building fails only if the TLS backend cannot start, which
         // `Client::new` reports the same way; there is no client without it.
         .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// The builder behind [`http_client_with`], for a caller that tunes more
+/// (a load generator's connection pool): the timeouts are already set.
+pub fn http_client_builder(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(CONNECT_TIMEOUT.min(timeout))
 }
 
 #[cfg(test)]

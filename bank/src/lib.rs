@@ -12,7 +12,7 @@
 //!   `withdraw`, `register`, `spend`, `deposit`, `abort`, `refund`,
 //!   `dispute`, and `account` for the operator's. Each holds the step's
 //!   checks, its crypto and its ledger rule, and returns a
-//!   [`DomainError`](acd_core::error::DomainError); [`BankState`] is the
+//!   [`DomainError`]; [`BankState`] is the
 //!   engine's shared state.
 //! - [`ledger`]: the books: every state change is a typed
 //!   [`LedgerOp`](ledger::LedgerOp), decided in order and written in one

@@ -44,10 +44,10 @@ use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
 use crate::DenominationKey;
-use crate::ledger::{Ledger, SyncOp};
+use crate::ledger::{Ledger, SyncOp, Tx, corrupt_totals};
 use crate::logs::{self, Logs, Proven};
 use crate::metrics::BankMetrics;
-use crate::records::Escrow;
+use crate::records::{Escrow, EscrowStatus, Totals, due_key};
 use crate::writer::WriterHandle;
 
 /// The engine: everything the steps share.
@@ -269,18 +269,15 @@ impl BankState {
     }
 }
 
-/// Releases an escrow's price from the held total and the due index.
-pub(crate) fn release(
-    tx: &mut crate::ledger::Tx<'_>,
-    e: &Escrow,
-    t: &mut crate::records::Totals,
-) -> Result<(), DomainError> {
+/// Releases an escrow's price from the held total and the due index
+/// (deposit, refund, dispute).
+pub(crate) fn release(tx: &mut Tx<'_>, e: &Escrow, t: &mut Totals) -> Result<(), DomainError> {
     t.escrowed = t
         .escrowed
         .checked_sub(e.terms.price)
-        .ok_or_else(crate::ledger::corrupt_totals)?;
-    if e.status == crate::records::EscrowStatus::Escrowed {
-        tx.delete(crate::records::due_key(e.terms.expiration_ms, &e.terms.tid));
+        .ok_or_else(corrupt_totals)?;
+    if e.status == EscrowStatus::Escrowed {
+        tx.delete(due_key(e.terms.expiration_ms, &e.terms.tid));
     }
     Ok(())
 }

@@ -1,11 +1,97 @@
 //! The bank's configuration: one struct whose field docs are the
 //! operator's manual. Read from a TOML file (`--config`), with command-line
-//! flags taking precedence; see `bank/bank.example.toml`.
+//! flags ([`Overrides`]) taking precedence; see `bank/bank.example.toml`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use thiserror::Error;
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parsing {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("--data is required without --config")]
+    NoData,
+}
+
+/// The settings `acd-bank serve` takes on its command line; each one given
+/// replaces the file's (logs and witnesses are added to the file's).
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct Overrides {
+    /// Data directory (database, keys, admin token).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Listen address, e.g. 127.0.0.1:8800 (port 0: any free port).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Trust this log, as `<note-vkey>@<url>`; repeatable.
+    #[arg(long = "log")]
+    pub logs: Vec<TrustedLog>,
+    /// A witness cosignature vkey counted by the policy; repeatable.
+    #[arg(long = "witness")]
+    pub witnesses: Vec<String>,
+    /// How many of the witnesses must cosign a checkpoint.
+    #[arg(long)]
+    pub witness_threshold: Option<usize>,
+    /// Denomination values, comma-separated, e.g. 1,10,100,1000.
+    #[arg(long, value_delimiter = ',')]
+    pub denominations: Option<Vec<u64>>,
+    /// Modulus size of newly created denomination keys.
+    #[arg(long)]
+    pub rsa_bits: Option<usize>,
+    /// Shortest time from now to an escrow's expiration, in ms.
+    #[arg(long)]
+    pub min_expiration_ms: Option<u64>,
+    /// Longest time from now to an escrow's expiration, in ms.
+    #[arg(long)]
+    pub max_expiration_ms: Option<u64>,
+    /// How often the sweeper aborts expired escrows, in ms.
+    #[arg(long)]
+    pub sweep_interval_ms: Option<u64>,
+}
+
+impl Overrides {
+    /// Applies the settings given to `c`.
+    pub fn apply(self, c: &mut BankConfig) {
+        if let Some(d) = self.data {
+            c.data = d;
+        }
+        if let Some(l) = self.listen {
+            c.listen = l;
+        }
+        c.logs.extend(self.logs);
+        c.witnesses.extend(self.witnesses);
+        if let Some(k) = self.witness_threshold {
+            c.witness_threshold = k;
+        }
+        if let Some(d) = self.denominations {
+            c.denominations = d;
+        }
+        if let Some(b) = self.rsa_bits {
+            c.rsa_bits = b;
+        }
+        if let Some(v) = self.min_expiration_ms {
+            c.min_expiration_ms = v;
+        }
+        if let Some(v) = self.max_expiration_ms {
+            c.max_expiration_ms = v;
+        }
+        if let Some(v) = self.sweep_interval_ms {
+            c.sweep_interval_ms = v;
+        }
+    }
+}
 
 /// Everything `acd-bank serve` needs.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -148,6 +234,26 @@ impl BankConfig {
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
     }
+
+    /// What `acd-bank serve` runs with: the TOML file at `path` (or the
+    /// defaults for `overrides.data`), then `overrides` over it.
+    pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Self, ConfigError> {
+        let mut c = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                BankConfig::from_toml(&text).map_err(|source| ConfigError::Parse {
+                    path: path.to_owned(),
+                    source,
+                })?
+            }
+            None => BankConfig::new(overrides.data.clone().ok_or(ConfigError::NoData)?),
+        };
+        overrides.apply(&mut c);
+        Ok(c)
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +275,36 @@ mod tests {
     #[test]
     fn unknown_fields_are_refused() {
         assert!(BankConfig::from_toml("data = 'x'\nrsa_bit = 2048\n").is_err());
+    }
+
+    // Flags override the file's settings and add to its logs; without a
+    // file, the data directory is required.
+    #[test]
+    fn flags_override_the_file() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bank.example.toml");
+        let overrides = Overrides {
+            data: Some("/tmp/elsewhere".into()),
+            logs: vec!["log.example+1234+AAAA@http://127.0.0.1:1".parse().unwrap()],
+            min_expiration_ms: Some(5),
+            ..Overrides::default()
+        };
+        let c = BankConfig::load(Some(Path::new(path)), overrides).unwrap();
+        assert_eq!(c.data, PathBuf::from("/tmp/elsewhere"));
+        assert_eq!((c.logs.len(), c.min_expiration_ms), (2, 5));
+        assert_eq!(c.denominations, vec![1, 10, 100, 1000]);
+        assert!(matches!(
+            BankConfig::load(None, Overrides::default()),
+            Err(ConfigError::NoData)
+        ));
+        let c = BankConfig::load(
+            None,
+            Overrides {
+                data: Some("/tmp/d".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c, BankConfig::new("/tmp/d".into()));
     }
 
     // The flag form of a trusted log splits at the first '@'.

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use acd_core::token::{self, BlindSecretKey};
 use ed25519_dalek::SigningKey;
+use rand_core::CryptoRng;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -73,20 +74,28 @@ fn parse_hex32(path: &Path, bytes: &[u8]) -> Result<[u8; 32], KeyError> {
     Ok(out)
 }
 
-fn random32() -> [u8; 32] {
+fn random32(rng: &mut (impl CryptoRng + ?Sized)) -> [u8; 32] {
     let mut b = [0u8; 32];
-    rand::fill(&mut b);
+    rng.fill_bytes(&mut b);
     b
 }
 
-/// The bank's ed25519 key, created on first use.
+/// The bank's ed25519 key, created on first use from the OS's RNG.
 pub fn load_or_create_bank_key(data: &Path) -> Result<SigningKey, KeyError> {
+    load_or_create_bank_key_with(data, &mut rand::rng())
+}
+
+/// The same, created from `rng`.
+pub fn load_or_create_bank_key_with(
+    data: &Path,
+    rng: &mut (impl CryptoRng + ?Sized),
+) -> Result<SigningKey, KeyError> {
     fs::create_dir_all(data).map_err(io(data))?;
     let path = bank_key_path(data);
     let seed = match read_optional(&path)? {
         Some(bytes) => parse_hex32(&path, &bytes)?,
         None => {
-            let seed = random32();
+            let seed = random32(rng);
             write_secret(&path, format!("{}\n", hex::encode(seed)).as_bytes())?;
             seed
         }
@@ -95,11 +104,21 @@ pub fn load_or_create_bank_key(data: &Path) -> Result<SigningKey, KeyError> {
 }
 
 /// The blind-signing key of the denomination `value`, created with `bits`
-/// bits on first use.
+/// bits on first use from the OS's RNG.
 pub fn load_or_create_rsa_key(
     data: &Path,
     value: u64,
     bits: usize,
+) -> Result<BlindSecretKey, KeyError> {
+    load_or_create_rsa_key_with(data, value, bits, &mut rand::rng())
+}
+
+/// The same, created from `rng`.
+pub fn load_or_create_rsa_key_with(
+    data: &Path,
+    value: u64,
+    bits: usize,
+    rng: &mut (impl CryptoRng + ?Sized),
 ) -> Result<BlindSecretKey, KeyError> {
     fs::create_dir_all(data).map_err(io(data))?;
     let path = rsa_key_path(data, value);
@@ -110,8 +129,7 @@ pub fn load_or_create_rsa_key(
     match read_optional(&path)? {
         Some(der) => BlindSecretKey::from_der(&der).map_err(|e| invalid(e.to_string())),
         None => {
-            let pair =
-                token::generate_key(&mut rand::rng(), bits).map_err(|e| invalid(e.to_string()))?;
+            let pair = token::generate_key(rng, bits).map_err(|e| invalid(e.to_string()))?;
             let der = pair.sk.to_der().map_err(|e| invalid(e.to_string()))?;
             write_secret(&path, &der)?;
             Ok(pair.sk)
@@ -119,14 +137,23 @@ pub fn load_or_create_rsa_key(
     }
 }
 
-/// The admin token (64 hex digits), created on first use.
+/// The admin token (64 hex digits), created on first use from the OS's
+/// RNG.
 pub fn load_or_create_admin_token(data: &Path) -> Result<String, KeyError> {
+    load_or_create_admin_token_with(data, &mut rand::rng())
+}
+
+/// The same, created from `rng`.
+pub fn load_or_create_admin_token_with(
+    data: &Path,
+    rng: &mut (impl CryptoRng + ?Sized),
+) -> Result<String, KeyError> {
     fs::create_dir_all(data).map_err(io(data))?;
     let path = admin_token_path(data);
     match read_optional(&path)? {
         Some(bytes) => Ok(hex::encode(parse_hex32(&path, &bytes)?)),
         None => {
-            let token = hex::encode(random32());
+            let token = hex::encode(random32(rng));
             write_secret(&path, format!("{token}\n").as_bytes())?;
             Ok(token)
         }

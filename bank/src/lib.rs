@@ -8,38 +8,44 @@
 //! at `/admin/v1/sums`.
 //!
 //! Layout:
-//! - [`config`]: the operator's settings.
-//! - [`keys`]: the bank's ed25519 key, its denomination RSA keys and the
-//!   admin token on disk.
-//! - [`records`]: what the ledger stores and the key layout.
-//! - [`ledger`]: the books: every state change decided in order and
-//!   written in one atomic batch per group commit; `rules`: each op's rules.
+//! - [`engine`]: the protocol steps, one file each, named after the step:
+//!   `withdraw`, `register`, `spend`, `deposit`, `abort`, `refund`,
+//!   `dispute`, and `account` for the operator's. Each holds the step's
+//!   checks, its crypto and its ledger rule, and returns a
+//!   [`DomainError`]; [`BankState`] is the
+//!   engine's shared state.
+//! - [`ledger`]: the books: every state change is a typed
+//!   [`LedgerOp`](ledger::LedgerOp), decided in order and written in one
+//!   atomic batch per group commit.
+//! - [`writer`]: the single writer thread in front of the ledger.
 //! - [`store`]: the table under the ledger (sled, or memory with failure
 //!   injection for tests).
-//! - [`writer`]: the single writer thread in front of the ledger.
+//! - [`records`]: what the ledger stores and the key layout.
 //! - [`logs`]: the trusted logs and the checking of their proofs and
 //!   checkpoints.
-//! - [`api`], [`admin`], [`error`]: the HTTP surface; [`metrics`]: its
-//!   `/metrics` page.
-//! - [`sweeper`]: aborts expired escrows at their log.
-//! - [`clock`]: the injected clock.
+//! - [`http`]: the routes and their few-line handlers on the `acd-serve`
+//!   shell; [`metrics`]: what `/metrics` shows.
+//! - [`sweeper`]: runs the abort step for expired escrows every interval.
+//! - [`config`]: the operator's settings (TOML); [`keys`]: the bank's
+//!   ed25519 key, its denomination RSA keys and the admin token on disk;
+//!   [`clock`]: the injected clock.
 //!
 //! A server is [`Bank::open`] then [`Bank::run`] on a bound listener.
 
-pub mod admin;
-pub mod api;
 pub mod clock;
 pub mod config;
-pub mod error;
+pub mod engine;
+pub mod http;
 pub mod keys;
 pub mod ledger;
 pub mod logs;
 pub mod metrics;
 pub mod records;
-mod rules;
 pub mod store;
 pub mod sweeper;
 pub mod writer;
+
+pub use engine::BankState;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -49,23 +55,20 @@ use std::time::Duration;
 use acd_core::bank_api::{BankInfo, DenominationInfo, LogInfo, PolicyInfo};
 use acd_core::checkpoint::SignedCheckpoint;
 use acd_core::cosignature::CosignatureVerifier;
+use acd_core::error::DomainError;
 use acd_core::note::NoteVerifier;
 use acd_core::proof::WitnessPolicy;
 use acd_core::token::{BlindSecretKey, Denomination};
+use acd_serve::AdminToken;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
-use ed25519_dalek::SigningKey;
-use sha2::{Digest, Sha256};
+use rand_core::CryptoRng;
 use thiserror::Error;
 use tokio::net::TcpListener;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::BankConfig;
-use crate::error::{ApiError, Kind};
 use crate::ledger::Ledger;
 use crate::logs::{LogPeer, Logs};
-use crate::writer::WriterHandle;
 
 /// Why a bank could not start.
 #[derive(Debug, Error)]
@@ -79,54 +82,13 @@ pub enum OpenError {
     #[error("cannot start the ledger writer: {0}")]
     Thread(#[from] std::io::Error),
     #[error("the ledger: {0}")]
-    Ledger(#[from] ApiError),
+    Ledger(#[from] DomainError),
 }
 
 /// One denomination: its public description and its secret key.
 pub struct DenominationKey {
     pub denomination: Denomination,
     pub(crate) secret: Arc<BlindSecretKey>,
-}
-
-/// Everything the handlers share.
-pub struct BankState {
-    pub(crate) signing: SigningKey,
-    /// The bank's ed25519 public key.
-    pub public: [u8; 32],
-    pub(crate) denominations: HashMap<[u8; 32], DenominationKey>,
-    pub(crate) logs: Logs,
-    pub(crate) policy: WitnessPolicy,
-    pub(crate) info: BankInfo,
-    admin_token_hash: [u8; 32],
-    pub(crate) ledger: Arc<Ledger>,
-    pub(crate) writer: WriterHandle,
-    pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) metrics: Arc<metrics::BankMetrics>,
-    pub(crate) min_expiration_ms: u64,
-    pub(crate) max_expiration_ms: u64,
-    pub(crate) http: reqwest::Client,
-}
-
-impl BankState {
-    /// Does `token` equal the admin token? Compared in constant time (on
-    /// SHA-256 digests, so the length does not leak either).
-    pub(crate) fn admin_token_matches(&self, token: &str) -> bool {
-        let given: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
-        given
-            .iter()
-            .zip(self.admin_token_hash.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-    }
-
-    /// The ledger (committed state).
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-
-    pub(crate) fn now_ms(&self) -> u64 {
-        self.clock.now_ms()
-    }
 }
 
 /// An opened bank: its state, its writer thread and its settings.
@@ -167,6 +129,16 @@ impl Bank {
 
     /// The same with an injected clock (tests of expiration).
     pub fn open_with_clock(config: &BankConfig, clock: Arc<dyn Clock>) -> Result<Bank, OpenError> {
+        Bank::open_with(config, clock, &mut rand::rng())
+    }
+
+    /// The same with an injected clock and the RNG that creates missing
+    /// keys and the admin token (deterministic tests).
+    pub fn open_with(
+        config: &BankConfig,
+        clock: Arc<dyn Clock>,
+        rng: &mut dyn CryptoRng,
+    ) -> Result<Bank, OpenError> {
         if config.denominations.is_empty() || config.denominations.contains(&0) {
             return Err(OpenError::Config(
                 "denominations must be a non-empty list of positive values".into(),
@@ -182,16 +154,17 @@ impl Bank {
                 "sweep_interval_ms must be positive".into(),
             ));
         }
-        let signing = keys::load_or_create_bank_key(&config.data)?;
+        let signing = keys::load_or_create_bank_key_with(&config.data, rng)?;
         let public = signing.verifying_key().to_bytes();
-        let admin_token = keys::load_or_create_admin_token(&config.data)?;
+        let admin_token = keys::load_or_create_admin_token_with(&config.data, rng)?;
         let mut values = config.denominations.clone();
         values.sort_unstable();
         values.dedup();
         let mut denominations = HashMap::new();
         let mut published = Vec::new();
         for value in values {
-            let secret = keys::load_or_create_rsa_key(&config.data, value, config.rsa_bits)?;
+            let secret =
+                keys::load_or_create_rsa_key_with(&config.data, value, config.rsa_bits, rng)?;
             let invalid = |e: String| OpenError::Config(format!("denomination {value}: {e}"));
             let public_key = secret.public_key().map_err(|e| invalid(e.to_string()))?;
             let pem = public_key.to_pem().map_err(|e| invalid(e.to_string()))?;
@@ -214,10 +187,7 @@ impl Bank {
         let policy = parse_policy(config)?;
         let ledger = Arc::new(Ledger::open(&config.data.join("db"))?);
         let stored: HashMap<String, String> = ledger.checkpoints()?.into_iter().collect();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| OpenError::Config(format!("HTTP client: {e}")))?;
+        let http = acd_serve::http_client_with(Duration::from_secs(10));
         let mut logs = Logs::new();
         let mut log_infos = Vec::new();
         for l in &config.logs {
@@ -270,7 +240,7 @@ impl Bank {
                 logs,
                 policy,
                 info,
-                admin_token_hash: Sha256::digest(admin_token.as_bytes()).into(),
+                admin_token: AdminToken::new(&admin_token),
                 ledger,
                 writer,
                 clock,
@@ -309,7 +279,7 @@ impl Bank {
 
     /// The bank's HTTP routes.
     pub fn router(&self) -> Router {
-        router(
+        http::router(
             self.state.clone(),
             self.max_body_bytes,
             self.max_dispute_body_bytes,
@@ -338,9 +308,7 @@ impl Bank {
         } = self;
         let (stop_sweeper, sweeper_stopped) = tokio::sync::watch::channel(false);
         let sweeper = tokio::spawn(sweeper::run(state.clone(), sweep_interval, sweeper_stopped));
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = acd_serve::serve(listener, app, shutdown).await;
         let _ = stop_sweeper.send(true);
         if sweeper.await.is_err() {
             tracing::error!("the sweeper panicked");
@@ -356,40 +324,3 @@ impl Bank {
         served
     }
 }
-
-/// The bank's HTTP routes: the routes of [`acd_core::bank_api`].
-pub fn router(
-    state: Arc<BankState>,
-    max_body_bytes: usize,
-    max_dispute_body_bytes: usize,
-) -> Router {
-    let routes = Router::new()
-        .route("/api/v1/info", get(api::info))
-        .route("/api/v1/withdraw", post(api::withdraw))
-        .route("/api/v1/register", post(api::register))
-        .route("/api/v1/spend", post(api::spend))
-        .route("/api/v1/deposit", post(api::deposit))
-        .route("/api/v1/refund", post(api::refund))
-        .route(
-            "/api/v1/dispute",
-            post(api::dispute).layer(DefaultBodyLimit::max(max_dispute_body_bytes)),
-        )
-        .route("/admin/v1/accounts", post(admin::create_account))
-        .route("/admin/v1/accounts/{key}", get(admin::account))
-        .route("/admin/v1/credit", post(admin::credit))
-        .route("/admin/v1/sums", get(admin::sums))
-        .route("/metrics", get(metrics::page))
-        .fallback(|| async { ApiError::not_found("no_route", "no such endpoint") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                Kind::MethodNotAllowed,
-                "method_not_allowed",
-                "this endpoint does not accept that method",
-            )
-        })
-        .layer(DefaultBodyLimit::max(max_body_bytes));
-    state.metrics.http.layer(routes).with_state(state)
-}
-
-#[cfg(test)]
-mod http_tests;

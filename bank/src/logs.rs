@@ -17,8 +17,8 @@ use acd_core::note::NoteVerifier;
 use acd_core::proof::{self, LogView, ProofError, WitnessPolicy};
 use tokio::sync::Mutex;
 
-use crate::error::ApiError;
 use crate::ledger::CheckpointUpdate;
+use acd_core::error::DomainError;
 
 /// A trusted log: its key, its URL and the bank's view of its history.
 pub struct LogPeer {
@@ -70,10 +70,10 @@ pub async fn prove(
     http: &reqwest::Client,
     entry_proof: &EntryProof,
     policy: &WitnessPolicy,
-) -> Result<Proven, ApiError> {
+) -> Result<Proven, DomainError> {
     let origin = checkpoint_origin(&entry_proof.checkpoint);
     let peer = logs.get(origin).ok_or_else(|| {
-        ApiError::bad(
+        DomainError::bad(
             "untrusted_log",
             format!("the bank does not trust a log named {origin:?}"),
         )
@@ -82,11 +82,11 @@ pub async fn prove(
         proof::verify_entry_proof(entry_proof, &peer.verifier, policy).map_err(|e| match e {
             // Not wrong, only early: the same entry under a later checkpoint
             // the witnesses cosigned is accepted.
-            ProofError::Witnesses { .. } => ApiError::unprocessable(
+            ProofError::Witnesses { .. } => DomainError::unprocessable(
                 "insufficient_cosignatures",
                 format!("{e}; retry with a proof under a checkpoint the witnesses cosigned"),
             ),
-            e => ApiError::bad("bad_proof", e.to_string()),
+            e => DomainError::bad("bad_proof", e.to_string()),
         })?;
     let new = verified.checkpoint;
     // Fetching a proof waits on the log (up to the HTTP timeout), so it is
@@ -120,12 +120,12 @@ pub async fn prove(
                 presented = %new.to_text(),
                 "a log checkpoint is inconsistent with one the bank accepted: possible split view"
             );
-            return Err(ApiError::conflict(
+            return Err(DomainError::conflict(
                 "inconsistent_checkpoint",
                 format!("the checkpoint is inconsistent with one the bank has seen: {e}"),
             ));
         }
-        Err(e) => return Err(ApiError::bad("bad_proof", e.to_string())),
+        Err(e) => return Err(DomainError::bad("bad_proof", e.to_string())),
     };
     drop(view);
     Ok(Proven {
@@ -144,7 +144,7 @@ async fn fetch_needed(
     http: &reqwest::Client,
     url: &str,
     needed: Option<(u64, u64)>,
-) -> Result<Vec<acd_core::merkle::Hash>, ApiError> {
+) -> Result<Vec<acd_core::merkle::Hash>, DomainError> {
     match needed {
         None => Ok(Vec::new()),
         Some((from, to)) => fetch_consistency(http, url, from, to).await,
@@ -156,9 +156,9 @@ async fn fetch_consistency(
     url: &str,
     from: u64,
     to: u64,
-) -> Result<Vec<acd_core::merkle::Hash>, ApiError> {
+) -> Result<Vec<acd_core::merkle::Hash>, DomainError> {
     let unreachable =
-        |e: String| ApiError::unavailable("log_unreachable", format!("consistency proof: {e}"));
+        |e: String| DomainError::unavailable("log_unreachable", format!("consistency proof: {e}"));
     let resp = http
         .get(format!("{url}/api/v1/consistency?from={from}&to={to}"))
         .send()

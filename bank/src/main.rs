@@ -1,9 +1,11 @@
 //! `acd-bank`: run the bank, print its key, or administer it over HTTP.
+//! Serving is: load the configuration, open the bank, bind, run until
+//! SIGTERM or Ctrl-C; the bank itself is the library.
 
 use std::path::PathBuf;
 
 use acd_bank::Bank;
-use acd_bank::config::{BankConfig, TrustedLog};
+use acd_bank::config::{BankConfig, Overrides};
 use acd_client::bank::BankClient;
 use acd_core::bank_api::{AccountKind, CreateAccount, Credit};
 use anyhow::Context;
@@ -24,36 +26,8 @@ enum Command {
         /// TOML configuration file (see bank/bank.example.toml).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Data directory (database, keys, admin token).
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Listen address, e.g. 127.0.0.1:8800 (port 0: any free port).
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
-        /// Trust this log, as `<note-vkey>@<url>`; repeatable.
-        #[arg(long = "log")]
-        logs: Vec<TrustedLog>,
-        /// A witness cosignature vkey counted by the policy; repeatable.
-        #[arg(long = "witness")]
-        witnesses: Vec<String>,
-        /// How many of the witnesses must cosign a checkpoint.
-        #[arg(long)]
-        witness_threshold: Option<usize>,
-        /// Denomination values, comma-separated, e.g. 1,10,100,1000.
-        #[arg(long, value_delimiter = ',')]
-        denominations: Option<Vec<u64>>,
-        /// Modulus size of newly created denomination keys.
-        #[arg(long)]
-        rsa_bits: Option<usize>,
-        /// Shortest time from now to an escrow's expiration, in ms.
-        #[arg(long)]
-        min_expiration_ms: Option<u64>,
-        /// Longest time from now to an escrow's expiration, in ms.
-        #[arg(long)]
-        max_expiration_ms: Option<u64>,
-        /// How often the sweeper aborts expired escrows, in ms.
-        #[arg(long)]
-        sweep_interval_ms: Option<u64>,
+        #[command(flatten)]
+        overrides: Overrides,
     },
     /// Print the bank's ed25519 public key (hex), creating keys if needed.
     Key {
@@ -171,57 +145,8 @@ async fn main() -> anyhow::Result<()> {
             token_file,
             command,
         } => admin(&url, &token_file, command).await?,
-        Command::Serve {
-            config,
-            data,
-            listen,
-            logs,
-            witnesses,
-            witness_threshold,
-            denominations,
-            rsa_bits,
-            min_expiration_ms,
-            max_expiration_ms,
-            sweep_interval_ms,
-        } => {
-            let mut c = match config {
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    BankConfig::from_toml(&text)
-                        .with_context(|| format!("parsing {}", path.display()))?
-                }
-                None => BankConfig::new(
-                    data.clone()
-                        .context("--data is required without --config")?,
-                ),
-            };
-            if let Some(d) = data {
-                c.data = d;
-            }
-            if let Some(l) = listen {
-                c.listen = l;
-            }
-            c.logs.extend(logs);
-            c.witnesses.extend(witnesses);
-            if let Some(k) = witness_threshold {
-                c.witness_threshold = k;
-            }
-            if let Some(d) = denominations {
-                c.denominations = d;
-            }
-            if let Some(b) = rsa_bits {
-                c.rsa_bits = b;
-            }
-            if let Some(v) = min_expiration_ms {
-                c.min_expiration_ms = v;
-            }
-            if let Some(v) = max_expiration_ms {
-                c.max_expiration_ms = v;
-            }
-            if let Some(v) = sweep_interval_ms {
-                c.sweep_interval_ms = v;
-            }
+        Command::Serve { config, overrides } => {
+            let c = BankConfig::load(config.as_deref(), overrides)?;
             let config = c.clone();
             let bank = tokio::task::spawn_blocking(move || Bank::open(&config)).await??;
             let listener = tokio::net::TcpListener::bind(c.listen)

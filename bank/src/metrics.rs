@@ -1,23 +1,18 @@
-//! `GET /metrics` (admin token required): the bank's metrics in the
-//! OpenMetrics text format. HTTP requests by route and status and their
+//! The bank's metrics, served at `GET /metrics` (admin token required) in
+//! the OpenMetrics text format. HTTP requests by route and status and their
 //! latency; every ledger op decided, by kind and result (`accepted` or the
 //! refusal's code); group-commit batches and their sizes; failed ledger
 //! writes; and the maintained sums of invariant 5, read from the books
 //! without a scan. Nothing here names an account, a token or a TID.
 
-use std::sync::Arc;
-
 use acd_serve::metrics::{Gauge, HttpMetrics, Registry, gauge_value};
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
-use crate::BankState;
-use crate::ledger::Decision;
+use crate::records::Totals;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabels {
@@ -86,14 +81,15 @@ impl BankMetrics {
         }
     }
 
-    /// Records one group commit of the writer.
-    pub fn decided(&self, kinds: &[&'static str], decisions: &[Decision]) {
-        self.batches.observe(kinds.len() as f64);
+    /// Records one group commit of the writer: each op's kind and its
+    /// acceptance or refusal code.
+    pub fn decided(&self, outcomes: &[(&'static str, Result<(), &'static str>)]) {
+        self.batches.observe(outcomes.len() as f64);
         let mut failed = false;
-        for (op, d) in kinds.iter().zip(decisions) {
-            let result = match d {
-                Ok(_) => "accepted",
-                Err(e) => e.code,
+        for &(op, outcome) in outcomes {
+            let result = match outcome {
+                Ok(()) => "accepted",
+                Err(code) => code,
             };
             failed |= result == "storage_unavailable";
             self.ops.get_or_create(&OpLabels { op, result }).inc();
@@ -110,26 +106,20 @@ impl Default for BankMetrics {
     }
 }
 
-/// `GET /metrics`.
-pub async fn page(State(state): State<Arc<BankState>>, headers: HeaderMap) -> Response {
-    if let Err(e) = crate::admin::authorize(&state, &headers) {
-        return e.into_response();
+impl BankMetrics {
+    /// The metrics page, with the sums of invariant 5 set from `totals`.
+    pub fn page(&self, totals: &Totals) -> Response {
+        let values = [
+            gauge_value(totals.credited),
+            totals.customer_balances,
+            totals.merchant_balances,
+            gauge_value(totals.live_tokens),
+            gauge_value(totals.escrowed),
+        ];
+        for (gauge, v) in self.sums.iter().zip(values) {
+            gauge.set(v);
+        }
+        self.conserved.set(i64::from(totals.conserved()));
+        acd_serve::metrics::render(&self.registry)
     }
-    let m = &state.metrics;
-    let totals = match state.ledger.totals() {
-        Ok(t) => t,
-        Err(e) => return e.into_response(),
-    };
-    let values = [
-        gauge_value(totals.credited),
-        totals.customer_balances,
-        totals.merchant_balances,
-        gauge_value(totals.live_tokens),
-        gauge_value(totals.escrowed),
-    ];
-    for (gauge, v) in m.sums.iter().zip(values) {
-        gauge.set(v);
-    }
-    m.conserved.set(i64::from(totals.conserved()));
-    acd_serve::metrics::render(&m.registry)
 }

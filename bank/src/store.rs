@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Mutex;
 
+use acd_core::error::DomainError;
 use thiserror::Error;
 
 /// One batch of writes: key to new value, `None` deletes.
@@ -30,6 +31,19 @@ pub enum StoreError {
     /// A failure injected by a test.
     #[error("injected storage failure")]
     Injected,
+}
+
+/// A disk that failed may work on a retry (503 `storage_unavailable`); a
+/// damaged database is a 500 whose detail is only logged.
+impl From<StoreError> for DomainError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Io(_) | StoreError::Injected => {
+                DomainError::unavailable("storage_unavailable", e.to_string())
+            }
+            StoreError::Corrupt(_) => DomainError::internal(format!("storage: {e}")),
+        }
+    }
 }
 
 impl From<sled::Error> for StoreError {

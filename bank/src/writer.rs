@@ -1,30 +1,56 @@
-//! The ledger's single writer thread, with group commit: handlers submit
-//! checked ops through a bounded channel; the writer takes everything
-//! queued (up to `max_batch`), has [`Ledger::decide`] decide it in arrival
-//! order and write it with one flush, then answers each op. While one
-//! batch is being flushed the next one gathers.
+//! The ledger's single writer thread, with group commit: the engine's
+//! steps submit checked ops through a bounded channel; the writer takes
+//! everything queued (up to `max_batch`), has [`Ledger::decide`] decide it
+//! in arrival order and write it with one flush, then answers each op with
+//! its own typed reply. While one batch is being flushed the next one
+//! gathers.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::Duration;
 
+use acd_core::error::DomainError;
 use tokio::sync::oneshot;
 
-use crate::error::ApiError;
-use crate::ledger::{Answer, CheckpointUpdate, Decision, Ledger, Op};
+use crate::ledger::{CheckpointUpdate, Decide, Ledger, LedgerOp, Slot};
 use crate::metrics::BankMetrics;
 
-struct Job {
-    op: Op,
-    checkpoint: Option<CheckpointUpdate>,
-    reply: oneshot::Sender<Decision>,
+/// A queued op with the channel its typed decision goes back on.
+trait Queued: Send {
+    fn slot(&mut self) -> &mut dyn Decide;
+    fn answer(self: Box<Self>);
 }
 
-/// The handlers' side of the writer.
+struct Job<O: LedgerOp> {
+    slot: Slot<O>,
+    reply: oneshot::Sender<Result<O::Reply, DomainError>>,
+}
+
+impl<O: LedgerOp> Queued for Job<O> {
+    fn slot(&mut self) -> &mut dyn Decide {
+        &mut self.slot
+    }
+
+    fn answer(self: Box<Self>) {
+        let Job { slot, reply } = *self;
+        let _ = reply.send(slot.into_decision());
+    }
+}
+
+struct Entry {
+    job: Box<dyn Queued>,
+    checkpoint: Option<CheckpointUpdate>,
+}
+
+fn stopped() -> DomainError {
+    DomainError::unavailable("unavailable", "the ledger has stopped")
+}
+
+/// The engine's side of the writer.
 #[derive(Clone)]
 pub struct WriterHandle {
-    tx: SyncSender<Job>,
+    tx: SyncSender<Entry>,
     stop: Arc<AtomicBool>,
 }
 
@@ -37,34 +63,24 @@ impl WriterHandle {
 
     /// Queues `op` (and a newer checkpoint to store with it) and waits until
     /// it is decided and, if accepted, durable.
-    pub async fn submit(
+    pub async fn submit<O: LedgerOp>(
         &self,
-        op: Op,
+        op: O,
         checkpoint: Option<CheckpointUpdate>,
-    ) -> Result<Answer, ApiError> {
+    ) -> Result<O::Reply, DomainError> {
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Job {
-            op,
-            checkpoint,
+        let job = Box::new(Job {
+            slot: Slot::new(op),
             reply,
-        }) {
+        });
+        match self.tx.try_send(Entry { job, checkpoint }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                return Err(ApiError::unavailable("busy", "the bank is busy; retry"));
+                return Err(DomainError::unavailable("busy", "the bank is busy; retry"));
             }
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(ApiError::unavailable(
-                    "unavailable",
-                    "the ledger has stopped",
-                ));
-            }
+            Err(TrySendError::Disconnected(_)) => return Err(stopped()),
         }
-        rx.await.unwrap_or_else(|_| {
-            Err(ApiError::unavailable(
-                "unavailable",
-                "the ledger has stopped",
-            ))
-        })
+        rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 
@@ -77,7 +93,7 @@ pub fn start(
     queue: usize,
     max_batch: usize,
 ) -> std::io::Result<(WriterHandle, std::thread::JoinHandle<()>)> {
-    let (tx, rx) = mpsc::sync_channel::<Job>(queue.max(1));
+    let (tx, rx) = mpsc::sync_channel::<Entry>(queue.max(1));
     let max_batch = max_batch.max(1);
     let stop = Arc::new(AtomicBool::new(false));
     let stopping = stop.clone();
@@ -86,27 +102,34 @@ pub fn start(
         .spawn(move || {
             loop {
                 let first = match rx.recv_timeout(Duration::from_millis(100)) {
-                    Ok(job) => job,
+                    Ok(entry) => entry,
                     Err(RecvTimeoutError::Timeout) if stopping.load(Ordering::SeqCst) => break,
                     Err(RecvTimeoutError::Timeout) => continue,
                     Err(RecvTimeoutError::Disconnected) => break,
                 };
-                let mut jobs = vec![first];
-                while jobs.len() < max_batch {
+                let mut entries = vec![first];
+                while entries.len() < max_batch {
                     match rx.try_recv() {
-                        Ok(job) => jobs.push(job),
+                        Ok(entry) => entries.push(entry),
                         Err(_) => break,
                     }
                 }
-                let (ops, replies): (Vec<_>, Vec<_>) = jobs
-                    .into_iter()
-                    .map(|j| ((j.op, j.checkpoint), j.reply))
-                    .unzip();
-                let kinds: Vec<&'static str> = ops.iter().map(|(op, _)| op.kind()).collect();
-                let decisions = ledger.decide(ops);
-                metrics.decided(&kinds, &decisions);
-                for (reply, decision) in replies.into_iter().zip(decisions) {
-                    let _ = reply.send(decision);
+                ledger.decide(
+                    entries
+                        .iter_mut()
+                        .map(|e| (e.job.slot(), e.checkpoint.take()))
+                        .collect(),
+                );
+                let outcomes: Vec<_> = entries
+                    .iter_mut()
+                    .map(|e| {
+                        let slot = e.job.slot();
+                        (slot.kind(), slot.outcome())
+                    })
+                    .collect();
+                metrics.decided(&outcomes);
+                for entry in entries {
+                    entry.job.answer();
                 }
             }
             tracing::info!("ledger writer stopped");

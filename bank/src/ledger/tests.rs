@@ -1,11 +1,211 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
-use crate::records::EscrowStatus;
+use crate::engine::abort::AbortLoggedOp;
+use crate::engine::account::{CreateAccountOp, CreditOp};
+use crate::engine::deposit::DepositOp;
+use crate::engine::dispute::DisputeOp;
+use crate::engine::refund::RefundOp;
+use crate::engine::register::RegisterOp;
+use crate::engine::spend::SpendOp;
+use crate::engine::withdraw::WithdrawOp;
+use crate::records::{EscrowStatus, RefundRecord};
 use crate::store::{FailMode, MemoryStore};
+use acd_core::bank_api::{DepositResponse, DisputeResponse, SpendResponse};
 use acd_core::entry::Outcome;
+use acd_core::log_api::EntryProof;
 use acd_core::purchase::{EscrowTerms, RefundReason};
 use proptest::prelude::*;
+
+/// Any step's op, so that one batch can mix them as the writer's queue
+/// does; each variant is decided by its step's own rule.
+#[derive(Debug, Clone)]
+enum Op {
+    CreateAccount {
+        key: [u8; 32],
+        kind: AccountKind,
+    },
+    Credit {
+        key: [u8; 32],
+        amount: u64,
+        request_id: [u8; 16],
+    },
+    Withdraw {
+        account: [u8; 32],
+        request_id: [u8; 16],
+        digest: [u8; 32],
+        total: u64,
+        blind_signatures: Vec<Vec<u8>>,
+    },
+    Register {
+        token_id: [u8; 32],
+        customer: [u8; 32],
+        signature: [u8; 64],
+    },
+    Spend {
+        escrow: Box<Escrow>,
+        total: u64,
+        change_total: u64,
+    },
+    Deposit {
+        tid: Tid,
+        merchant: [u8; 32],
+        expiration_ms: u64,
+        log_origin: String,
+    },
+    AbortLogged {
+        tid: Tid,
+        proof: Box<EntryProof>,
+    },
+    Refund {
+        tid: Tid,
+        customer: [u8; 32],
+        total: u64,
+        record: RefundRecord,
+        abort: Option<Box<EntryProof>>,
+    },
+    Dispute {
+        tid: Tid,
+        customer: [u8; 32],
+        total: u64,
+        record: RefundRecord,
+    },
+    Sync,
+}
+
+/// The typed replies of the ops above, comparable across banks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Answer {
+    Account(AccountInfo),
+    BlindSignatures(Vec<Vec<u8>>),
+    Receipt([u8; 64]),
+    Spend(Box<SpendResponse>),
+    Deposit(DepositResponse),
+    Dispute(DisputeResponse),
+    Recorded,
+}
+
+type Decision = Result<Answer, DomainError>;
+
+impl LedgerOp for Op {
+    type Reply = Answer;
+    const KIND: &'static str = "test";
+
+    fn apply(self, tx: &mut Tx<'_>) -> Decision {
+        match self {
+            Op::CreateAccount { key, kind } => {
+                CreateAccountOp { key, kind }.apply(tx).map(Answer::Account)
+            }
+            Op::Credit {
+                key,
+                amount,
+                request_id,
+            } => CreditOp {
+                key,
+                amount,
+                request_id,
+            }
+            .apply(tx)
+            .map(Answer::Account),
+            Op::Withdraw {
+                account,
+                request_id,
+                digest,
+                total,
+                blind_signatures,
+            } => WithdrawOp {
+                account,
+                request_id,
+                digest,
+                total,
+                blind_signatures,
+            }
+            .apply(tx)
+            .map(Answer::BlindSignatures),
+            Op::Register {
+                token_id,
+                customer,
+                signature,
+            } => RegisterOp {
+                token_id,
+                customer,
+                signature,
+            }
+            .apply(tx)
+            .map(Answer::Receipt),
+            Op::Spend {
+                escrow,
+                total,
+                change_total,
+            } => SpendOp {
+                escrow,
+                total,
+                change_total,
+            }
+            .apply(tx)
+            .map(|r| Answer::Spend(Box::new(r))),
+            Op::Deposit {
+                tid,
+                merchant,
+                expiration_ms,
+                log_origin,
+            } => DepositOp {
+                tid,
+                merchant,
+                expiration_ms,
+                log_origin,
+            }
+            .apply(tx)
+            .map(Answer::Deposit),
+            Op::AbortLogged { tid, proof } => AbortLoggedOp { tid, proof }
+                .apply(tx)
+                .map(|()| Answer::Recorded),
+            Op::Refund {
+                tid,
+                customer,
+                total,
+                record,
+                abort,
+            } => RefundOp {
+                tid,
+                customer,
+                total,
+                record,
+                abort,
+            }
+            .apply(tx)
+            .map(Answer::BlindSignatures),
+            Op::Dispute {
+                tid,
+                customer,
+                total,
+                record,
+            } => DisputeOp {
+                tid,
+                customer,
+                total,
+                record,
+            }
+            .apply(tx)
+            .map(Answer::Dispute),
+            Op::Sync => SyncOp.apply(tx).map(|()| Answer::Recorded),
+        }
+    }
+}
+
+/// Decides one batch as the writer does, each op into its own slot.
+fn decide(l: &Ledger, ops: Vec<(Op, Option<CheckpointUpdate>)>) -> Vec<Decision> {
+    let (ops, checkpoints): (Vec<_>, Vec<_>) = ops.into_iter().unzip();
+    let mut slots: Vec<Slot<Op>> = ops.into_iter().map(Slot::new).collect();
+    l.decide(
+        slots
+            .iter_mut()
+            .zip(checkpoints)
+            .map(|(s, c)| (s as &mut dyn Decide, c))
+            .collect(),
+    );
+    slots.into_iter().map(Slot::into_decision).collect()
+}
 
 fn open() -> (tempfile::TempDir, Ledger) {
     let dir = tempfile::tempdir().unwrap();
@@ -19,7 +219,7 @@ fn on_memory() -> (Arc<MemoryStore>, Ledger) {
 }
 
 fn one(l: &Ledger, op: Op) -> Decision {
-    l.decide(vec![(op, None)]).pop().unwrap()
+    decide(l, vec![(op, None)]).pop().unwrap()
 }
 
 fn code(d: Decision) -> &'static str {
@@ -221,10 +421,13 @@ fn two_spends_of_one_token_in_one_batch() {
     setup(&l, 100);
     one(&l, withdraw(1, 100)).unwrap();
     one(&l, register(1, Q)).unwrap();
-    let decisions = l.decide(vec![
-        (spend(10, &[1], 10, 10), None),
-        (spend(11, &[1], 10, 10), None),
-    ]);
+    let decisions = decide(
+        &l,
+        vec![
+            (spend(10, &[1], 10, 10), None),
+            (spend(11, &[1], 10, 10), None),
+        ],
+    );
     assert!(decisions[0].is_ok());
     assert_eq!(
         decisions[1].as_ref().err().map(|e| e.code),
@@ -390,14 +593,17 @@ fn restart_keeps_state() {
         let l = Ledger::open(&dir.path().join("db")).unwrap();
         setup(&l, 70);
         one(&l, withdraw(1, 20)).unwrap();
-        l.decide(vec![(
-            register(1, Q),
-            Some(CheckpointUpdate {
-                origin: "log.test".into(),
-                size: 5,
-                text: "log.test\n5\n...".into(),
-            }),
-        )]);
+        decide(
+            &l,
+            vec![(
+                register(1, Q),
+                Some(CheckpointUpdate {
+                    origin: "log.test".into(),
+                    size: 5,
+                    text: "log.test\n5\n...".into(),
+                }),
+            )],
+        );
     }
     let l = Ledger::open(&dir.path().join("db")).unwrap();
     assert_eq!(balance(&l, &CUSTOMER), 50);
@@ -504,7 +710,7 @@ fn a_failed_write_changes_nothing() {
     setup(&l, 100);
     let before = store.contents();
     store.fail_next(FailMode::NotApplied);
-    let decisions = l.decide(vec![(withdraw(1, 30), None), (register(1, Q), None)]);
+    let decisions = decide(&l, vec![(withdraw(1, 30), None), (register(1, Q), None)]);
     assert!(decisions.iter().all(is_storage_failure), "{decisions:?}");
     assert_eq!(store.contents(), before);
     assert_eq!(code(one(&l, withdraw(1, 30))), "ok");
@@ -593,7 +799,7 @@ proptest! {
         setup(&l, 0);
         for batch in batches {
             let ops = batch.into_iter().map(|a| (to_op(&l, a), None)).collect();
-            l.decide(ops);
+            decide(&l, ops);
             let s = l.sums().unwrap();
             prop_assert!(s.conserved, "{:?}", s);
         }
@@ -615,12 +821,12 @@ proptest! {
         for (batch, fault) in batches {
             let ops: Vec<Op> = batch.into_iter().map(|a| to_op(&reference, a)).collect();
             let with_none = |ops: &[Op]| ops.iter().cloned().map(|o| (o, None)).collect::<Vec<_>>();
-            let expected = reference.decide(with_none(&ops));
+            let expected = decide(&reference, with_none(&ops));
             match fault {
-                None => prop_assert_eq!(faulty.decide(with_none(&ops)), expected),
+                None => prop_assert_eq!(decide(&faulty, with_none(&ops)), expected),
                 Some(f) => {
                     store.fail_next(f.mode);
-                    let failed = faulty.decide(with_none(&ops));
+                    let failed = decide(&faulty, with_none(&ops));
                     store.heal();
                     if f.crash {
                         store.crash();
@@ -637,7 +843,7 @@ proptest! {
                         }
                     }
                     let (again, wants): (Vec<Op>, Vec<_>) = retry.into_iter().unzip();
-                    let decided = faulty.decide(with_none(&again));
+                    let decided = decide(&faulty, with_none(&again));
                     for (got, want) in decided.iter().zip(wants) {
                         match want {
                             Ok(a) if carries_value(a) => prop_assert_eq!(got, want),

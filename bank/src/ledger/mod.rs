@@ -1,125 +1,46 @@
-//! The ledger: the bank's books on sled and the rules that change them
-//! (paper figure 1 steps 1 and 4, P2, deposit, refund, dispute).
+//! The ledger: the bank's books and the one place that changes them
+//! (paper figure 1 steps 1 and 4, P2, deposit, abort, refund, dispute).
 //!
-//! Every change is an [`Op`] whose signatures and proofs were checked, and
-//! whose blind signatures were made, before it got here. [`Ledger::decide`]
-//! takes a batch of ops, decides each in order against the stored state
-//! plus the batch's own earlier writes (an in-memory overlay), and writes
-//! the accepted ones in ONE atomic [`Store::write`] (on sled: one batch and
-//! one flush). Only then are the answers released; if the write fails,
-//! every op of the batch is answered with an error. A crash therefore
-//! leaves the old state or the new one, and a blind signature leaves the
-//! bank only when its op is on disk. A failed write may still have been
-//! applied, so every op is idempotent: decided again, it changes nothing
-//! more and answers as the first time did (or with a conflict naming why).
-//! Such a repeat writes nothing, so after a failed write the ledger first
-//! makes what it applied durable before it decides or answers anything
-//! else; readers that found an answer in the books send [`Op::Sync`]
-//! through the writer before they hand it out, for the same reason (the
-//! books they read may include a batch whose flush has not finished).
-//! Ops are decided one at a time by one thread ([`crate::writer`]), so
-//! races (two spends of one token) have exactly one winner.
+//! Every change is a [`LedgerOp`] of one protocol step (its type and its
+//! rule live in that step's file under [`crate::engine`]) whose signatures
+//! and proofs were checked, and whose blind signatures were made, before it
+//! got here. [`Ledger::decide`] takes a batch of ops, decides each in order
+//! against the stored state plus the batch's own earlier writes (an
+//! in-memory overlay), and writes the accepted ones in ONE atomic
+//! [`Store::write`] (on sled: one batch and one flush). Only then are the
+//! answers released; if the write fails, every op of the batch is answered
+//! with an error. A crash therefore leaves the old state or the new one,
+//! and a blind signature leaves the bank only when its op is on disk. A
+//! failed write may still have been applied, so every op is idempotent:
+//! decided again, it changes nothing more and answers as the first time did
+//! (or with a conflict naming why). Such a repeat writes nothing, so after
+//! a failed write the ledger first makes what it applied durable before it
+//! decides or answers anything else; readers that found an answer in the
+//! books send [`SyncOp`] through the writer before they hand it out, for
+//! the same reason (the books they read may include a batch whose flush has
+//! not finished). Ops are decided one at a time by one thread
+//! ([`crate::writer`]), so races (two spends of one token) have exactly one
+//! winner.
 //!
-//! The key layout is in [`crate::records`], the rules of each op in
-//! [`crate::rules`], the storage in [`crate::store`].
+//! Each op answers with its own type: the writer queues type-erased
+//! [`Decide`] slots, each decided into its own typed reply.
+//!
+//! The key layout is in [`crate::records`], the storage in
+//! [`crate::store`].
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use acd_core::bank_api::{
-    AccountInfo, AccountKind, DepositResponse, DisputeResponse, SpendResponse, Sums,
-};
+use acd_core::bank_api::{AccountInfo, AccountKind, Sums};
 use acd_core::entry::Tid;
-use acd_core::log_api::EntryProof;
+use acd_core::error::DomainError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
-use crate::records::{self, Account, Escrow, RefundRecord, Registration, Totals};
+use crate::records::{self, Account, Escrow, Registration, Totals};
 use crate::records::{WithdrawalRecord, account_key, due_key, escrow_key};
-use crate::rules;
 use crate::store::{SledStore, Store, Writes};
-
-/// A state change, checked and signed, waiting to be decided.
-#[derive(Debug, Clone)]
-pub enum Op {
-    CreateAccount {
-        key: [u8; 32],
-        kind: AccountKind,
-    },
-    Credit {
-        key: [u8; 32],
-        amount: u64,
-        request_id: [u8; 16],
-    },
-    Withdraw {
-        account: [u8; 32],
-        request_id: [u8; 16],
-        digest: [u8; 32],
-        total: u64,
-        blind_signatures: Vec<Vec<u8>>,
-    },
-    Register {
-        token_id: [u8; 32],
-        customer: [u8; 32],
-        signature: [u8; 64],
-    },
-    /// P2: `escrow` is the new escrow, status `Escrowed`.
-    Spend {
-        escrow: Box<Escrow>,
-        total: u64,
-        change_total: u64,
-    },
-    /// Pay the merchant on a proven commit with these fields.
-    Deposit {
-        tid: Tid,
-        merchant: [u8; 32],
-        expiration_ms: u64,
-        log_origin: String,
-    },
-    /// The sweeper's abort, proven.
-    AbortLogged {
-        tid: Tid,
-        proof: Box<EntryProof>,
-    },
-    /// Refund after an abort; `abort` is the customer's proof, if any.
-    Refund {
-        tid: Tid,
-        customer: [u8; 32],
-        total: u64,
-        record: RefundRecord,
-        abort: Option<Box<EntryProof>>,
-    },
-    /// Refund on an upheld dispute.
-    Dispute {
-        tid: Tid,
-        customer: [u8; 32],
-        total: u64,
-        record: RefundRecord,
-    },
-    /// Changes nothing; answered once everything the ledger applied before
-    /// it is durable.
-    Sync,
-}
-
-impl Op {
-    /// The op's name, as metrics label it.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Op::CreateAccount { .. } => "create_account",
-            Op::Credit { .. } => "credit",
-            Op::Withdraw { .. } => "withdraw",
-            Op::Register { .. } => "register",
-            Op::Spend { .. } => "spend",
-            Op::Deposit { .. } => "deposit",
-            Op::AbortLogged { .. } => "abort_logged",
-            Op::Refund { .. } => "refund",
-            Op::Dispute { .. } => "dispute",
-            Op::Sync => "sync",
-        }
-    }
-}
 
 /// A newer checkpoint of a log, already proven consistent with every
 /// earlier one the bank accepted; stored with the batch whatever the op's
@@ -131,19 +52,97 @@ pub struct CheckpointUpdate {
     pub text: String,
 }
 
-/// The answer of an accepted op.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
-    Account(AccountInfo),
-    BlindSignatures(Vec<Vec<u8>>),
-    Receipt([u8; 64]),
-    Spend(Box<SpendResponse>),
-    Deposit(DepositResponse),
-    Dispute(DisputeResponse),
-    Recorded,
+/// One step's state change, checked (and its blind signatures made)
+/// before it reaches the ledger: the step's rule decides it against the
+/// books through one [`Tx`] and answers with the step's own typed reply.
+pub trait LedgerOp: Send + 'static {
+    /// What an accepted op answers.
+    type Reply: Send + 'static;
+    /// The op's name, as metrics label it.
+    const KIND: &'static str;
+    /// The step's rule. A refusal leaves no trace: its writes are dropped.
+    fn apply(self, tx: &mut Tx<'_>) -> Result<Self::Reply, DomainError>;
 }
 
-pub type Decision = Result<Answer, ApiError>;
+/// Changes nothing; answered once everything the ledger applied before it
+/// is durable.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOp;
+
+impl LedgerOp for SyncOp {
+    type Reply = ();
+    const KIND: &'static str = "sync";
+
+    fn apply(self, _: &mut Tx<'_>) -> Result<(), DomainError> {
+        Ok(())
+    }
+}
+
+/// One op of a batch with its type erased: [`Ledger::decide`] decides it
+/// into its own typed [`Slot`].
+pub trait Decide: Send {
+    /// [`LedgerOp::KIND`].
+    fn kind(&self) -> &'static str;
+    /// Decides the op in `tx`; true if it was accepted.
+    fn decide(&mut self, tx: &mut Tx<'_>) -> bool;
+    /// The op's acceptance (or its not being decided at all) is replaced by
+    /// `e`: its batch was not written. A refusal stays.
+    fn fail(&mut self, e: DomainError);
+    /// Accepted, or the refusal's code (for metrics).
+    fn outcome(&self) -> Result<(), &'static str>;
+}
+
+/// An op and, once decided, its decision.
+pub struct Slot<O: LedgerOp> {
+    op: Option<O>,
+    decision: Option<Result<O::Reply, DomainError>>,
+}
+
+impl<O: LedgerOp> Slot<O> {
+    pub fn new(op: O) -> Self {
+        Slot {
+            op: Some(op),
+            decision: None,
+        }
+    }
+
+    /// The decision (an op never decided is an internal error).
+    pub fn into_decision(self) -> Result<O::Reply, DomainError> {
+        self.decision
+            .unwrap_or_else(|| Err(DomainError::internal("a ledger op was not decided")))
+    }
+}
+
+impl<O: LedgerOp> Decide for Slot<O> {
+    fn kind(&self) -> &'static str {
+        O::KIND
+    }
+
+    fn decide(&mut self, tx: &mut Tx<'_>) -> bool {
+        let Some(op) = self.op.take() else {
+            return false;
+        };
+        let decision = op.apply(tx);
+        let accepted = decision.is_ok();
+        self.decision = Some(decision);
+        accepted
+    }
+
+    fn fail(&mut self, e: DomainError) {
+        if !matches!(self.decision, Some(Err(_))) {
+            self.op = None;
+            self.decision = Some(Err(e));
+        }
+    }
+
+    fn outcome(&self) -> Result<(), &'static str> {
+        match &self.decision {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(e.code),
+            None => Err("undecided"),
+        }
+    }
+}
 
 /// The bank's books.
 #[derive(Clone)]
@@ -159,60 +158,60 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
-fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, ApiError> {
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, DomainError> {
     // Only the table is named: keys may hold account keys.
     let table = key.split(|b| *b == b'/').next().unwrap_or_default();
     serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::internal(format!(
+        DomainError::internal(format!(
             "corrupt record in table {}: {e}",
             String::from_utf8_lossy(table)
         ))
     })
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
-    serde_json::to_vec(value).map_err(|e| ApiError::internal(format!("encoding: {e}")))
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, DomainError> {
+    serde_json::to_vec(value).map_err(|e| DomainError::internal(format!("encoding: {e}")))
 }
 
-fn storage_failed() -> ApiError {
-    ApiError::unavailable(
+fn storage_failed() -> DomainError {
+    DomainError::unavailable(
         "storage_unavailable",
         "the ledger could not store the change; retry",
     )
 }
 
-pub(crate) fn overflow() -> ApiError {
-    ApiError::bad("overflow", "the amount is out of range")
+pub(crate) fn overflow() -> DomainError {
+    DomainError::bad("overflow", "the amount is out of range")
 }
 
-pub(crate) fn to_i64(v: u64) -> Result<i64, ApiError> {
+pub(crate) fn to_i64(v: u64) -> Result<i64, DomainError> {
     i64::try_from(v).map_err(|_| overflow())
 }
 
-pub(crate) fn corrupt_totals() -> ApiError {
-    ApiError::internal("the maintained totals would leave their range")
+pub(crate) fn corrupt_totals() -> DomainError {
+    DomainError::internal("the maintained totals would leave their range")
 }
 
 /// One op's view: its own writes over the batch's over the database.
-pub(crate) struct Tx<'a> {
+pub struct Tx<'a> {
     store: &'a dyn Store,
     batch: &'a Writes,
     writes: Writes,
 }
 
 impl Tx<'_> {
-    pub(crate) fn raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, ApiError> {
+    pub(crate) fn raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, DomainError> {
         if let Some(v) = self.writes.get(key).or_else(|| self.batch.get(key)) {
             return Ok(v.clone());
         }
         Ok(self.store.get(key)?)
     }
 
-    pub(crate) fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ApiError> {
+    pub(crate) fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, DomainError> {
         self.raw(key)?.map(|b| decode(key, &b)).transpose()
     }
 
-    pub(crate) fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), ApiError> {
+    pub(crate) fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), DomainError> {
         self.writes.insert(key, Some(encode(value)?));
         Ok(())
     }
@@ -225,26 +224,26 @@ impl Tx<'_> {
         self.writes.insert(key, None);
     }
 
-    pub(crate) fn totals(&self) -> Result<Totals, ApiError> {
+    pub(crate) fn totals(&self) -> Result<Totals, DomainError> {
         Ok(self.get(records::TOTALS)?.unwrap_or_default())
     }
 
-    pub(crate) fn account(&self, key: &[u8; 32]) -> Result<Account, ApiError> {
+    pub(crate) fn account(&self, key: &[u8; 32]) -> Result<Account, DomainError> {
         self.get(&account_key(key))?.ok_or_else(|| {
-            ApiError::not_found(
+            DomainError::not_found(
                 "unknown_account",
                 format!("no account {}", hex::encode(key)),
             )
         })
     }
 
-    pub(crate) fn escrow(&self, tid: &Tid) -> Result<Escrow, ApiError> {
+    pub(crate) fn escrow(&self, tid: &Tid) -> Result<Escrow, DomainError> {
         self.get(&escrow_key(tid))?.ok_or_else(|| {
-            ApiError::not_found("unknown_escrow", format!("no escrow for TID {tid}"))
+            DomainError::not_found("unknown_escrow", format!("no escrow for TID {tid}"))
         })
     }
 
-    pub(crate) fn put_escrow(&mut self, escrow: &Escrow) -> Result<(), ApiError> {
+    pub(crate) fn put_escrow(&mut self, escrow: &Escrow) -> Result<(), DomainError> {
         self.put(escrow_key(&escrow.terms.tid), escrow)
     }
 }
@@ -257,7 +256,11 @@ pub(crate) fn account_info(key: [u8; 32], a: &Account) -> AccountInfo {
     }
 }
 
-pub(crate) fn add_balance(t: &mut Totals, kind: AccountKind, delta: i64) -> Result<(), ApiError> {
+pub(crate) fn add_balance(
+    t: &mut Totals,
+    kind: AccountKind,
+    delta: i64,
+) -> Result<(), DomainError> {
     let field = match kind {
         AccountKind::Customer => &mut t.customer_balances,
         AccountKind::Merchant => &mut t.merchant_balances,
@@ -266,8 +269,8 @@ pub(crate) fn add_balance(t: &mut Totals, kind: AccountKind, delta: i64) -> Resu
     Ok(())
 }
 
-pub(crate) fn wrong_state(e: &Escrow, wanted: &str) -> ApiError {
-    ApiError::conflict(
+pub(crate) fn wrong_state(e: &Escrow, wanted: &str) -> DomainError {
+    DomainError::conflict(
         "wrong_escrow_state",
         format!(
             "the escrow of TID {} is {:?}; {wanted}",
@@ -290,22 +293,22 @@ impl Ledger {
         }
     }
 
-    fn read<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ApiError> {
+    fn read<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, DomainError> {
         self.store.get(key)?.map(|b| decode(key, &b)).transpose()
     }
 
     /// The maintained sums as stored (no scan; [`Ledger::sums`] checks them).
-    pub fn totals(&self) -> Result<Totals, ApiError> {
+    pub fn totals(&self) -> Result<Totals, DomainError> {
         Ok(self.read(records::TOTALS)?.unwrap_or_default())
     }
 
     /// A committed account.
-    pub fn account(&self, key: &[u8; 32]) -> Result<Option<Account>, ApiError> {
+    pub fn account(&self, key: &[u8; 32]) -> Result<Option<Account>, DomainError> {
         self.read(&account_key(key))
     }
 
     /// A committed escrow.
-    pub fn escrow(&self, tid: &Tid) -> Result<Option<Escrow>, ApiError> {
+    pub fn escrow(&self, tid: &Tid) -> Result<Option<Escrow>, DomainError> {
         self.read(&escrow_key(tid))
     }
 
@@ -314,17 +317,17 @@ impl Ledger {
         &self,
         account: &[u8; 32],
         request_id: &[u8; 16],
-    ) -> Result<Option<WithdrawalRecord>, ApiError> {
+    ) -> Result<Option<WithdrawalRecord>, DomainError> {
         self.read(&records::withdrawal_key(account, request_id))
     }
 
     /// A committed registration.
-    pub fn registration(&self, token_id: &[u8; 32]) -> Result<Option<Registration>, ApiError> {
+    pub fn registration(&self, token_id: &[u8; 32]) -> Result<Option<Registration>, DomainError> {
         self.read(&records::registration_key(token_id))
     }
 
     /// The TID a token was spent for, if it was.
-    pub fn spent(&self, token_id: &[u8; 32]) -> Result<Option<Tid>, ApiError> {
+    pub fn spent(&self, token_id: &[u8; 32]) -> Result<Option<Tid>, DomainError> {
         Ok(self
             .store
             .get(&records::spent_key(token_id))?
@@ -334,13 +337,13 @@ impl Ledger {
 
     /// Escrows still `Escrowed` whose expiration is at or before `now_ms`,
     /// oldest first, at most `limit`.
-    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Escrow>, ApiError> {
+    pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Escrow>, DomainError> {
         let end = due_key(now_ms, &Tid([0xff; 16]));
         let mut out = Vec::new();
         for item in self.store.range(records::DUE, &end).take(limit) {
             let (k, _) = item?;
             let Ok(tid) = <[u8; 16]>::try_from(&k[records::DUE.len() + 8..]) else {
-                return Err(ApiError::internal("corrupt due index key"));
+                return Err(DomainError::internal("corrupt due index key"));
             };
             if let Some(e) = self.escrow(&Tid(tid))? {
                 out.push(e);
@@ -350,7 +353,7 @@ impl Ledger {
     }
 
     /// The latest checkpoint stored for each log origin.
-    pub fn checkpoints(&self) -> Result<Vec<(String, String)>, ApiError> {
+    pub fn checkpoints(&self) -> Result<Vec<(String, String)>, DomainError> {
         let mut out = Vec::new();
         for item in self.store.scan_prefix(records::CHECKPOINT) {
             let (k, v) = item?;
@@ -363,7 +366,7 @@ impl Ledger {
 
     /// The maintained sums, checked against a recomputation from the
     /// accounts and escrows.
-    pub fn sums(&self) -> Result<Sums, ApiError> {
+    pub fn sums(&self) -> Result<Sums, DomainError> {
         let totals = self.totals()?;
         let (mut customers, mut merchants, mut escrowed) = (0i128, 0i128, 0i128);
         for item in self.store.scan_prefix(records::ACCOUNT) {
@@ -403,53 +406,54 @@ impl Ledger {
         })
     }
 
-    /// Decides `ops` in order and makes the accepted ones durable with one
-    /// atomic write. An op refused leaves no trace.
-    pub fn decide(&self, ops: Vec<(Op, Option<CheckpointUpdate>)>) -> Vec<Decision> {
+    /// Decides the ops of `batch` in order, each into its own slot, and
+    /// makes the accepted ones durable with one atomic write. An op refused
+    /// leaves no trace; if the write fails, every accepted op is answered
+    /// `storage_unavailable` instead. A checkpoint update is stored with
+    /// the batch whatever its op's fate.
+    pub fn decide(&self, mut batch: Vec<(&mut dyn Decide, Option<CheckpointUpdate>)>) {
         if self.unsure.load(Ordering::SeqCst) {
             // An empty write is a flush: it makes the failed batch durable
             // if it was applied, so that repeats answered from it hold.
             if let Err(e) = self.store.write(&Writes::new()) {
                 tracing::error!(error = %e, "the ledger still cannot write");
-                return ops.iter().map(|_| Err(storage_failed())).collect();
+                for (op, _) in batch {
+                    op.fail(storage_failed());
+                }
+                return;
             }
             self.unsure.store(false, Ordering::SeqCst);
         }
-        let mut batch = Writes::new();
-        let mut decisions = Vec::with_capacity(ops.len());
-        for (op, checkpoint) in ops {
-            if let Some(c) = checkpoint
-                && let Err(e) = self.stage_checkpoint(&mut batch, c)
+        let mut writes = Writes::new();
+        for (op, checkpoint) in &mut batch {
+            if let Some(c) = checkpoint.take()
+                && let Err(e) = self.stage_checkpoint(&mut writes, c)
             {
                 tracing::warn!(error = %e, "cannot store a checkpoint");
             }
             let mut tx = Tx {
                 store: self.store.as_ref(),
-                batch: &batch,
+                batch: &writes,
                 writes: Writes::new(),
             };
-            let decision = rules::apply(&mut tx, op);
-            if decision.is_ok() {
-                let writes = tx.writes;
-                batch.extend(writes);
+            if op.decide(&mut tx) {
+                let own = tx.writes;
+                writes.extend(own);
             }
-            decisions.push(decision);
         }
-        if batch.is_empty() {
-            return decisions;
+        if writes.is_empty() {
+            return;
         }
-        if let Err(e) = self.store.write(&batch) {
+        if let Err(e) = self.store.write(&writes) {
             self.unsure.store(true, Ordering::SeqCst);
             tracing::error!(error = %e, "the ledger could not write a batch");
-            return decisions
-                .into_iter()
-                .map(|d| d.and(Err(storage_failed())))
-                .collect();
+            for (op, _) in batch {
+                op.fail(storage_failed());
+            }
         }
-        decisions
     }
 
-    fn stage_checkpoint(&self, batch: &mut Writes, c: CheckpointUpdate) -> Result<(), ApiError> {
+    fn stage_checkpoint(&self, batch: &mut Writes, c: CheckpointUpdate) -> Result<(), DomainError> {
         let key = records::checkpoint_key(&c.origin);
         let stored = match batch.get(&key) {
             Some(v) => v.clone(),
@@ -470,5 +474,4 @@ impl Ledger {
 }
 
 #[cfg(test)]
-#[path = "ledger_tests.rs"]
 mod tests;

@@ -1,11 +1,11 @@
-//! Clients of anonymous certified delivery: the log client every party
-//! uses, and the load generator behind `acd loadgen`. (The customer wallet
-//! and the merchant come next.)
+//! The `acd` command line as a library: each command's arguments and what
+//! it runs, so that `main` only parses and dispatches.
 //!
 //! Layout:
 //! - [`log_client`]: typed HTTP client of the log, which verifies every
 //!   answer (checkpoint signature, inclusion proof) before returning it.
-//! - [`loadgen`]: `acd loadgen log`.
+//! - [`loadgen_cmd`]: `acd loadgen`, over [`loadgen`] (`acd loadgen log`)
+//!   and [`loadgen_purchases`] (`acd loadgen purchases`).
 //! - [`demo`]: `acd demo`, the all-in-one walk-through.
 //! - [`merchant_cmd`]: `acd merchant serve` and `acd merchant key`.
 //! - [`wallet_cmd`]: `acd wallet` (init, withdraw, balance, buy, resume,
@@ -14,6 +14,7 @@
 
 pub mod demo;
 pub mod loadgen;
+pub mod loadgen_cmd;
 pub mod loadgen_purchases;
 pub mod merchant_cmd;
 pub mod verify;

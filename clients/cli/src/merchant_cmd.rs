@@ -1,42 +1,22 @@
 //! `acd merchant`: run a merchant's shop (`serve`), or print the merchant's
 //! public key (`key`) so that the bank's operator can open its account.
+//! `serve` reads a TOML file ([`MerchantConfigFile`],
+//! `clients/merchant/merchant.example.toml`) and/or flags; a flag given
+//! beside `--config` overrides the file's field.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use acd_core::bank_api::LogInfo;
-use acd_merchant::{CatalogFile, Merchant, MerchantConfig};
+use acd_merchant::config::{parse_key, parse_log};
+use acd_merchant::{CatalogFile, Merchant, MerchantConfigFile};
 use anyhow::Context;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
 pub enum MerchantCommand {
     /// Serve the shop over HTTP; creates the key and database on first start.
-    Serve {
-        /// Data directory (merchant.key and the database).
-        #[arg(long)]
-        data: PathBuf,
-        /// Listen address, e.g. 127.0.0.1:8800 (port 0: any free port).
-        #[arg(long)]
-        listen: SocketAddr,
-        /// The bank's base URL.
-        #[arg(long)]
-        bank: String,
-        /// The log that records this shop's purchases, as `<vkey>@<url>`.
-        #[arg(long, value_parser = parse_log)]
-        log: LogInfo,
-        /// Catalog TOML file: `[[items]]` with id, description, price, file.
-        #[arg(long)]
-        catalog: PathBuf,
-        /// How long an offer stays open, in milliseconds.
-        #[arg(long, default_value_t = 60_000)]
-        offer_lifetime_ms: u64,
-        /// The bank's ed25519 key (64 hex digits), if known: start without
-        /// asking the bank (nor checking that it trusts the log).
-        #[arg(long, value_parser = parse_key)]
-        bank_key: Option<[u8; 32]>,
-    },
+    Serve(Box<ServeArgs>),
     /// Print the merchant's public key (64 hex digits), creating it if needed.
     Key {
         #[arg(long)]
@@ -44,28 +24,82 @@ pub enum MerchantCommand {
     },
 }
 
-/// `<vkey>@<url>`.
-fn parse_log(s: &str) -> Result<LogInfo, String> {
-    let (vkey, url) = acd_core::note::split_vkey_url(s)
-        .ok_or_else(|| format!("expected <vkey>@<http(s) url>, got {s:?}"))?;
-    acd_core::note::NoteVerifier::from_vkey(vkey).map_err(|e| format!("log vkey: {e}"))?;
-    Ok(LogInfo {
-        vkey: vkey.to_owned(),
-        url: url.to_owned(),
-    })
+/// Without `--config`, `--data`, `--listen`, `--bank`, `--log` and
+/// `--catalog` are required.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The merchant's TOML configuration file (see merchant.example.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Data directory (merchant.key and the database).
+    #[arg(long, required_unless_present = "config")]
+    data: Option<PathBuf>,
+    /// Listen address, e.g. 127.0.0.1:8800 (port 0: any free port).
+    #[arg(long, required_unless_present = "config")]
+    listen: Option<SocketAddr>,
+    /// The bank's base URL.
+    #[arg(long, required_unless_present = "config")]
+    bank: Option<String>,
+    /// The log that records this shop's purchases, as `<vkey>@<url>`.
+    #[arg(long, value_parser = parse_log, required_unless_present = "config")]
+    log: Option<LogInfo>,
+    /// Catalog TOML file: `[[items]]` with id, description, price, file.
+    #[arg(long, required_unless_present = "config")]
+    catalog: Option<PathBuf>,
+    /// How long an offer stays open, in milliseconds (default 60000).
+    #[arg(long)]
+    offer_lifetime_ms: Option<u64>,
+    /// The bank's ed25519 key (64 hex digits), if known: start without
+    /// asking the bank (nor checking that it trusts the log).
+    #[arg(long, value_parser = parse_key)]
+    bank_key: Option<[u8; 32]>,
 }
 
-fn parse_key(s: &str) -> Result<[u8; 32], String> {
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(s, &mut key).map_err(|_| "expected 64 hex digits".to_owned())?;
-    Ok(key)
-}
-
-fn load_catalog(path: &Path) -> anyhow::Result<Vec<acd_merchant::CatalogEntry>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    CatalogFile::from_toml(&text, base).with_context(|| format!("parsing {}", path.display()))
+impl ServeArgs {
+    /// The configuration file, or one made of the flags alone, with the
+    /// flags given applied over it.
+    fn file(self) -> anyhow::Result<MerchantConfigFile> {
+        let missing = |flag: &str| anyhow::anyhow!("{flag} is required without --config");
+        let mut file = match &self.config {
+            Some(path) => MerchantConfigFile::load(path)?,
+            None => MerchantConfigFile {
+                listen: self.listen.ok_or_else(|| missing("--listen"))?,
+                data: self.data.clone().ok_or_else(|| missing("--data"))?,
+                bank_url: self.bank.clone().ok_or_else(|| missing("--bank"))?,
+                log: self.log.clone().ok_or_else(|| missing("--log"))?,
+                bank_key: None,
+                catalog: None,
+                items: vec![],
+                offer_lifetime_ms: acd_merchant::config::DEFAULT_OFFER_LIFETIME_MS,
+                retry_interval_ms: acd_merchant::config::DEFAULT_RETRY_INTERVAL_MS,
+                max_body_bytes: acd_merchant::config::DEFAULT_MAX_BODY_BYTES,
+            },
+        };
+        if let Some(v) = self.listen {
+            file.listen = v;
+        }
+        if let Some(v) = self.data {
+            file.data = v;
+        }
+        if let Some(v) = self.bank {
+            file.bank_url = v;
+        }
+        if let Some(v) = self.log {
+            file.log = v;
+        }
+        if let Some(path) = self.catalog {
+            // The flag's catalog replaces the file's, inline items included.
+            file.items = CatalogFile::load(&path)?;
+            file.catalog = None;
+        }
+        if let Some(v) = self.offer_lifetime_ms {
+            file.offer_lifetime_ms = v;
+        }
+        if self.bank_key.is_some() {
+            file.bank_key = self.bank_key;
+        }
+        Ok(file)
+    }
 }
 
 /// Runs an `acd merchant` command.
@@ -75,20 +109,11 @@ pub async fn run(command: MerchantCommand) -> anyhow::Result<()> {
             let key = acd_merchant::keys::load_or_create(&data)?;
             println!("{}", hex::encode(key.verifying_key().to_bytes()));
         }
-        MerchantCommand::Serve {
-            data,
-            listen,
-            bank,
-            log,
-            catalog,
-            offer_lifetime_ms,
-            bank_key,
-        } => {
+        MerchantCommand::Serve(args) => {
             acd_serve::init_tracing();
-            let mut config = MerchantConfig::new(data, bank, log, load_catalog(&catalog)?);
-            config.offer_lifetime = Duration::from_millis(offer_lifetime_ms);
-            config.bank_key = bank_key;
-            let merchant = Merchant::open(config).await?;
+            let file = (*args).file()?;
+            let listen = file.listen;
+            let merchant = Merchant::open(file.into_config()?).await?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
@@ -105,6 +130,7 @@ pub async fn run(command: MerchantCommand) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     // The --log flag takes a signed-note vkey and a URL joined by '@'.
     #[test]
@@ -122,5 +148,37 @@ mod tests {
         );
         assert!(parse_log("http://127.0.0.1:8700").is_err());
         assert!(parse_log("nonsense@http://x").is_err());
+    }
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: MerchantCommand,
+    }
+
+    fn serve_args(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["merchant", "serve"].iter().chain(args))?;
+        match cli.command {
+            MerchantCommand::Serve(a) => Ok(*a),
+            MerchantCommand::Key { .. } => panic!("parsed as key"),
+        }
+    }
+
+    // `serve --config FILE` reads the example file; flags override its
+    // fields; without a file the flags are required.
+    #[test]
+    fn config_file_and_flags() {
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../merchant/merchant.example.toml"
+        );
+        let file = serve_args(&["--config", example, "--listen", "127.0.0.1:0"])
+            .expect("parses")
+            .file()
+            .expect("loads");
+        assert_eq!(file.listen, "127.0.0.1:0".parse().expect("addr"));
+        assert_eq!(file.bank_url, "http://127.0.0.1:8800");
+        assert_eq!(file.offer_lifetime_ms, 60_000);
+        assert!(serve_args(&["--listen", "127.0.0.1:0"]).is_err());
     }
 }

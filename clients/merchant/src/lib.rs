@@ -11,33 +11,44 @@
 //!   paid, by a background task that also finishes commits interrupted by
 //!   a crash or an outage.
 //!
-//! Layout:
-//! - [`config`]: the operator's settings, the catalog file, [`Behaviour`].
-//! - [`keys`]: the merchant's ed25519 key on disk.
+//! Layout (one file per protocol step; no HTTP outside [`http`]):
+//! - [`offer`]: P1, the signed offer and the goods encrypted under k.
+//! - [`purchase`]: P3 → P4 → P6, the escrow terms checked and recorded,
+//!   k committed at the log, the key delivered (and delivered again).
+//! - [`deposit`]: the deposit at the bank, its retries, a deposit refused
+//!   for good recorded, and the recovery pass.
+//! - [`shop`]: the engine state the steps share, with the injected
+//!   [`clock`] and randomness ([`shop::Rng`]); [`locks`]: one lock per TID.
 //! - [`store`]: the purchase records on sled, one atomic flushed batch per
-//!   state change.
-//! - [`offer`], [`purchase`], [`deposit`]: the protocol steps.
-//! - [`api`], [`error`]: the HTTP surface; [`metrics`]: its `/metrics` page.
-//! - [`shop`]: the state they share; [`locks`]: one lock per TID;
-//!   [`clock`]: the injected clock.
+//!   state change; its errors convert into the domain error.
+//! - [`keys`]: the merchant's ed25519 key on disk.
+//! - [`config`]: [`MerchantConfig`], the TOML file [`MerchantConfigFile`]
+//!   (`merchant.example.toml`) and the catalog (`catalog.example.toml`).
+//! - [`http`]: the router and its few-line handlers over `acd-serve`;
+//!   [`metrics`]: what `/metrics` shows.
+//! - `misbehave`: deliberate misbehaviour for tests and the demo, settable
+//!   only with the `misbehave` feature.
 //!
-//! A server is [`Merchant::open`] then [`Merchant::run`] on a bound listener.
+//! A server is [`Merchant::open`] then [`Merchant::run`] on a bound
+//! listener; every step is also callable on [`Merchant::shop`] without HTTP.
 
-pub mod api;
 pub mod clock;
 pub mod config;
 pub mod deposit;
-pub mod error;
+#[cfg(test)]
+mod fixture;
+pub mod http;
 pub mod keys;
 pub mod locks;
 pub mod metrics;
+#[cfg(any(test, feature = "misbehave"))]
+pub mod misbehave;
+#[cfg(not(any(test, feature = "misbehave")))]
+mod misbehave;
 pub mod offer;
 pub mod purchase;
 pub mod shop;
 pub mod store;
-
-#[cfg(test)]
-mod http_tests;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -48,15 +59,14 @@ use acd_client::bank::BankClient;
 use acd_client::log::LogClient;
 use acd_core::note::NoteVerifier;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use thiserror::Error;
 use tokio::net::TcpListener;
 
 pub use crate::clock::{Clock, SystemClock};
-pub use crate::config::{Behaviour, CatalogEntry, CatalogFile, MerchantConfig};
-use crate::error::ApiError;
-use crate::shop::Shop;
+pub use crate::config::{CatalogEntry, CatalogFile, MerchantConfig, MerchantConfigFile};
+#[cfg(any(test, feature = "misbehave"))]
+pub use crate::misbehave::Behaviour;
+use crate::shop::{Rng, Shop, os_rng};
 use crate::store::{Store, StoreError};
 
 /// How long a request to the bank or the log may take.
@@ -121,12 +131,23 @@ impl Merchant {
         Merchant::open_with_clock(config, Arc::new(SystemClock)).await
     }
 
-    /// Opens the merchant: loads or creates its key and database, learns
-    /// the bank's key from the bank (unless `config.bank_key` gives it) and
-    /// checks that the bank trusts the log and accepts the offer lifetime.
+    /// Opens the merchant with `clock` and the operating system's
+    /// randomness.
     pub async fn open_with_clock(
         config: MerchantConfig,
         clock: Arc<dyn Clock>,
+    ) -> Result<Merchant, OpenError> {
+        Merchant::open_with(config, clock, os_rng()).await
+    }
+
+    /// Opens the merchant: loads or creates its key and database, learns
+    /// the bank's key from the bank (unless `config.bank_key` gives it) and
+    /// checks that the bank trusts the log and accepts the offer lifetime.
+    /// TIDs and goods keys are drawn from `rng`.
+    pub async fn open_with(
+        config: MerchantConfig,
+        clock: Arc<dyn Clock>,
+        rng: Rng,
     ) -> Result<Merchant, OpenError> {
         check_catalog(&config.catalog)?;
         if config.offer_lifetime.is_zero() || config.retry_interval.is_zero() {
@@ -136,10 +157,7 @@ impl Merchant {
         }
         let log_verifier = NoteVerifier::from_vkey(config.log.vkey.trim())
             .map_err(|e| OpenError::Config(format!("log vkey {:?}: {e}", config.log.vkey)))?;
-        let http = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .build()
-            .map_err(|e| OpenError::Config(format!("HTTP client: {e}")))?;
+        let http = acd_serve::http_client_with(HTTP_TIMEOUT);
         let bank_client = BankClient::with_http(http.clone(), &config.bank_url);
         let bank = match config.bank_key {
             Some(key) => key,
@@ -178,9 +196,13 @@ impl Merchant {
             catalog: config.catalog,
             store,
             clock,
+            rng: std::sync::Mutex::new(rng),
             offer_lifetime: config.offer_lifetime,
             retry_interval: config.retry_interval,
+            #[cfg(any(test, feature = "misbehave"))]
             behaviour: config.behaviour,
+            #[cfg(not(any(test, feature = "misbehave")))]
+            behaviour: misbehave::Behaviour::default(),
             locks: Default::default(),
             deposit_locks: Default::default(),
             max_body_bytes: config.max_body_bytes,
@@ -201,22 +223,14 @@ impl Merchant {
         self.shop.bank
     }
 
-    /// The HTTP routes.
+    /// The engine: every protocol step, callable without HTTP.
+    pub fn shop(&self) -> &Arc<Shop> {
+        &self.shop
+    }
+
+    /// The HTTP routes ([`http::router`]).
     pub fn router(&self) -> Router {
-        let routes = Router::new()
-            .route("/api/v1/catalog", get(api::catalog))
-            .route("/api/v1/offer", post(api::offer))
-            .route("/api/v1/purchase", post(api::purchase))
-            .route("/api/v1/delivery/{tid}", get(api::delivery))
-            .route("/metrics", get(metrics::page))
-            .fallback(|| async { ApiError::not_found("no_route", "no such endpoint") })
-            .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-            .layer(DefaultBodyLimit::max(self.shop.max_body_bytes));
-        self.shop
-            .metrics
-            .http
-            .layer(routes)
-            .with_state(self.shop.clone())
+        http::router(self.shop.clone())
     }
 
     /// One pass of recovery: commit escrowed purchases, deposit committed
@@ -246,9 +260,7 @@ impl Merchant {
                 }
             }
         });
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = acd_serve::serve(listener, self.router(), shutdown).await;
         let _ = stop.send(true);
         if worker.await.is_err() {
             tracing::error!("the background task panicked");

@@ -1,17 +1,13 @@
-//! `GET /metrics`: the merchant's metrics in the OpenMetrics text format,
+//! The merchant's metrics for `GET /metrics` in the OpenMetrics text format,
 //! prefixed `acd_merchant_`: HTTP requests by route and status and their
 //! latency, and the life of its sales (offers made, purchases committed in
 //! the log, aborts seen there, deposits paid, deposits the bank refused for
 //! good, purchases with work left). Counts only: no TID, item or key.
 
-use std::sync::Arc;
-
+use acd_core::error::DomainError;
 use acd_serve::metrics::{Gauge, HttpMetrics, Registry, gauge_value};
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use prometheus_client::metrics::counter::Counter;
 
-use crate::error::ApiError;
 use crate::shop::Shop;
 
 /// The merchant's counters, shared by the handlers and the background task.
@@ -25,14 +21,13 @@ pub struct MerchantMetrics {
     pub unpaid: Counter,
 }
 
-/// `GET /metrics`.
-pub async fn page(State(shop): State<Arc<Shop>>) -> Response {
+/// Everything `GET /metrics` shows, read now.
+pub async fn registry(shop: &Shop) -> Result<Registry, DomainError> {
     let store = shop.store.clone();
-    let pending = match tokio::task::spawn_blocking(move || store.pending()).await {
-        Ok(Ok(p)) => p.len(),
-        Ok(Err(e)) => return ApiError::from(e).into_response(),
-        Err(e) => return ApiError::Internal(format!("blocking task: {e}")).into_response(),
-    };
+    let pending = tokio::task::spawn_blocking(move || store.pending())
+        .await
+        .map_err(|e| DomainError::internal(format!("blocking task: {e}")))??
+        .len();
     let m = &shop.metrics;
     let mut registry = Registry::with_prefix("acd_merchant");
     m.http.register(&mut registry);
@@ -64,5 +59,5 @@ pub async fn page(State(shop): State<Arc<Shop>>) -> Response {
         "Purchases with work left: escrowed but not committed, or committed but not paid",
         gauge,
     );
-    acd_serve::metrics::render(&registry)
+    Ok(registry)
 }

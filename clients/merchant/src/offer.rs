@@ -1,14 +1,17 @@
-//! P1: the merchant's signed offer and the goods encrypted under a fresh
-//! key k. The offer (with k) is durable before the customer sees it, so
-//! that the bank's escrow for it can always be honoured.
+//! P1 (paper figure 2): the merchant's signed offer and the goods
+//! encrypted under a fresh key k. The checks: the item is for sale and the
+//! customer's key Q is a full-order ed25519 key. The rule: a fresh TID and
+//! a fresh k from the injected generator, and the offer (with k) is durable
+//! before the customer sees it, so that the bank's escrow for it can always
+//! be honoured.
 
 use acd_core::bank_api::{OfferRequest, OfferResponse, SignedOffer};
 use acd_core::entry::Tid;
+use acd_core::error::DomainError;
 use acd_core::goods::{self, GoodsError};
 use acd_core::purchase::Offer;
 use ed25519_dalek::VerifyingKey;
 
-use crate::error::ApiError;
 use crate::shop::Shop;
 use crate::store::Purchase;
 
@@ -35,26 +38,21 @@ pub fn seal(
     Ok((plaintext_hash, ciphertext))
 }
 
-fn fresh_tid() -> Tid {
-    let mut t = [0u8; 16];
-    rand::fill(&mut t);
-    Tid(t)
-}
-
 impl Shop {
-    /// `POST /api/v1/offer`.
-    pub async fn offer(&self, req: OfferRequest) -> Result<OfferResponse, ApiError> {
+    /// P1: an offer of `req.item` to the customer key `req.customer`.
+    pub async fn offer(&self, req: OfferRequest) -> Result<OfferResponse, DomainError> {
         let item = self.item(&req.item).ok_or_else(|| {
-            ApiError::not_found("unknown_item", format!("no item {:?} for sale", req.item))
+            DomainError::not_found("unknown_item", format!("no item {:?} for sale", req.item))
         })?;
         if !VerifyingKey::from_bytes(&req.customer).is_ok_and(|q| !q.is_weak()) {
-            return Err(ApiError::bad(
+            return Err(DomainError::bad(
                 "bad_customer_key",
                 "customer is not an ed25519 public key of full order",
             ));
         }
-        let tid = fresh_tid();
-        let key = goods::fresh_key(&mut rand::rng());
+        let mut tid = Tid([0; 16]);
+        self.fill(&mut tid.0);
+        let key = self.fresh_key();
         let file = item.file.clone();
         let wrong_goods = self.behaviour.wrong_goods;
         let sealed = tokio::task::spawn_blocking(move || {
@@ -63,8 +61,8 @@ impl Shop {
             seal(&key, &tid, &bytes, wrong_goods).map_err(|e| e.to_string())
         })
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let (plaintext_hash, ciphertext) = sealed.map_err(ApiError::Internal)?;
+        .map_err(|e| DomainError::internal(e.to_string()))?;
+        let (plaintext_hash, ciphertext) = sealed.map_err(DomainError::internal)?;
         let expiration_ms = self
             .now_ms()
             .saturating_add(u64::try_from(self.offer_lifetime.as_millis()).unwrap_or(u64::MAX));
@@ -124,5 +122,59 @@ mod tests {
             let plain = goods::decrypt(&key, &tid, &ct2).expect("decrypts");
             assert_ne!(goods::hash(&plain), h);
         }
+    }
+
+    // P1 through the engine: the offer is signed for the customer, the
+    // record holds the k that decrypts the goods, and with the same seed
+    // two merchants draw the same TID and key (randomness is injected).
+    #[tokio::test]
+    async fn offer_step_is_deterministic_under_a_seeded_rng() {
+        use crate::fixture;
+        let (a, b) = (
+            tempfile::tempdir().expect("dir"),
+            tempfile::tempdir().expect("dir"),
+        );
+        let sa = fixture::shop(a.path(), "http://127.0.0.1:1", Default::default(), 7).await;
+        let sb = fixture::shop(b.path(), "http://127.0.0.1:1", Default::default(), 7).await;
+        let (oa, ob) = (fixture::offer(&sa).await, fixture::offer(&sb).await);
+        oa.offer.offer.verify(&oa.offer.signature).expect("signed");
+        assert_eq!(oa.offer.offer.customer, fixture::customer());
+        assert_eq!(oa.offer.offer.tid, ob.offer.offer.tid);
+        let (ra, rb) = (
+            sa.known(&oa.offer.offer.tid).expect("recorded"),
+            sb.known(&ob.offer.offer.tid).expect("recorded"),
+        );
+        assert_eq!(ra.key, rb.key);
+        assert_eq!(
+            goods::decrypt(&ra.key, &oa.offer.offer.tid, &oa.ciphertext).expect("decrypts"),
+            fixture::GOODS
+        );
+        assert_ne!(
+            fixture::offer(&sa).await.offer.offer.tid,
+            oa.offer.offer.tid
+        );
+
+        let e = sa
+            .offer(OfferRequest {
+                item: "nope".into(),
+                customer: fixture::customer(),
+            })
+            .await
+            .expect_err("unknown item");
+        assert_eq!(
+            (e.kind, e.code),
+            (acd_core::error::ErrorKind::NotFound, "unknown_item")
+        );
+        let e = sa
+            .offer(OfferRequest {
+                item: "song".into(),
+                customer: [0; 32],
+            })
+            .await
+            .expect_err("weak key");
+        assert_eq!(
+            (e.kind, e.code),
+            (acd_core::error::ErrorKind::BadRequest, "bad_customer_key")
+        );
     }
 }

@@ -1,6 +1,13 @@
-//! P3 → P4 → P6: the bank's escrow terms arrive, the merchant checks them
-//! against its offer, records the escrow, commits the goods key to the log,
-//! records the commit and hands the key to the customer.
+//! P3 → P4 → P6 (paper figure 2): the bank's escrow terms arrive, the
+//! merchant checks them against its offer (the bank's key and signature,
+//! the terms equal to the offer's, the offer not expired), records the
+//! escrow, commits the goods key to the log (P4, appended and proven by the
+//! log: P5), records the commit and hands the key to the customer (P6);
+//! [`Shop::delivery`] answers P6 again for a TID.
+//!
+//! The paper has the bank send the escrow notice P3 to the merchant; here
+//! it reaches the merchant through the customer, who holds the bank's
+//! signed terms after P2, so that the bank never needs to reach merchants.
 //!
 //! Every step is durable before the next: the escrow before the commit is
 //! sent, the commit proof before the key is answered. The log decides the
@@ -11,10 +18,9 @@ use acd_client::ClientError;
 use acd_client::log::VerifiedEntry;
 use acd_core::bank_api::{Delivery, PurchaseRequest};
 use acd_core::entry::{KeyCommit, LogEntry, Tid};
-use acd_core::goods;
+use acd_core::error::DomainError;
 use acd_core::log_api::CommitRequest;
 
-use crate::error::ApiError;
 use crate::shop::Shop;
 use crate::store::{Escrow, Purchase, Stage};
 
@@ -36,27 +42,28 @@ pub fn commit_request(shop: &Shop, p: &Purchase, escrow: &Escrow) -> CommitReque
     }
 }
 
-fn log_unavailable(e: impl std::fmt::Display) -> ApiError {
-    ApiError::unavailable("log_unavailable", format!("the log cannot be reached: {e}"))
+fn log_unavailable(e: impl std::fmt::Display) -> DomainError {
+    DomainError::unavailable("log_unavailable", format!("the log cannot be reached: {e}"))
 }
 
 impl Shop {
-    /// `POST /api/v1/purchase`.
-    pub async fn purchase(&self, req: PurchaseRequest) -> Result<Delivery, ApiError> {
+    /// P3 → P4 → P6: the escrow terms for an offer in, the committed key
+    /// and its commit proof out.
+    pub async fn purchase(&self, req: PurchaseRequest) -> Result<Delivery, DomainError> {
         let tid = req.terms.tid;
         let _guard = self.locks.lock(tid).await;
         let mut p = self.known(&tid)?;
         if req.terms.bank != self.bank {
-            return Err(ApiError::forbidden(
+            return Err(DomainError::forbidden(
                 "wrong_bank",
                 "the terms are not from the bank this merchant uses",
             ));
         }
         req.terms
             .verify(&req.terms_signature)
-            .map_err(|e| ApiError::forbidden("bad_terms_signature", e.to_string()))?;
+            .map_err(|e| DomainError::forbidden("bad_terms_signature", e.to_string()))?;
         if req.terms != p.offer.offer.terms() {
-            return Err(ApiError::conflict(
+            return Err(DomainError::conflict(
                 "terms_differ",
                 "the escrow terms differ from the offer's (price, expiration, merchant, log or bank)",
             ));
@@ -66,12 +73,13 @@ impl Shop {
             Stage::Aborted => return Err(aborted(&p)),
             Stage::Offered => {
                 if self.now_ms() >= p.offer.offer.expiration_ms {
-                    return Err(ApiError::Expired(format!(
-                        "the offer for TID {tid} expired; the escrow will be aborted"
-                    )));
+                    return Err(DomainError::unprocessable(
+                        "expired",
+                        format!("the offer for TID {tid} expired; the escrow will be aborted"),
+                    ));
                 }
                 let commit_key = if self.behaviour.bogus_key {
-                    goods::fresh_key(&mut rand::rng())
+                    self.fresh_key()
                 } else {
                     p.key
                 };
@@ -88,24 +96,51 @@ impl Shop {
         self.deliver(&p)
     }
 
-    /// The record of `tid`, or 404.
-    pub fn known(&self, tid: &Tid) -> Result<Purchase, ApiError> {
-        self.store
-            .get(tid)?
-            .ok_or_else(|| ApiError::not_found("unknown_tid", format!("no offer with TID {tid}")))
+    /// P6 again, for `GET /api/v1/delivery/{tid}`: the committed key and
+    /// its proof, 409 `aborted` if the log recorded an abort, 404 if the
+    /// TID is unknown or not committed yet.
+    pub fn delivery(&self, tid: &Tid) -> Result<Delivery, DomainError> {
+        let p = self.known(tid)?;
+        if p.abort.is_some() {
+            return Err(DomainError::conflict(
+                "aborted",
+                format!("the log recorded an abort for TID {tid}: no sale"),
+            ));
+        }
+        self.deliver(&p)
+    }
+
+    /// P6: the committed key and its commit proof, for a committed purchase.
+    pub fn deliver(&self, p: &Purchase) -> Result<Delivery, DomainError> {
+        let (Some(escrow), Some(commit)) = (&p.escrow, &p.commit) else {
+            return Err(DomainError::not_found(
+                "not_committed",
+                format!("no key has been committed for TID {}", p.tid()),
+            ));
+        };
+        if self.behaviour.withhold_key {
+            return Err(DomainError::unavailable(
+                "key_withheld",
+                "the key is not available from the merchant; it is in the log",
+            ));
+        }
+        Ok(Delivery {
+            key: escrow.commit_key,
+            commit: commit.clone(),
+        })
     }
 
     /// P4/P5 for an escrowed purchase: commit, or learn the log's outcome
     /// if the expiration passed, and record it. Call with the TID's lock.
-    pub async fn commit(&self, p: &mut Purchase) -> Result<(), ApiError> {
+    pub async fn commit(&self, p: &mut Purchase) -> Result<(), DomainError> {
         let Some(escrow) = &p.escrow else {
-            return Err(ApiError::Internal("commit without escrow".into()));
+            return Err(DomainError::internal("commit without escrow"));
         };
         if p.commit.is_some() {
             return Ok(());
         }
         if self.behaviour.never_commit {
-            return Err(ApiError::unavailable(
+            return Err(DomainError::unavailable(
                 "not_committed",
                 "the merchant accepted the escrow but does not commit",
             ));
@@ -134,23 +169,24 @@ impl Shop {
     }
 
     /// The log's outcome for `tid` after the expiration: 422 if none.
-    async fn outcome(&self, tid: &Tid) -> Result<VerifiedEntry, ApiError> {
+    async fn outcome(&self, tid: &Tid) -> Result<VerifiedEntry, DomainError> {
         self.log
             .transaction(tid)
             .await
             .map_err(log_unavailable)?
             .ok_or_else(|| {
-                ApiError::Expired(format!(
-                    "the offer for TID {tid} expired before the key was committed"
-                ))
+                DomainError::unprocessable(
+                    "expired",
+                    format!("the offer for TID {tid} expired before the key was committed"),
+                )
             })
     }
 
-    async fn record_outcome(&self, p: &mut Purchase, v: VerifiedEntry) -> Result<(), ApiError> {
+    async fn record_outcome(&self, p: &mut Purchase, v: VerifiedEntry) -> Result<(), DomainError> {
         let tid = p.tid();
         let commit_key = p.escrow.as_ref().map(|e| e.commit_key);
         match v.entry {
-            _ if v.entry.tid() != tid => Err(ApiError::Internal(format!(
+            _ if v.entry.tid() != tid => Err(DomainError::internal(format!(
                 "the log answered for TID {} when asked for {tid}",
                 v.entry.tid()
             ))),
@@ -163,7 +199,7 @@ impl Shop {
                 tracing::info!(%tid, index = p.commit.as_ref().map(|c| c.index), "committed");
                 Ok(())
             }
-            LogEntry::Commit { .. } => Err(ApiError::Internal(format!(
+            LogEntry::Commit { .. } => Err(DomainError::internal(format!(
                 "the log holds another commit for TID {tid}"
             ))),
             LogEntry::Abort { .. } => {
@@ -177,10 +213,95 @@ impl Shop {
     }
 }
 
-fn aborted(p: &Purchase) -> ApiError {
-    ApiError::Conflict {
-        code: "aborted",
-        message: format!("the log recorded an abort for TID {}: no sale", p.tid()),
-        existing: p.abort.clone().map(Box::new),
+fn aborted(p: &Purchase) -> DomainError {
+    let e = DomainError::conflict(
+        "aborted",
+        format!("the log recorded an abort for TID {}: no sale", p.tid()),
+    );
+    match &p.abort {
+        Some(abort) => e.with_existing(Box::new(abort.clone())),
+        None => e,
+    }
+}
+
+/// A TID as it appears in a path: 32 lowercase hex digits, else 400
+/// `bad_tid`.
+pub fn parse_tid(text: &str) -> Result<Tid, DomainError> {
+    text.parse()
+        .map_err(|_| DomainError::bad("bad_tid", "a TID is 32 lowercase hex digits"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use acd_core::entry::Outcome;
+    use acd_core::error::ErrorKind;
+    use acd_core::log_api::EntryProof;
+
+    use super::*;
+    use crate::fixture;
+    use crate::store::Stage;
+
+    fn fake_commit(tid: Tid) -> EntryProof {
+        EntryProof {
+            index: 3,
+            tid,
+            outcome: Outcome::Commit,
+            timestamp_ms: 1,
+            entry: vec![1, 2, 3],
+            leaf_hash: [0; 32],
+            tree_size: 4,
+            inclusion: vec![],
+            checkpoint: String::new(),
+        }
+    }
+
+    // P3 → P4 → P6 through the engine: wrong terms are refused before
+    // anything is recorded; right terms are recorded as escrowed before the
+    // commit is tried (the log is unreachable: 503); once a commit is on
+    // record, a repeat and the delivery lookup answer k from it.
+    #[tokio::test]
+    async fn purchase_step_checks_records_and_delivers() {
+        let dir = tempfile::tempdir().unwrap();
+        let shop = fixture::shop(dir.path(), "http://127.0.0.1:1", Default::default(), 1).await;
+        let o = fixture::offer(&shop).await;
+        let tid = o.offer.offer.tid;
+
+        let mut other = fixture::terms(&o);
+        other.terms.price += 1;
+        other.terms_signature = other.terms.sign(&fixture::bank());
+        let e = shop.purchase(other).await.unwrap_err();
+        assert_eq!((e.kind, e.code), (ErrorKind::Conflict, "terms_differ"));
+        let mut forged = fixture::terms(&o);
+        forged.terms_signature = forged
+            .terms
+            .sign(&ed25519_dalek::SigningKey::from_bytes(&[9; 32]));
+        let e = shop.purchase(forged).await.unwrap_err();
+        assert_eq!(
+            (e.kind, e.code),
+            (ErrorKind::Forbidden, "bad_terms_signature")
+        );
+        assert_eq!(shop.known(&tid).unwrap().stage(), Stage::Offered);
+
+        let e = shop.purchase(fixture::terms(&o)).await.unwrap_err();
+        assert_eq!(
+            (e.kind, e.code),
+            (ErrorKind::Unavailable, "log_unavailable")
+        );
+        let mut p = shop.known(&tid).unwrap();
+        assert_eq!(p.stage(), Stage::Escrowed);
+        let e = shop.delivery(&tid).unwrap_err();
+        assert_eq!((e.kind, e.code), (ErrorKind::NotFound, "not_committed"));
+
+        p.commit = Some(fake_commit(tid));
+        shop.store.put(&p).await.unwrap();
+        let d = shop.purchase(fixture::terms(&o)).await.unwrap();
+        assert_eq!((d.key, d.commit.index), (p.key, 3));
+        assert_eq!(shop.delivery(&tid).unwrap().key, p.key);
+
+        let e = shop.delivery(&Tid([0; 16])).unwrap_err();
+        assert_eq!((e.kind, e.code), (ErrorKind::NotFound, "unknown_tid"));
+        assert_eq!(parse_tid(&tid.to_string()).unwrap(), tid);
+        assert_eq!(parse_tid("xyz").unwrap_err().code, "bad_tid");
     }
 }

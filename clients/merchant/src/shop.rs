@@ -1,19 +1,33 @@
-//! The merchant's shared state, which every handler and the background
-//! task use: keys, the bank and the log, the catalog and the store.
+//! The merchant's engine state, which every protocol step ([`crate::offer`],
+//! [`crate::purchase`], [`crate::deposit`]) and the background task share:
+//! keys, the bank and the log, the catalog, the store, and the injected
+//! clock and randomness. Nothing here knows about HTTP.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acd_client::bank::BankClient;
 use acd_client::log::LogClient;
-use acd_core::bank_api::{Catalog, CatalogItem, Delivery};
+use acd_core::bank_api::{Catalog, CatalogItem};
+use acd_core::entry::Tid;
+use acd_core::error::DomainError;
 use ed25519_dalek::SigningKey;
+use rand_core::Rng as _;
 
 use crate::clock::Clock;
-use crate::config::{Behaviour, CatalogEntry};
-use crate::error::ApiError;
+use crate::config::CatalogEntry;
 use crate::locks::TidLocks;
+use crate::misbehave::Behaviour;
 use crate::store::{Purchase, Store};
+
+/// Where the merchant draws its randomness (TIDs, goods keys): the
+/// operating system's generator unless a test injects a seeded one.
+pub type Rng = Box<dyn rand_core::CryptoRng + Send>;
+
+/// The operating system's generator.
+pub fn os_rng() -> Rng {
+    Box::new(rand_core::UnwrapErr(rand::rngs::SysRng))
+}
 
 pub struct Shop {
     pub signing: SigningKey,
@@ -27,6 +41,7 @@ pub struct Shop {
     pub catalog: Vec<CatalogEntry>,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
+    pub rng: Mutex<Rng>,
     pub offer_lifetime: Duration,
     pub retry_interval: Duration,
     pub behaviour: Behaviour,
@@ -44,11 +59,23 @@ impl Shop {
         self.clock.now_ms()
     }
 
+    /// Fills `buf` from the injected generator.
+    pub fn fill(&self, buf: &mut [u8]) {
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        rng.fill_bytes(buf);
+    }
+
+    /// A fresh AES-256-GCM key for goods, from the injected generator.
+    pub fn fresh_key(&self) -> [u8; 32] {
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        acd_core::goods::fresh_key(&mut **rng)
+    }
+
     pub fn item(&self, id: &str) -> Option<&CatalogEntry> {
         self.catalog.iter().find(|e| e.id == id)
     }
 
-    /// `GET /api/v1/catalog`.
+    /// What `GET /api/v1/catalog` shows: the items, without their files.
     pub fn public_catalog(&self) -> Catalog {
         Catalog {
             merchant: self.merchant,
@@ -66,23 +93,10 @@ impl Shop {
         }
     }
 
-    /// P6: the committed key and its commit proof, for a committed purchase.
-    pub fn deliver(&self, p: &Purchase) -> Result<Delivery, ApiError> {
-        let (Some(escrow), Some(commit)) = (&p.escrow, &p.commit) else {
-            return Err(ApiError::not_found(
-                "not_committed",
-                format!("no key has been committed for TID {}", p.tid()),
-            ));
-        };
-        if self.behaviour.withhold_key {
-            return Err(ApiError::unavailable(
-                "key_withheld",
-                "the key is not available from the merchant; it is in the log",
-            ));
-        }
-        Ok(Delivery {
-            key: escrow.commit_key,
-            commit: commit.clone(),
+    /// The record of `tid`, or 404 `unknown_tid`.
+    pub fn known(&self, tid: &Tid) -> Result<Purchase, DomainError> {
+        self.store.get(tid)?.ok_or_else(|| {
+            DomainError::not_found("unknown_tid", format!("no offer with TID {tid}"))
         })
     }
 }

@@ -33,11 +33,24 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A database that cannot be reached now is worth retrying (503
+/// `storage_unavailable`); a corrupt record is a bug or a broken disk (500,
+/// detail logged only).
+impl From<StoreError> for acd_core::error::DomainError {
+    fn from(e: StoreError) -> Self {
+        use acd_core::error::DomainError;
+        match e {
+            StoreError::Corrupt(_) => DomainError::internal(e.to_string()),
+            StoreError::Sled(_) => DomainError::unavailable("storage_unavailable", e.to_string()),
+        }
+    }
+}
+
 /// The bank's escrow for a purchase (P3) and the key the merchant commits.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Escrow {
     pub request: PurchaseRequest,
-    /// The key sent to the log: k, unless [`crate::Behaviour::bogus_key`]
+    /// The key sent to the log: k, unless the `bogus_key` misbehaviour
     /// chose another one when the escrow arrived.
     #[serde(with = "hex_array")]
     pub commit_key: [u8; 32],

@@ -502,6 +502,37 @@ async fn untrusted_log_is_refused_at_start() {
     assert!(err.to_string().contains("does not trust"), "{err}");
 }
 
+// The checked-in example configuration starts a merchant: the example file
+// with only what differs in this world (data directory, bank, log, the goods)
+// replaced in it, opened through the library and served; it sells.
+#[tokio::test]
+async fn the_example_config_starts_a_merchant() {
+    let w = World::start().await;
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/merchant.example.toml");
+    let text = std::fs::read_to_string(example).unwrap();
+    let text = text
+        .replace("/var/lib/acd-merchant", &w.dir.join("merchant").display().to_string())
+        .replace("http://127.0.0.1:8800", &w.bank.url)
+        .replace(
+            "log.example.com/acd/1+7a6c2e12+AUtFZYwYUiYDvdbyO1BTWRKZdUAhqnwRpYNu7dkIxmQ2@http://127.0.0.1:8700",
+            &format!("{}@{}", w.log.vkey, w.log.url),
+        )
+        .replace("catalog = \"catalog.example.toml\"", "")
+        .replace("# [[items]]", "[[items]]")
+        .replace("# id = ", "id = ")
+        .replace("# description = ", "description = ")
+        .replace("# price = ", "price = ")
+        .replace("# file = \"goods/song.mp3\"", "file = \"song.mp3\"");
+    let file = acd_merchant::MerchantConfigFile::from_toml(&text, &w.dir).unwrap();
+    assert_eq!(file.offer_lifetime_ms, 60_000);
+    let merchant = Merchant::open(file.into_config().unwrap()).await.unwrap();
+    assert_eq!(merchant.bank_key(), w.bank.info.bank);
+    let run = Running::start(merchant).await;
+    let o = offer(&run.client).await;
+    assert_eq!(o.offer.offer.price, 250);
+    run.stop().await;
+}
+
 // Hostile clients: valid offer and purchase requests mutated at one random
 // place, and random delivery paths. The merchant never answers 500, every
 // refusal is a JSON error, and the log holds a commit only for a TID the

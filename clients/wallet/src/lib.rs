@@ -7,12 +7,19 @@
 //! before every request that depends on it, so a crash at any point is
 //! finished by [`Wallet::resume`].
 //!
-//! Layout:
-//! - [`wallet`]: [`Wallet`] (create, open, withdraw, balance, verification
-//!   of log proofs against the wallet's view of each log), [`Clock`].
-//! - [`purchase`]: the purchase state machine: `start_purchase`,
-//!   `register`, `request_offer`, `spend`, `deliver`, `settle`, `refund`,
-//!   `cancel`, and `drive`/`buy`/`resume` that run them.
+//! Layout, one file per step of the customer:
+//! - [`wallet`]: [`Wallet`] (create, open, balance, verification of log
+//!   proofs against the wallet's view of each log), [`Clock`], the
+//!   injected randomness ([`wallet::Rng`]).
+//! - [`withdraw`]: figure 1, steps 1 and 2: blind tokens from the account.
+//! - [`purchase`]: the purchase state machine and its first steps: `buy`,
+//!   `start_purchase`, `register` (steps 3 and 4), `request_offer` (P1),
+//!   `spend` (P2/P3), `cancel`.
+//! - [`deliver`]: P3 to P6, the key accepted only with a proven commit.
+//! - [`settle`]: Q1/Q2, the log's outcome, and the abort.
+//! - [`refund`]: the money back after an abort.
+//! - [`dispute`]: the money back after a bogus key or wrong goods.
+//! - [`resume`]: `step`, `drive` and `resume`, which run the steps.
 //! - [`certify`]: proof bundles of delivered purchases.
 //! - [`checks`]: the customer's checks of every answer (pure).
 //! - [`coins`]: denominations and token selection (pure).
@@ -23,11 +30,17 @@
 pub mod certify;
 pub mod checks;
 pub mod coins;
+pub mod deliver;
+pub mod dispute;
 pub mod error;
 pub mod file;
 pub mod purchase;
+pub mod refund;
 pub mod report;
+pub mod resume;
+pub mod settle;
 pub mod wallet;
+pub mod withdraw;
 
 pub use error::WalletError;
 pub use file::{PurchaseRecord, PurchaseState, WalletFile};

@@ -1,8 +1,18 @@
 //! A purchase as a state machine (paper figure 2, and the ways out of it):
 //! each public step moves one [`PurchaseRecord`] from one
-//! [`PurchaseState`] to the next and saves it; [`Wallet::drive`] runs the
-//! steps until the purchase is final, [`Wallet::buy`] starts one and drives
-//! it, [`Wallet::resume`] drives all that a crash or an outage left.
+//! [`PurchaseState`] to the next and saves it. The steps, each in the file
+//! named after it:
+//!
+//! - here: [`Wallet::buy`] (start a purchase and drive it), the start
+//!   (catalog, token selection, q), registration of the tokens to Q (steps
+//!   3 and 4), P1 ([`Wallet::request_offer`]), P2/P3 ([`Wallet::spend`])
+//!   and [`Wallet::cancel`];
+//! - [`crate::deliver`]: P3 to P6, the merchant's delivery, and the check
+//!   of a commit proof;
+//! - [`crate::settle`]: Q1/Q2, the log's outcome, and the abort;
+//! - [`crate::refund`]: the money back after an abort;
+//! - [`crate::dispute`]: the money back after a bogus key or wrong goods;
+//! - [`crate::resume`]: running the steps until a purchase is final.
 //!
 //! Which failures cancel and which wait: until the spend is sent nothing is
 //! at stake, so any failure cancels (the tokens go back into the wallet,
@@ -13,28 +23,20 @@
 
 use std::path::{Path, PathBuf};
 
-use acd_client::ClientError;
 use acd_client::merchant::MerchantClient;
-use acd_core::bank_api::{
-    DisputeRequest, OfferRequest, PurchaseRequest, RefundRequest, RegisterRequest, SpendRequest,
-};
-use acd_core::entry::{LogEntry, Tid};
-use acd_core::log_api::{AbortRequest, EntryProof};
-use acd_core::proof::ProofError;
-use acd_core::purchase::{Refund, RefundReason, Spend};
+use acd_core::bank_api::{OfferRequest, RegisterRequest, SignedOffer, SpendRequest};
+use acd_core::entry::Tid;
+use acd_core::purchase::Spend;
 use acd_core::token::BlindedToken;
 use ed25519_dalek::SigningKey;
 
 use crate::checks::{
-    CheckError, OfferExpectation, check_abort, check_commit, check_offer, check_receipt,
-    check_spend_response, open_goods,
+    CheckError, OfferExpectation, check_offer, check_receipt, check_spend_response,
 };
 use crate::coins::select;
 use crate::error::WalletError;
-use crate::file::{
-    PendingRefund, PurchaseRecord, PurchaseState, PurchaseToken, StoredToken, write_atomic,
-};
-use crate::report::{PurchaseOutcome, PurchaseReport, ResumeReport, Source, Step};
+use crate::file::{PurchaseRecord, PurchaseState, PurchaseToken, StoredToken, write_atomic};
+use crate::report::{PurchaseReport, Step};
 use crate::wallet::Wallet;
 
 impl Wallet {
@@ -49,13 +51,13 @@ impl Wallet {
             .ok_or_else(|| WalletError::UnknownPurchase(id.to_string()))
     }
 
-    fn record_mut(&mut self, id: u64) -> Result<&mut PurchaseRecord, WalletError> {
+    pub(crate) fn record_mut(&mut self, id: u64) -> Result<&mut PurchaseRecord, WalletError> {
         self.data
             .purchase_mut(id)
             .ok_or_else(|| WalletError::UnknownPurchase(id.to_string()))
     }
 
-    fn expect_state(
+    pub(crate) fn expect_state(
         &self,
         id: u64,
         states: &[PurchaseState],
@@ -77,6 +79,13 @@ impl Wallet {
         let mut name = self.path.file_name().unwrap_or_default().to_owned();
         name.push(".goods");
         self.path.with_file_name(name)
+    }
+
+    /// The purchase of a TID.
+    pub fn purchase_by_tid(&self, tid: &Tid) -> Result<&PurchaseRecord, WalletError> {
+        self.data
+            .purchase_by_tid(tid)
+            .ok_or_else(|| WalletError::UnknownPurchase(tid.to_string()))
     }
 
     /// Buys `item` from the merchant at `merchant_url` and writes the goods
@@ -128,11 +137,7 @@ impl Wallet {
         };
         let values: Vec<u64> = self.data.tokens.iter().map(|t| t.value).collect();
         let selection = select(&values, &required, entry.price, &self.denomination_values())?;
-        let q = bound.unwrap_or_else(|| {
-            let mut seed = [0u8; 32];
-            rand::fill(&mut seed);
-            seed
-        });
+        let q = bound.unwrap_or_else(|| self.fresh_seed());
         let mut tokens = Vec::new();
         for &i in selection.indices.iter().rev() {
             let t = self.data.tokens.remove(i);
@@ -314,289 +319,6 @@ impl Wallet {
         }))
     }
 
-    /// P3 to P6: gives the bank's terms to the merchant and accepts the key
-    /// it returns only with a proven commit. Any failure of the merchant
-    /// moves the purchase to [`PurchaseState::AwaitingOutcome`].
-    pub async fn deliver(&mut self, id: u64) -> Result<Vec<Step>, WalletError> {
-        let r = self.expect_state(id, &[PurchaseState::Escrowed], "not escrowed")?;
-        let spend = r.spend.clone().ok_or(WalletError::WrongState {
-            id,
-            state: r.state,
-            wanted: "escrowed without the bank's answer",
-        })?;
-        let merchant = MerchantClient::with_http(self.http.clone(), &r.merchant_url);
-        let answer = merchant
-            .purchase(&PurchaseRequest {
-                terms: spend.terms,
-                terms_signature: spend.terms_signature,
-            })
-            .await;
-        // The key that counts is the one in the proven commit entry; the
-        // merchant's copy of it in the answer is not used.
-        let failure = match answer {
-            Ok(delivery) => match self
-                .accept_commit(id, &delivery.commit, Source::Merchant)
-                .await
-            {
-                Ok((_, steps)) => return Ok(steps),
-                Err(e @ WalletError::LogInconsistent { .. }) => return Err(e),
-                Err(e) => format!("its delivery does not verify: {e}"),
-            },
-            Err(e) => e.to_string(),
-        };
-        let rec = self.record_mut(id)?;
-        rec.state = PurchaseState::AwaitingOutcome;
-        rec.note = Some(format!("the merchant failed: {failure}"));
-        self.save()?;
-        Ok(vec![self.emit(Step::MerchantFailed { reason: failure })])
-    }
-
-    /// Checks a commit proof for purchase `id` and, if it holds, decrypts:
-    /// good goods are written and the purchase is delivered; a key that
-    /// does not deliver the contract's goods starts a dispute. Returns the
-    /// committed key.
-    async fn accept_commit(
-        &mut self,
-        id: u64,
-        proof: &EntryProof,
-        source: Source,
-    ) -> Result<([u8; 32], Vec<Step>), WalletError> {
-        let r = self.purchase(id)?.clone();
-        let offer = offer_of(&r)?.offer.clone();
-        let v = self.verify_log_proof(proof, &offer.log_origin).await?;
-        let key = check_commit(&v.entry, &v.checkpoint.checkpoint.origin, &offer)?;
-        let mut steps = vec![self.emit(Step::Commit {
-            source,
-            index: proof.index,
-            tree_size: proof.tree_size,
-            key,
-        })];
-        let ct_path = r.ciphertext.clone().ok_or(WalletError::WrongState {
-            id,
-            state: r.state,
-            wanted: "no ciphertext stored",
-        })?;
-        let ciphertext = std::fs::read(&ct_path).map_err(|e| WalletError::io(&ct_path, e))?;
-        match open_goods(&key, &offer, &ciphertext) {
-            Ok(plain) => {
-                write_atomic(&r.out_path, &plain)?;
-                let rec = self.record_mut(id)?;
-                rec.commit = Some(proof.clone());
-                rec.state = PurchaseState::Delivered;
-                self.save()?;
-                steps.push(self.emit(Step::Goods {
-                    bytes: plain.len(),
-                    path: r.out_path.clone(),
-                }));
-            }
-            Err(finding) => {
-                let blinded = self.blind_amount(r.price)?;
-                let rec = self.record_mut(id)?;
-                rec.commit = Some(proof.clone());
-                rec.refund = Some(PendingRefund {
-                    reason: RefundReason::Dispute,
-                    blinded,
-                    finding: Some(finding),
-                });
-                rec.state = PurchaseState::Refunding;
-                self.save()?;
-                steps.push(self.emit(Step::BadGoods { finding }));
-            }
-        }
-        Ok((key, steps))
-    }
-
-    /// Checks an abort proof for purchase `id` and prepares the refund.
-    async fn accept_abort(&mut self, id: u64, proof: &EntryProof) -> Result<Step, WalletError> {
-        let r = self.purchase(id)?.clone();
-        let terms = offer_of(&r)?.offer.terms();
-        let v = self.verify_log_proof(proof, &terms.log_origin).await?;
-        check_abort(&v.entry, &v.checkpoint.checkpoint.origin, &terms)?;
-        let blinded = self.blind_amount(r.price)?;
-        let rec = self.record_mut(id)?;
-        rec.abort = Some(proof.clone());
-        rec.refund = Some(PendingRefund {
-            reason: RefundReason::Abort,
-            blinded,
-            finding: None,
-        });
-        rec.state = PurchaseState::Refunding;
-        self.save()?;
-        Ok(self.emit(Step::Abort {
-            index: proof.index,
-            tree_size: proof.tree_size,
-        }))
-    }
-
-    /// Q1/Q2: asks the log for the outcome of the purchase's TID. A commit
-    /// delivers (or disputes); an abort prepares the refund; after the
-    /// expiration with no outcome, the wallet asks the log to abort with
-    /// the bank's notice. With `wait`, polls until there is an outcome;
-    /// without, returns after one look (the purchase stays awaiting).
-    pub async fn settle(&mut self, id: u64, wait: bool) -> Result<Vec<Step>, WalletError> {
-        let r = self.expect_state(
-            id,
-            &[PurchaseState::AwaitingOutcome],
-            "not awaiting an outcome",
-        )?;
-        let spend = r.spend.clone().ok_or(WalletError::WrongState {
-            id,
-            state: r.state,
-            wanted: "no escrow terms stored",
-        })?;
-        let terms = spend.terms.clone();
-        let log = self.log_client(&terms.log_origin)?;
-        let mut steps = Vec::new();
-        let mut told_waiting = false;
-        loop {
-            let found = match log.transaction(&terms.tid).await? {
-                Some(v) => Some(v.proof),
-                None => {
-                    let now_ms = self.clock.now_ms();
-                    if now_ms >= terms.expiration_ms {
-                        let abort = AbortRequest {
-                            tid: terms.tid,
-                            merchant: terms.merchant,
-                            expiration_ms: terms.expiration_ms,
-                            bank: terms.bank,
-                            signature: spend.notice_signature,
-                        };
-                        steps.push(self.emit(Step::AbortRequested));
-                        match log.abort(&abort).await {
-                            Ok(v) => Some(v.proof),
-                            Err(ClientError::Refused { body, .. }) if body.existing.is_some() => {
-                                body.existing.map(|p| *p)
-                            }
-                            Err(ClientError::Refused { body, .. })
-                                if body.error == "not_expired" =>
-                            {
-                                None
-                            }
-                            Err(e) => return Err(e.into()),
-                        }
-                    } else {
-                        if !told_waiting {
-                            steps.push(self.emit(Step::NoOutcomeYet {
-                                expiration_ms: terms.expiration_ms,
-                                now_ms,
-                            }));
-                            told_waiting = true;
-                        }
-                        None
-                    }
-                }
-            };
-            if let Some(proof) = found {
-                let outcome = LogEntry::decode(&proof.entry)
-                    .map_err(|e| ClientError::Invalid(e.to_string()))?
-                    .outcome();
-                let result = match outcome {
-                    acd_core::entry::Outcome::Commit => self
-                        .accept_commit(id, &proof, Source::Log)
-                        .await
-                        .map(|(_, s)| s),
-                    acd_core::entry::Outcome::Abort => {
-                        self.accept_abort(id, &proof).await.map(|s| vec![s])
-                    }
-                };
-                match result {
-                    Ok(s) => {
-                        steps.extend(s);
-                        return Ok(steps);
-                    }
-                    // Witnesses may not have cosigned the newest checkpoint
-                    // yet: ask again later.
-                    Err(WalletError::Log {
-                        error: ProofError::Witnesses { .. },
-                        ..
-                    }) if wait => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            if !wait {
-                return Ok(steps);
-            }
-            let now_ms = self.clock.now_ms();
-            let until_expiry = terms.expiration_ms.saturating_sub(now_ms);
-            let pause = if until_expiry > 0 {
-                self.poll_interval
-                    .min(std::time::Duration::from_millis(until_expiry))
-            } else {
-                self.poll_interval
-            };
-            tokio::time::sleep(pause).await;
-        }
-    }
-
-    /// Asks the bank for the escrowed price back as fresh tokens (after an
-    /// abort: the abort entry with its proof; after a bad key: the dispute's
-    /// evidence), repeating the identical request after a crash, and
-    /// unblinds the answer.
-    pub async fn refund(&mut self, id: u64) -> Result<Step, WalletError> {
-        let r = self.expect_state(id, &[PurchaseState::Refunding], "not refunding")?;
-        let pending = r.refund.clone().ok_or(WalletError::WrongState {
-            id,
-            state: r.state,
-            wanted: "no refund prepared",
-        })?;
-        let signed = offer_of(&r)?.clone();
-        let refund = Refund {
-            bank: self.data.bank.bank,
-            tid: signed.offer.tid,
-            reason: pending.reason,
-            customer: r.customer,
-            blinded: pending.blinded.iter().map(BlindedToken::request).collect(),
-        };
-        let signature = refund.sign(&SigningKey::from_bytes(&r.q));
-        let signatures = match pending.reason {
-            RefundReason::Abort => {
-                self.bank
-                    .refund(&RefundRequest {
-                        refund,
-                        signature,
-                        abort: r.abort.clone(),
-                    })
-                    .await?
-                    .blind_signatures
-            }
-            RefundReason::Dispute => {
-                let ct_path = r.ciphertext.clone().ok_or(WalletError::WrongState {
-                    id,
-                    state: r.state,
-                    wanted: "no ciphertext stored",
-                })?;
-                let ciphertext =
-                    std::fs::read(&ct_path).map_err(|e| WalletError::io(&ct_path, e))?;
-                let commit = r.commit.clone().ok_or(WalletError::WrongState {
-                    id,
-                    state: r.state,
-                    wanted: "no commit stored",
-                })?;
-                self.bank
-                    .dispute(&DisputeRequest {
-                        refund,
-                        signature,
-                        offer: signed,
-                        ciphertext,
-                        commit,
-                    })
-                    .await?
-                    .blind_signatures
-            }
-        };
-        let tokens = self.unblind(&pending.blinded, &signatures)?;
-        let count = tokens.len();
-        self.data.tokens.extend(tokens);
-        let rec = self.record_mut(id)?;
-        rec.state = PurchaseState::Refunded;
-        self.save()?;
-        Ok(self.emit(Step::Refunded {
-            reason: pending.reason,
-            amount: r.price,
-            tokens: count,
-        }))
-    }
-
     /// Stops a purchase before anything was spent: its tokens go back into
     /// the wallet, bound to Q (they may be registered to it), so that the
     /// next purchase spends them with q.
@@ -627,116 +349,10 @@ impl Wallet {
             reason: reason.to_owned(),
         }))
     }
-
-    /// Runs the next step for the purchase's state.
-    pub async fn step(&mut self, id: u64, wait: bool) -> Result<Vec<Step>, WalletError> {
-        Ok(match self.purchase(id)?.state {
-            PurchaseState::Registering => vec![self.register(id).await?],
-            PurchaseState::Registered => vec![self.request_offer(id).await?],
-            PurchaseState::Offered | PurchaseState::Spending => vec![self.spend(id).await?],
-            PurchaseState::Escrowed => self.deliver(id).await?,
-            PurchaseState::AwaitingOutcome => self.settle(id, wait).await?,
-            PurchaseState::Refunding => vec![self.refund(id).await?],
-            PurchaseState::Delivered | PurchaseState::Refunded | PurchaseState::Cancelled => {
-                vec![]
-            }
-        })
-    }
-
-    /// Runs the steps of purchase `id` until it is final (or, without
-    /// `wait`, until only waiting for the log is left). A failure before
-    /// the spend, or the bank's refusal of the spend, cancels the purchase
-    /// and is returned; other failures leave it for [`Wallet::resume`].
-    pub async fn drive(&mut self, id: u64, wait: bool) -> Result<PurchaseReport, WalletError> {
-        let mut steps = Vec::new();
-        loop {
-            let state = self.purchase(id)?.state;
-            if state.is_final() {
-                break;
-            }
-            match self.step(id, wait).await {
-                Ok(s) => steps.extend(s),
-                Err(e) => {
-                    // The state the failure left (a spend saves `spending`
-                    // before it sends), not the one it started from.
-                    let cancel = match self.purchase(id)?.state {
-                        PurchaseState::Registering
-                        | PurchaseState::Registered
-                        | PurchaseState::Offered => true,
-                        PurchaseState::Spending => e.is_refusal(),
-                        _ => false,
-                    };
-                    if cancel {
-                        self.cancel(id, &e.to_string())?;
-                    }
-                    return Err(e);
-                }
-            }
-            if !wait && self.purchase(id)?.state == PurchaseState::AwaitingOutcome {
-                break;
-            }
-        }
-        let r = self.purchase(id)?;
-        let outcome = match r.state {
-            PurchaseState::Delivered => PurchaseOutcome::Delivered {
-                path: r.out_path.clone(),
-                bytes: std::fs::metadata(&r.out_path)
-                    .map(|m| m.len() as usize)
-                    .unwrap_or(0),
-            },
-            PurchaseState::Refunded => PurchaseOutcome::Refunded {
-                reason: r
-                    .refund
-                    .as_ref()
-                    .map(|p| p.reason)
-                    .unwrap_or(RefundReason::Abort),
-                amount: r.price,
-            },
-            PurchaseState::Cancelled => PurchaseOutcome::Cancelled {
-                reason: r.note.clone().unwrap_or_default(),
-            },
-            state => PurchaseOutcome::Pending { state },
-        };
-        Ok(PurchaseReport {
-            id,
-            tid: r.tid(),
-            steps,
-            outcome,
-        })
-    }
-
-    /// Finishes every pending withdrawal and drives every unfinished
-    /// purchase (see [`Wallet::drive`]); without `wait`, purchases still
-    /// waiting for the log's outcome are left pending.
-    pub async fn resume(&mut self, wait: bool) -> ResumeReport {
-        let mut report = ResumeReport::default();
-        let ids: Vec<[u8; 16]> = self.data.withdrawals.iter().map(|w| w.request_id).collect();
-        for id in ids {
-            report.withdrawals.push(self.finish_withdrawal(&id).await);
-        }
-        let ids: Vec<u64> = self
-            .data
-            .purchases
-            .iter()
-            .filter(|p| !p.state.is_final())
-            .map(|p| p.id)
-            .collect();
-        for id in ids {
-            let r = self.drive(id, wait).await;
-            report.purchases.push((id, r));
-        }
-        report
-    }
-
-    /// The purchase of a TID.
-    pub fn purchase_by_tid(&self, tid: &Tid) -> Result<&PurchaseRecord, WalletError> {
-        self.data
-            .purchase_by_tid(tid)
-            .ok_or_else(|| WalletError::UnknownPurchase(tid.to_string()))
-    }
 }
 
-fn offer_of(r: &PurchaseRecord) -> Result<&acd_core::bank_api::SignedOffer, WalletError> {
+/// The offer stored with a purchase.
+pub(crate) fn offer_of(r: &PurchaseRecord) -> Result<&SignedOffer, WalletError> {
     r.offer.as_ref().ok_or(WalletError::WrongState {
         id: r.id,
         state: r.state,

@@ -1,31 +1,42 @@
-//! The wallet: its file, its bank, and what it has seen of each log.
-//! Withdrawal (paper figure 1, steps 1 and 2) and the balance live here;
-//! purchases in [`crate::purchase`].
+//! The wallet: its file, its bank, what it has seen of each log, and its
+//! injected clock and randomness. The balance lives here; withdrawal in
+//! [`crate::withdraw`], purchases in [`crate::purchase`] and the files
+//! named after their steps.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acd_client::ClientError;
 use acd_client::bank::BankClient;
 use acd_client::error::read_json;
 use acd_client::log::LogClient;
-use acd_core::bank_api::{BankInfo, WithdrawRequest};
+use acd_core::bank_api::BankInfo;
 use acd_core::checkpoint::SignedCheckpoint;
 use acd_core::cosignature::CosignatureVerifier;
 use acd_core::log_api::{ConsistencyProof, EntryProof};
 use acd_core::note::NoteVerifier;
 use acd_core::proof::{LogView, VerifiedEntry, WitnessPolicy, verify_entry_proof};
-use acd_core::purchase::{MAX_ITEMS, Withdrawal};
 use acd_core::token::{BlindedToken, Denomination};
 use ed25519_dalek::SigningKey;
+use rand_core::Rng as _;
 
-use crate::coins::{CoinError, decompose};
+use crate::coins::decompose;
 use crate::error::WalletError;
-use crate::file::{PendingWithdrawal, StoredToken, WalletFile};
-use crate::report::{Balance, Step, WithdrawReport};
+use crate::file::{StoredToken, WalletFile};
+use crate::report::{Balance, Step};
 
 pub use acd_core::clock::{Clock, SystemClock};
+
+/// Where the wallet draws its randomness (account key, q, withdrawal ids,
+/// blinding): the operating system's generator unless a test injects a
+/// seeded one with [`Wallet::with_rng`] or [`Wallet::create_with_rng`].
+pub type Rng = Box<dyn rand_core::CryptoRng + Send>;
+
+/// The operating system's generator.
+pub fn os_rng() -> Rng {
+    Box::new(rand_core::UnwrapErr(rand::rngs::SysRng))
+}
 
 /// Called with every step as it happens (the command line prints them).
 pub type StepHook = Box<dyn Fn(&Step) + Send + Sync>;
@@ -58,6 +69,7 @@ pub struct Wallet {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) poll_interval: Duration,
     pub(crate) on_step: Option<StepHook>,
+    pub(crate) rng: Mutex<Rng>,
 }
 
 impl std::fmt::Debug for Wallet {
@@ -69,26 +81,32 @@ impl std::fmt::Debug for Wallet {
     }
 }
 
-fn fresh_seed() -> [u8; 32] {
-    let mut seed = [0u8; 32];
-    rand::fill(&mut seed);
-    seed
-}
-
 impl Wallet {
     /// Creates a wallet file at `path` (which must not exist) for the bank
     /// at `bank_url`: fetches the bank's info and generates the account key.
     /// The bank's admin must then create the account
     /// ([`Wallet::account_key`]) and credit it.
     pub async fn create(path: impl AsRef<Path>, bank_url: &str) -> Result<Wallet, WalletError> {
+        Wallet::create_with_rng(path, bank_url, os_rng()).await
+    }
+
+    /// [`Wallet::create`], drawing the account key and everything later
+    /// from `rng`.
+    pub async fn create_with_rng(
+        path: impl AsRef<Path>,
+        bank_url: &str,
+        mut rng: Rng,
+    ) -> Result<Wallet, WalletError> {
         let path = path.as_ref();
         if path.exists() {
             return Err(WalletError::Exists(path.to_owned()));
         }
         let http = acd_client::http_client();
         let info = BankClient::with_http(http.clone(), bank_url).info().await?;
-        let data = WalletFile::new(fresh_seed(), bank_url, info);
-        let wallet = Wallet::from_file(path, data, http)?;
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let data = WalletFile::new(seed, bank_url, info);
+        let wallet = Wallet::from_file(path, data, http)?.with_rng(rng);
         wallet.save()?;
         Ok(wallet)
     }
@@ -118,6 +136,7 @@ impl Wallet {
             clock: Arc::new(SystemClock),
             poll_interval: DEFAULT_POLL_INTERVAL,
             on_step: None,
+            rng: Mutex::new(os_rng()),
         })
     }
 
@@ -125,6 +144,25 @@ impl Wallet {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Draws randomness from `rng` instead of the operating system.
+    pub fn with_rng(mut self, rng: Rng) -> Self {
+        self.rng = Mutex::new(rng);
+        self
+    }
+
+    /// Fills `buf` from the injected generator.
+    pub(crate) fn fill(&self, buf: &mut [u8]) {
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        rng.fill_bytes(buf);
+    }
+
+    /// 32 fresh random bytes: the seed of a signing key.
+    pub(crate) fn fresh_seed(&self) -> [u8; 32] {
+        let mut seed = [0u8; 32];
+        self.fill(&mut seed);
+        seed
     }
 
     /// Requires `policy` of every checkpoint, in addition to the bank's
@@ -200,7 +238,8 @@ impl Wallet {
                     .iter()
                     .find(|d| d.value == v)
                     .ok_or_else(|| WalletError::BankInfo(format!("no denomination of {v}")))?;
-                Ok(BlindedToken::new(&mut rand::rng(), d)?)
+                let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+                Ok(BlindedToken::new(&mut **rng, d)?)
             })
             .collect()
     }
@@ -261,102 +300,6 @@ impl Wallet {
                 .sum(),
             by_value: by_value.into_iter().collect(),
         }
-    }
-
-    /// Step 1 and 2: withdraws `amount` from the account as tokens of the
-    /// bank's denominations (largest first), in requests of at most
-    /// [`MAX_ITEMS`] tokens. The blinding secrets of all requests are saved
-    /// before the first is sent.
-    pub async fn withdraw(&mut self, amount: u64) -> Result<WithdrawReport, WalletError> {
-        if amount == 0 {
-            return Err(CoinError::Zero.into());
-        }
-        let blinded = self.blind_amount(amount)?;
-        let mut ids = Vec::new();
-        for chunk in blinded.chunks(MAX_ITEMS) {
-            let mut request_id = [0u8; 16];
-            rand::fill(&mut request_id);
-            let mut amount = 0;
-            for b in chunk {
-                amount += self.denomination(&b.denomination)?.value;
-            }
-            self.data.withdrawals.push(PendingWithdrawal {
-                request_id,
-                blinded: chunk.to_vec(),
-                amount,
-            });
-            ids.push(request_id);
-        }
-        self.save()?;
-        let mut report = WithdrawReport {
-            amount,
-            tokens: vec![],
-            requests: 0,
-        };
-        for id in ids {
-            let r = self.finish_withdrawal(&id).await?;
-            report.tokens.extend(r.tokens);
-            report.requests += 1;
-        }
-        Ok(report)
-    }
-
-    /// Sends (or repeats) one saved withdrawal and unblinds the answer. A
-    /// refusal (4xx: unknown account, insufficient funds) debited nothing,
-    /// so the pending withdrawal is dropped; an unanswered request stays for
-    /// [`Wallet::resume`].
-    pub async fn finish_withdrawal(
-        &mut self,
-        request_id: &[u8; 16],
-    ) -> Result<WithdrawReport, WalletError> {
-        let pending = self
-            .data
-            .withdrawals
-            .iter()
-            .find(|w| &w.request_id == request_id)
-            .cloned()
-            .ok_or_else(|| {
-                WalletError::UnknownPurchase(format!("withdrawal {}", hex::encode(request_id)))
-            })?;
-        let withdrawal = Withdrawal {
-            bank: self.data.bank.bank,
-            account: self.account_key(),
-            request_id: *request_id,
-            blinded: pending.blinded.iter().map(BlindedToken::request).collect(),
-        };
-        let signature = withdrawal.sign(&self.signing_key());
-        let answer = match self
-            .bank
-            .withdraw(&WithdrawRequest {
-                withdrawal,
-                signature,
-            })
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => {
-                let e = WalletError::from(e);
-                if e.is_refusal() {
-                    self.data
-                        .withdrawals
-                        .retain(|w| &w.request_id != request_id);
-                    self.save()?;
-                }
-                return Err(e);
-            }
-        };
-        let tokens = self.unblind(&pending.blinded, &answer.blind_signatures)?;
-        let values = tokens.iter().map(|t| t.value).collect();
-        self.data
-            .withdrawals
-            .retain(|w| &w.request_id != request_id);
-        self.data.tokens.extend(tokens);
-        self.save()?;
-        Ok(WithdrawReport {
-            amount: pending.amount,
-            tokens: values,
-            requests: 1,
-        })
     }
 
     pub(crate) fn trusted_log(&self, origin: &str) -> Result<&TrustedLog, WalletError> {

@@ -16,10 +16,12 @@
 //! - [`metrics`]: the Prometheus counters.
 //! - [`server`]: the HTTP surfaces, `router` and `run`.
 
+pub mod config;
 pub mod evidence_file;
 pub mod frozen;
 pub mod gossip;
+pub mod http;
 pub mod metrics;
 pub mod monitor;
-pub mod server;
+pub mod setup;
 pub mod witness;

@@ -266,3 +266,58 @@ fn damaged_requests_are_refused_cleanly() {
         })
         .unwrap();
 }
+
+// The checked-in example configuration (its token file and peers swapped
+// for a test's) starts a witness that serves its key, gossip and the admin
+// route the token enables, and stops on shutdown.
+#[tokio::test]
+async fn example_config_starts_a_witness() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        crate::config::Config::from_toml(include_str!("../../auditor.example.toml")).unwrap();
+    let token_file = dir.path().join("admin.token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    config.admin_token_file = Some(token_file);
+    config.peers = vec!["http://127.0.0.1:1".into()];
+    let witness = Arc::new(
+        crate::setup::open_witness(
+            &mut rand::rng(),
+            dir.path(),
+            "witness.test/example",
+            &[log_key().verifier().vkey()],
+            config.admin_token().unwrap(),
+        )
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(
+        listener,
+        witness.clone(),
+        config.peers.clone(),
+        config.gossip_interval(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let http = acd_serve::http_client();
+    let vkey = http
+        .get(format!("{base}/vkey"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(vkey.trim(), witness.cosigner().verifier().vkey());
+    let cleared = http
+        .post(format!("{base}/admin/clear?origin={ORIGIN}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), reqwest::StatusCode::OK);
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

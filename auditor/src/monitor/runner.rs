@@ -219,3 +219,67 @@ impl MonitorRunner {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use acd_core::note::NoteSigner;
+    use ed25519_dalek::SigningKey;
+
+    fn down_log() -> FollowedLog {
+        let signer = NoteSigner::new("runner.test/log", SigningKey::from_bytes(&[3; 32])).unwrap();
+        FollowedLog {
+            url: "http://127.0.0.1:1".into(),
+            verifier: signer.verifier(),
+        }
+    }
+
+    fn settings(once: bool) -> RunSettings {
+        RunSettings {
+            peers: vec!["http://127.0.0.1:1".into()],
+            gossip_every: Duration::from_millis(10),
+            interval: Duration::from_millis(10),
+            once,
+            json: true,
+        }
+    }
+
+    // A `once` run whose check cannot reach the log is an error; a
+    // continuing run retries until shutdown, then returns `Stopped` and
+    // stops serving its gossip.
+    #[tokio::test]
+    async fn once_fails_and_shutdown_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let monitor = Arc::new(Monitor::open(dir.path()).unwrap());
+        let runner = MonitorRunner::new(monitor.clone(), vec![down_log()], settings(true))
+            .with_output(Box::new(std::io::sink()));
+        assert!(matches!(
+            runner.run(std::future::pending()).await,
+            Err(MonitorError::Fetch { .. })
+        ));
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let runner = MonitorRunner::new(monitor, vec![down_log()], settings(false))
+            .with_listener(listener)
+            .with_output(Box::new(std::io::sink()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let run = tokio::spawn(runner.run(async {
+            let _ = stopped.await;
+        }));
+        let held = gossip::fetch(&acd_serve::http_client(), &format!("http://{addr}")).await;
+        assert_eq!(held.unwrap(), Vec::new());
+        stop.send(()).unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(outcome.unwrap(), RunOutcome::Stopped);
+        assert!(
+            gossip::fetch(&acd_serve::http_client(), &format!("http://{addr}"))
+                .await
+                .is_err()
+        );
+    }
+}

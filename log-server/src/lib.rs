@@ -14,12 +14,13 @@
 //!   (P4/P5), [`engine::abort`], [`engine::query`] (Q1/Q2 and proofs),
 //!   [`engine::read`] (the tiles read path). No HTTP in it.
 //! - [`http`]: the router and its few-line handlers over the engine, on
-//!   the shared shell of `acd-serve`.
+//!   the shared shell of `acd-serve`; [`http::read_path`] gives the read
+//!   path's bytes their headers, [`http::metrics`] is `/metrics`
+//!   (requests, latency, tree sizes).
 //! - [`check`]: `check_log`, the from-scratch verification tests run.
 //! - [`witnessing`]: asks witnesses to cosign each checkpoint (C2SP
 //!   tlog-witness) and keeps the cosigned checkpoint `/checkpoint` serves.
 //! - [`clock`]: the injected clock that decides expirations.
-//! - [`metrics`]: `/metrics` (requests, latency, tree sizes).
 //!
 //! A server is [`Log::open`] then [`Log::run`] on a bound listener.
 
@@ -29,7 +30,6 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod keys;
-pub mod metrics;
 pub mod sequencer;
 pub mod storage;
 pub mod tree;
@@ -67,7 +67,7 @@ pub enum OpenError {
 /// An opened log: its engine, its metrics and its sequencer thread.
 pub struct Log {
     engine: Engine,
-    metrics: Arc<metrics::LogMetrics>,
+    metrics: Arc<http::metrics::LogMetrics>,
     sequencer: std::thread::JoinHandle<()>,
 }
 

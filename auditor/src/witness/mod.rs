@@ -15,7 +15,7 @@
 //! [`WitnessError::Frozen`] until an operator clears it.
 //!
 //! Layout: this file holds the witness's state (sled) and the split-view
-//! freeze; [`add_checkpoint`] the tlog-witness step itself; [`peer`] the
+//! freeze; `add_checkpoint.rs` the tlog-witness step itself; `peer.rs` the
 //! comparisons with a gossip peer's checkpoint.
 
 mod add_checkpoint;

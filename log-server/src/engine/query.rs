@@ -61,7 +61,7 @@ fn parse_hash(s: &str) -> Result<Hash, DomainError> {
 
 impl Engine {
     /// Q1/Q2: the outcome for `tid` with its inclusion proof, under the
-    /// newest cosigned checkpoint that holds it (see [`Engine::tree_at`]).
+    /// newest cosigned checkpoint that holds it (see `Engine::tree_at`).
     pub fn transaction(&self, tid: &str) -> Result<EntryProof, DomainError> {
         let tid: Tid = tid
             .parse()

@@ -1,4 +1,4 @@
-//! The C2SP tlog-tiles read path (https://c2sp.org/tlog-tiles): the signed
+//! The C2SP tlog-tiles read path (<https://c2sp.org/tlog-tiles>): the signed
 //! checkpoint, hash tiles and entry bundles, byte for byte as the spec lays
 //! them out, so that any static file server or CDN could serve them.
 //!

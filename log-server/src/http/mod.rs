@@ -3,6 +3,7 @@
 //! answer with JSON (or the read path's plain bytes). Refusals are
 //! [`acd_serve::ApiError`]s, the one error answer of every acd server.
 
+pub mod metrics;
 pub mod read_path;
 
 use std::sync::Arc;
@@ -13,9 +14,9 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
 
+use self::metrics::LogMetrics;
 use crate::engine::Engine;
 use crate::engine::query::{ConsistencyQuery, EntriesQuery, InclusionQuery};
-use crate::metrics::LogMetrics;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -36,7 +37,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/api/v1/inclusion", get(inclusion))
         .route("/api/v1/consistency", get(consistency))
         .route("/api/v1/entries", get(entries))
-        .route("/metrics", get(crate::metrics::page))
+        .route("/metrics", get(metrics::page))
         .fallback(acd_serve::error::no_route)
         .method_not_allowed_fallback(acd_serve::error::wrong_method)
         .layer(DefaultBodyLimit::max(max_body_bytes));

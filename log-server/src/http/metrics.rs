@@ -9,7 +9,7 @@ use axum::response::Response;
 
 use acd_serve::metrics::{Gauge, HttpMetrics, Registry, gauge_value};
 
-use crate::http::AppState;
+use super::AppState;
 
 /// The log's registry and the handles its page updates.
 pub struct LogMetrics {

@@ -161,12 +161,14 @@ async fn http(tmp: &std::path::Path, streams: &[(String, Vec<String>)]) -> Run {
     let w = Arc::new(witness(dir.path(), &origins));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/add-checkpoint", listener.local_addr().unwrap());
-    let server = tokio::spawn(acd_auditor::server::run(
+    let server = tokio::spawn(acd_auditor::http::run(
         listener,
         w,
+        Vec::new(),
+        std::time::Duration::from_secs(10),
         std::future::pending(),
     ));
-    let client = reqwest::Client::new();
+    let client = acd_serve::http_client();
     let start = Instant::now();
     let tasks: Vec<_> = streams
         .iter()

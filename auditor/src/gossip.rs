@@ -40,7 +40,10 @@ use crate::witness::{PeerCheck, Witness};
 pub const PATH: &str = "/gossip/v1/checkpoints";
 
 /// Default milliseconds between two pulls of every peer.
-pub const DEFAULT_INTERVAL_MS: u64 = 10_000;
+pub const DEFAULT_INTERVAL_MS: u64 = crate::config::DEFAULT_GOSSIP_INTERVAL_MS;
+
+/// How long a peer or a log may take to answer one gossip request.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The body of `GET /gossip/v1/checkpoints`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,26 +69,6 @@ impl GossipCheckpoints {
                 .collect(),
         }
     }
-}
-
-/// The auditor's configuration file (`--config FILE`, JSON); flags add to
-/// it. `auditor/auditor.example.json` is an example.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    /// Base URLs of peers (other monitors or witnesses) whose
-    /// `/gossip/v1/checkpoints` is pulled.
-    #[serde(default)]
-    pub peers: Vec<String>,
-    /// Milliseconds between two pulls of every peer (default 10000).
-    #[serde(default)]
-    pub gossip_interval_ms: Option<u64>,
-    /// Witness only: a file whose first line is the token that
-    /// `POST /admin/clear?origin=ORIGIN` must bear (`Authorization: Bearer
-    /// TOKEN`). Without it the endpoint is disabled; `acd-auditor witness
-    /// clear` works on a stopped witness either way.
-    #[serde(default)]
-    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Fetches a peer's held checkpoints.
@@ -188,12 +171,7 @@ async fn compare(
 /// A wrong proof from the sender alone proves nothing about the log.
 pub async fn confirm(witness: Arc<Witness>, origin: String, checkpoint: String) {
     static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    let http = HTTP.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .unwrap_or_default()
-    });
+    let http = HTTP.get_or_init(|| acd_serve::http_client_with(PEER_TIMEOUT));
     let held = HeldCheckpoint { origin, checkpoint };
     let outcome = compare(&witness, http, &held).await;
     inc(&witness.metrics().refusals_checked);
@@ -210,10 +188,7 @@ pub async fn confirm(witness: Arc<Witness>, origin: String, checkpoint: String) 
 
 /// Pulls the peers every `interval`, forever.
 pub async fn run_witness(witness: Arc<Witness>, peers: Vec<String>, interval: Duration) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
+    let http = acd_serve::http_client_with(PEER_TIMEOUT);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -226,16 +201,6 @@ pub async fn run_witness(witness: Arc<Witness>, peers: Vec<String>, interval: Du
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    // The checked-in example configuration parses, and unknown fields are refused.
-    #[test]
-    fn example_config_parses() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("auditor.example.json");
-        let c: Config = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        assert_eq!(c.peers.len(), 2);
-        assert_eq!(c.gossip_interval_ms, Some(10_000));
-        assert!(serde_json::from_str::<Config>(r#"{"peer": []}"#).is_err());
-    }
 
     // The gossip body round-trips through JSON as documented.
     #[test]

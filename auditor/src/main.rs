@@ -1,20 +1,16 @@
 //! `acd-auditor`: the witness (`witness`, `witness clear`) and the monitor
 //! (`monitor`), each pulling gossip from its peers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use acd_auditor::config::Config;
 use acd_auditor::frozen::Frozen;
-use acd_auditor::gossip::{self, Config};
-use acd_auditor::monitor::{FollowedLog, Monitor, Outcome, PeerOutcome};
-use acd_auditor::witness::Witness;
-use acd_core::cosignature::Cosigner;
-use acd_core::evidence::Evidence;
-use acd_core::note::NoteVerifier;
+use acd_auditor::monitor::{Monitor, MonitorRunner, RunOutcome, RunSettings};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use ed25519_dalek::SigningKey;
 
 #[derive(Parser)]
 #[command(
@@ -36,7 +32,8 @@ struct GossipArgs {
     /// Milliseconds between two pulls of every peer [default: 10000].
     #[arg(long)]
     gossip_interval_ms: Option<u64>,
-    /// A JSON configuration file (`peers`, `gossip_interval_ms`, `admin_token_file`); flags add to it.
+    /// A TOML configuration file (`peers`, `gossip_interval_ms`, `admin_token_file`;
+    /// see auditor/auditor.example.toml); flags add to it.
     #[arg(long)]
     config: Option<PathBuf>,
 }
@@ -45,11 +42,7 @@ impl GossipArgs {
     /// The configuration file's settings with the flags added.
     fn resolve(&self) -> anyhow::Result<Config> {
         let mut config = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?
-            }
+            Some(path) => Config::load(path)?,
             None => Config::default(),
         };
         config.peers.extend(self.peers.iter().cloned());
@@ -123,91 +116,8 @@ enum WitnessAction {
     },
 }
 
-/// Prints a violation (text or JSON) for the monitor.
-fn report_violation(
-    json: bool,
-    origin: &str,
-    evidence: &Evidence,
-    path: &Path,
-    peer: Option<&str>,
-) {
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"origin": origin, "violation": evidence.kind, "detail": evidence.detail, "evidence": path, "peer": peer})
-        );
-    } else {
-        println!(
-            "{origin}: VIOLATION {}: {} (evidence: {}{})",
-            evidence.kind,
-            evidence.detail,
-            path.display(),
-            peer.map(|p| format!("; from peer {p}")).unwrap_or_default()
-        );
-    }
-}
-
-/// One pull of every peer by the monitor, for every log it follows;
-/// returns whether a violation was found.
-async fn monitor_gossip(
-    monitor: &Monitor,
-    http: &reqwest::Client,
-    logs: &[FollowedLog],
-    peers: &[String],
-    json: bool,
-) -> bool {
-    let mut violation = false;
-    for peer in peers {
-        let held = match gossip::fetch(http, peer).await {
-            Ok(h) => {
-                acd_auditor::metrics::inc(&monitor.metrics().gossip_pulls);
-                h
-            }
-            Err(e) => {
-                acd_auditor::metrics::inc(&monitor.metrics().gossip_errors);
-                tracing::warn!(peer, error = %e, "gossip pull failed");
-                continue;
-            }
-        };
-        for h in held {
-            let Some(log) = logs.iter().find(|l| l.verifier.name() == h.origin) else {
-                continue;
-            };
-            match monitor.compare_peer(log, &h.checkpoint).await {
-                Ok(PeerOutcome::Violation { evidence, path }) => {
-                    report_violation(json, &h.origin, &evidence, &path, Some(peer));
-                    violation = true;
-                }
-                Ok(PeerOutcome::Unsigned(e)) => {
-                    tracing::warn!(peer, origin = %h.origin, error = %e, "a peer holds a checkpoint the log did not sign");
-                }
-                Ok(PeerOutcome::Consistent | PeerOutcome::NotYet) => {}
-                Err(e) => {
-                    tracing::warn!(peer, origin = %h.origin, error = %e, "cannot compare a peer's checkpoint yet");
-                }
-            }
-        }
-    }
-    violation
-}
-
-/// The witness key: 32 random bytes, created once with mode 0600.
-fn load_or_create_key(data: &Path) -> anyhow::Result<SigningKey> {
-    let path = data.join("witness.key");
-    let bytes = acd_serve::secret::read_or_create(&path, || {
-        let mut seed = [0u8; 32];
-        rand::fill(&mut seed);
-        seed.to_vec()
-    })
-    .with_context(|| format!("reading or creating {}", path.display()))?;
-    let seed: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()))?;
-    Ok(SigningKey::from_bytes(&seed))
-}
-
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     acd_serve::init_tracing();
     match Cli::parse().command {
         Command::Monitor {
@@ -220,82 +130,28 @@ async fn main() -> anyhow::Result<()> {
             gossip,
         } => {
             let config = gossip.resolve()?;
-            let logs = logs
-                .iter()
-                .map(|spec| {
-                    let (vkey, url) = acd_core::note::split_vkey_url(spec)
-                        .with_context(|| format!("expected <vkey>@<http(s) url>, got {spec}"))?;
-                    Ok(FollowedLog {
-                        url: url.trim_end_matches('/').to_owned(),
-                        verifier: NoteVerifier::from_vkey(vkey)
-                            .with_context(|| format!("log vkey {vkey}"))?,
-                    })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let logs = acd_auditor::setup::followed_logs(&logs)?;
             if logs.is_empty() {
                 bail!("give at least one --log <vkey>@<url>");
             }
-            let monitor = Arc::new(Monitor::open(&data)?);
+            let settings = RunSettings {
+                peers: config.peers.clone(),
+                gossip_every: config.gossip_interval(),
+                interval: Duration::from_millis(interval_ms),
+                once,
+                json,
+            };
+            let mut runner = MonitorRunner::new(Arc::new(Monitor::open(&data)?), logs, settings);
             if let Some(addr) = listen {
                 let listener = tokio::net::TcpListener::bind(addr).await?;
                 println!("listening on http://{}", listener.local_addr()?);
-                let router = acd_auditor::server::monitor_router(monitor.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, router).await {
-                        tracing::error!(error = %e, "the monitor's server stopped");
-                    }
-                });
+                runner = runner.with_listener(listener);
             }
-            let http = reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()?;
-            let gossip_every = Duration::from_millis(
-                config
-                    .gossip_interval_ms
-                    .unwrap_or(gossip::DEFAULT_INTERVAL_MS),
-            );
-            let mut last_gossip: Option<Instant> = None;
-            loop {
-                for log in &logs {
-                    match monitor.check(log).await {
-                        Ok(Outcome::Verified { size, new_entries }) => {
-                            if json {
-                                println!(
-                                    "{}",
-                                    serde_json::json!({"origin": log.verifier.name(), "verified_size": size, "new_entries": new_entries})
-                                );
-                            } else {
-                                println!(
-                                    "{}: verified size {size} (+{new_entries} entries audited)",
-                                    log.verifier.name()
-                                );
-                            }
-                        }
-                        Ok(Outcome::Violation { evidence, path }) => {
-                            report_violation(json, log.verifier.name(), &evidence, &path, None);
-                            std::process::exit(1);
-                        }
-                        Err(e) => {
-                            tracing::warn!(origin = log.verifier.name(), error = %e, "check failed; will retry");
-                            if once {
-                                return Err(e.into());
-                            }
-                        }
-                    }
-                }
-                if !config.peers.is_empty()
-                    && last_gossip.is_none_or(|t| t.elapsed() >= gossip_every)
-                {
-                    last_gossip = Some(Instant::now());
-                    if monitor_gossip(&monitor, &http, &logs, &config.peers, json).await && once {
-                        std::process::exit(1);
-                    }
-                }
-                if once {
-                    return Ok(());
-                }
-                tokio::time::sleep(Duration::from_millis(interval_ms)).await;
-            }
+            // A violation exits 1, as a failed `--once` check does.
+            return Ok(match runner.run(acd_serve::shutdown_signal()).await? {
+                RunOutcome::Violation => ExitCode::FAILURE,
+                RunOutcome::Verified | RunOutcome::Stopped => ExitCode::SUCCESS,
+            });
         }
         Command::Witness {
             action: Some(WitnessAction::Clear { data, origin }),
@@ -332,58 +188,25 @@ async fn main() -> anyhow::Result<()> {
             if admin_token_file.is_some() {
                 config.admin_token_file = admin_token_file;
             }
-            let key = load_or_create_key(&data)?;
-            let cosigner = Cosigner::new(&name, key)?;
-            let mut urls = Vec::new();
-            let logs = logs
-                .iter()
-                .map(|spec| {
-                    let (vkey, url) = match acd_core::note::split_vkey_url(spec) {
-                        Some((v, u)) => (v, Some(u)),
-                        None => (spec.as_str(), None),
-                    };
-                    let verifier = NoteVerifier::from_vkey(vkey)
-                        .with_context(|| format!("log vkey {vkey}"))?;
-                    if let Some(u) = url {
-                        urls.push((verifier.name().to_owned(), u.to_owned()));
-                    }
-                    Ok(verifier)
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let mut witness = Witness::open(&data.join("db"), cosigner, logs)?
-                .with_evidence_dir(data.join("evidence"));
-            for (origin, url) in &urls {
-                witness = witness.with_log_url(origin, url);
-            }
-            if let Some(path) = &config.admin_token_file {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let token = text.lines().next().unwrap_or_default().trim().to_owned();
-                if token.len() < 16 {
-                    bail!(
-                        "the admin token in {} is shorter than 16 characters",
-                        path.display()
-                    );
-                }
-                witness = witness.with_admin_token(token);
-            }
-            for (origin, record) in witness.frozen().list()? {
-                tracing::warn!(%origin, kind = %record.kind, evidence = ?record.evidence_file, "origin is frozen after a split view; not cosigning it");
-            }
-            let witness = Arc::new(witness);
+            let witness = Arc::new(acd_auditor::setup::open_witness(
+                &mut rand::rng(),
+                &data,
+                &name,
+                &logs,
+                config.admin_token()?,
+            )?);
             let listener = tokio::net::TcpListener::bind(listen).await?;
             println!("listening on http://{}", listener.local_addr()?);
             println!("vkey {}", witness.cosigner().verifier().vkey());
-            if !config.peers.is_empty() {
-                let every = Duration::from_millis(
-                    config
-                        .gossip_interval_ms
-                        .unwrap_or(gossip::DEFAULT_INTERVAL_MS),
-                );
-                tokio::spawn(gossip::run_witness(witness.clone(), config.peers, every));
-            }
-            acd_auditor::server::run(listener, witness, acd_serve::shutdown_signal()).await?;
+            acd_auditor::http::run(
+                listener,
+                witness,
+                config.peers.clone(),
+                config.gossip_interval(),
+                acd_serve::shutdown_signal(),
+            )
+            .await?;
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

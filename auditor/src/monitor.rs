@@ -14,7 +14,8 @@
 //! signed checkpoints involved, and for entries their bytes with inclusion
 //! proofs computed from the tiles, so that the file convinces a third party
 //! offline. [`Monitor::compare_peer`] checks a checkpoint that a gossip peer
-//! holds against the monitor's own (see [`crate::gossip`]).
+//! holds against the monitor's own (see [`crate::gossip`]). The run loop
+//! over every followed log is [`MonitorRunner`] (`runner.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -33,7 +34,9 @@ use thiserror::Error;
 use crate::metrics::{Metrics, inc};
 
 mod peer;
+mod runner;
 pub use peer::PeerOutcome;
+pub use runner::{MonitorRunner, RunOutcome, RunSettings};
 
 /// A log to follow: its read-path URL and its key.
 #[derive(Debug, Clone)]
@@ -116,7 +119,7 @@ impl Monitor {
             state: db.open_tree("state")?,
             tids: db.open_tree("tids")?,
             db,
-            http: reqwest::Client::new(),
+            http: acd_serve::http_client(),
             evidence_dir: data.join("evidence"),
             metrics: Arc::new(Metrics::default()),
         })

@@ -61,3 +61,59 @@ fn witness_key_and_vkey() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+// A monitor that runs until stopped (here with a log that is down, so every
+// check fails and is retried) exits 0 on SIGTERM.
+#[test]
+fn monitor_exits_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = acd_core::note::NoteSigner::new(
+        "sigterm.test/log",
+        ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+    )
+    .unwrap();
+    let log = format!("{}@http://127.0.0.1:1", signer.verifier().vkey());
+    let mut child = Command::new(BIN)
+        .args([
+            "monitor",
+            "--interval-ms",
+            "50",
+            "--listen",
+            "127.0.0.1:0",
+            "--log",
+            &log,
+            "--data",
+        ])
+        .arg(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .unwrap()
+            .starts_with("listening on http://")
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the monitor did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -411,7 +411,6 @@ fn sequencer_appends(rows: &mut Vec<Row>) {
             queue: 65536,
             checkpoint_interval: Duration::from_secs(1),
             batch_window: Duration::from_millis(2),
-            faults: Default::default(),
         },
     )
     .unwrap();

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use acd_core::note::NoteSigner;
 use ed25519_dalek::SigningKey;
+use rand_core::CryptoRng;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -53,16 +54,26 @@ pub fn load(data: &Path) -> Result<NoteSigner, KeyError> {
     })
 }
 
-/// Loads the log's key, creating it on first start. The key's name is the
-/// origin; a key for another origin is an error.
+/// Loads the log's key, creating it from the OS's randomness on first
+/// start. The key's name is the origin; a key for another origin is an
+/// error.
 pub fn load_or_create(data: &Path, origin: &str) -> Result<NoteSigner, KeyError> {
+    load_or_create_with(&mut rand::rng(), data, origin)
+}
+
+/// [`load_or_create`], drawing a new key from `rng`.
+pub fn load_or_create_with<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    data: &Path,
+    origin: &str,
+) -> Result<NoteSigner, KeyError> {
     fs::create_dir_all(data).map_err(io(data))?;
     let path = key_path(data);
     let signer = match load(data) {
         Ok(s) => s,
         Err(KeyError::Missing(_)) => {
             let mut seed = [0u8; 32];
-            rand::fill(&mut seed);
+            rng.fill_bytes(&mut seed);
             let signer = NoteSigner::new(origin, SigningKey::from_bytes(&seed)).map_err(|e| {
                 KeyError::Invalid {
                     path: path.clone(),

@@ -8,25 +8,28 @@
 //! - [`keys`]: the log's signed-note key on disk.
 //! - [`storage`]: the storage contract, with sled and in-memory backends.
 //! - [`tree`]: tiles as the tree's store; the append edge and proof reads.
-//! - [`sequencer`]: the single writer: protocol rules, group commit,
-//!   checkpoints.
-//! - [`api`], [`read_path`], [`error`]: the HTTP surface.
+//! - [`sequencer`]: the single writer: protocol rules (one outcome per
+//!   TID, expiration), group commit, checkpoints.
+//! - [`engine`]: the protocol steps, one file each: [`engine::commit`]
+//!   (P4/P5), [`engine::abort`], [`engine::query`] (Q1/Q2 and proofs),
+//!   [`engine::read`] (the tiles read path). No HTTP in it.
+//! - [`http`]: the router and its few-line handlers over the engine, on
+//!   the shared shell of `acd-serve`; [`http::read_path`] gives the read
+//!   path's bytes their headers, [`http::metrics`] is `/metrics`
+//!   (requests, latency, tree sizes).
 //! - [`check`]: `check_log`, the from-scratch verification tests run.
 //! - [`witnessing`]: asks witnesses to cosign each checkpoint (C2SP
 //!   tlog-witness) and keeps the cosigned checkpoint `/checkpoint` serves.
 //! - [`clock`]: the injected clock that decides expirations.
-//! - [`metrics`]: `/metrics` (requests, latency, tree sizes).
 //!
 //! A server is [`Log::open`] then [`Log::run`] on a bound listener.
 
-pub mod api;
 pub mod check;
 pub mod clock;
 pub mod config;
-pub mod error;
+pub mod engine;
+pub mod http;
 pub mod keys;
-pub mod metrics;
-pub mod read_path;
 pub mod sequencer;
 pub mod storage;
 pub mod tree;
@@ -37,17 +40,17 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use thiserror::Error;
 use tokio::net::TcpListener;
 
-use crate::api::AppState;
 use crate::clock::Clock;
 use crate::config::LogConfig;
-use crate::error::ApiError;
-use crate::sequencer::{Faults, SequencerConfig, SequencerHandle};
+use crate::engine::Engine;
+use crate::http::AppState;
+pub use crate::http::router;
+#[cfg(any(test, feature = "faults"))]
+use crate::sequencer::Faults;
+use crate::sequencer::{SequencerConfig, SequencerHandle};
 use crate::storage::{SledStorage, Storage, StorageError};
 
 /// Why a log could not start.
@@ -61,9 +64,10 @@ pub enum OpenError {
     Config(String),
 }
 
-/// An opened log: its state and its sequencer thread.
+/// An opened log: its engine, its metrics and its sequencer thread.
 pub struct Log {
-    state: AppState,
+    engine: Engine,
+    metrics: Arc<http::metrics::LogMetrics>,
     sequencer: std::thread::JoinHandle<()>,
 }
 
@@ -101,17 +105,42 @@ impl Log {
         signer: acd_core::note::NoteSigner,
         clock: Arc<dyn Clock>,
     ) -> Result<Log, OpenError> {
-        Log::with_faults(config, storage, signer, clock, Faults::default())
+        Log::build(config, storage, signer, clock, sequencer::start)
     }
 
     /// A log that breaks the protocol's rules on purpose, for tests of
-    /// auditors. Only code can ask for one.
+    /// auditors: only with the `faults` feature, which no binary enables.
+    #[cfg(any(test, feature = "faults"))]
     pub fn with_faults(
         config: &LogConfig,
         storage: Arc<dyn Storage>,
         signer: acd_core::note::NoteSigner,
         clock: Arc<dyn Clock>,
         faults: Faults,
+    ) -> Result<Log, OpenError> {
+        Log::build(
+            config,
+            storage,
+            signer,
+            clock,
+            |storage, signer, clock, c| {
+                sequencer::start_with_faults(storage, signer, clock, c, faults)
+            },
+        )
+    }
+
+    fn build(
+        config: &LogConfig,
+        storage: Arc<dyn Storage>,
+        signer: acd_core::note::NoteSigner,
+        clock: Arc<dyn Clock>,
+        start: impl FnOnce(
+            Arc<dyn Storage>,
+            acd_core::note::NoteSigner,
+            Arc<dyn Clock>,
+            SequencerConfig,
+        )
+            -> Result<(SequencerHandle, std::thread::JoinHandle<()>), StorageError>,
     ) -> Result<Log, OpenError> {
         if signer.name() != config.origin {
             return Err(OpenError::Config(format!(
@@ -144,7 +173,7 @@ impl Log {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let verifier = signer.verifier();
-        let (sequencer, thread) = sequencer::start(
+        let (sequencer, thread) = start(
             storage.clone(),
             signer,
             clock,
@@ -154,12 +183,11 @@ impl Log {
                 queue: config.queue,
                 checkpoint_interval: Duration::from_millis(config.checkpoint_interval_ms),
                 batch_window: Duration::from_micros(config.batch_window_us),
-                faults,
             },
         )?;
         let cosigned = witnessing::start(sequencer.clone(), storage.clone(), witnesses);
         Ok(Log {
-            state: AppState {
+            engine: Engine {
                 cosigned,
                 sequencer,
                 storage,
@@ -167,20 +195,31 @@ impl Log {
                 verifier,
                 trusted_banks: Arc::new(trusted_banks),
                 max_entries_per_request: config.max_entries_per_request,
-                metrics: Arc::default(),
             },
+            metrics: Arc::default(),
             sequencer: thread,
         })
     }
 
-    /// The handlers' shared state.
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// The engine: every protocol step, callable without HTTP.
+    pub fn state(&self) -> &Engine {
+        &self.engine
     }
 
     /// The sequencer, for in-process clients.
     pub fn sequencer(&self) -> &SequencerHandle {
-        &self.state.sequencer
+        &self.engine.sequencer
+    }
+
+    /// The log's HTTP routes over this log.
+    pub fn router(&self, max_body_bytes: usize) -> axum::Router {
+        router(
+            AppState {
+                engine: self.engine.clone(),
+                metrics: self.metrics.clone(),
+            },
+            max_body_bytes,
+        )
     }
 
     /// Serves HTTP on `listener` until `shutdown` resolves, then stops the
@@ -191,11 +230,13 @@ impl Log {
         max_body_bytes: usize,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let Log { state, sequencer } = self;
-        let app = router(state, max_body_bytes);
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let app = self.router(max_body_bytes);
+        let Log {
+            engine, sequencer, ..
+        } = self;
+        // Only the router may hold sequencer handles while serving.
+        drop(engine);
+        let served = acd_serve::serve(listener, app, shutdown).await;
         // The router (and with it every sequencer handle) is gone now, so
         // the sequencer drains its queue and stops.
         let joined = tokio::task::spawn_blocking(move || sequencer.join()).await;
@@ -205,27 +246,3 @@ impl Log {
         served
     }
 }
-
-/// The log's HTTP routes.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let routes = Router::new()
-        .route("/checkpoint", get(read_path::checkpoint))
-        .route("/tile/{*path}", get(read_path::tile))
-        .route("/vkey", get(read_path::vkey))
-        .route("/tx/{tid}", get(api::transaction))
-        .route("/api/v1/commit", post(api::commit))
-        .route("/api/v1/abort", post(api::abort))
-        .route("/api/v1/inclusion", get(api::inclusion))
-        .route("/api/v1/consistency", get(api::consistency))
-        .route("/api/v1/entries", get(api::entries))
-        .route("/metrics", get(metrics::page))
-        .fallback(|| async { ApiError::not_found("no_route", "no such endpoint") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::method_not_allowed("this endpoint does not accept that method")
-        })
-        .layer(DefaultBodyLimit::max(max_body_bytes));
-    state.metrics.http.layer(routes).with_state(state)
-}
-
-#[cfg(test)]
-mod http_tests;

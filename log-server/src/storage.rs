@@ -33,6 +33,19 @@ impl From<sled::Error> for StorageError {
     }
 }
 
+/// A disk that failed is worth a retry (503 `storage_unavailable`); corrupt
+/// data is a bug or a broken disk (internal, detail logged only).
+impl From<StorageError> for acd_core::error::DomainError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Corrupt(_) => acd_core::error::DomainError::internal(e.to_string()),
+            StorageError::Io(_) | StorageError::Injected => {
+                acd_core::error::DomainError::unavailable("storage_unavailable", e.to_string())
+            }
+        }
+    }
+}
+
 /// A checkpoint as stored: tree size and the signed note text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCheckpoint {

@@ -61,10 +61,7 @@ pub fn start(
         root: first.root,
         note: first.checkpoint.clone(),
     }));
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap_or_default();
+    let http = acd_serve::http_client_with(WITNESS_TIMEOUT);
     let mut states: Vec<PeerState> = peers
         .into_iter()
         .map(|peer| PeerState { peer, size: 0 })
@@ -116,6 +113,8 @@ pub fn start(
     Some(rx)
 }
 
+/// How long one witness may take to answer an add-checkpoint.
+const WITNESS_TIMEOUT: Duration = Duration::from_secs(5);
 /// First wait before asking a witness that did not cosign again.
 const RETRY_MIN: Duration = Duration::from_millis(250);
 /// Longest wait between two asks of a witness that did not cosign.

@@ -9,7 +9,7 @@ use axum::response::Response;
 
 use acd_serve::metrics::{Gauge, HttpMetrics, Registry, gauge_value};
 
-use crate::api::AppState;
+use super::AppState;
 
 /// The log's registry and the handles its page updates.
 pub struct LogMetrics {
@@ -55,8 +55,8 @@ impl Default for LogMetrics {
 pub async fn page(State(state): State<AppState>) -> Response {
     let m = &state.metrics;
     m.tree_size
-        .set(gauge_value(state.sequencer.published().size));
-    if let Some(c) = &state.cosigned {
+        .set(gauge_value(state.engine.sequencer.published().size));
+    if let Some(c) = &state.engine.cosigned {
         m.cosigned_size.set(gauge_value(c.borrow().size));
     }
     acd_serve::metrics::render(&m.registry)

@@ -13,10 +13,10 @@ use http_body_util::BodyExt;
 use proptest::prelude::*;
 use tower::ServiceExt;
 
+use crate::Log;
 use crate::clock::ManualClock;
 use crate::config::LogConfig;
 use crate::storage::MemoryStorage;
-use crate::{Log, router};
 
 fn app() -> (axum::Router, Log) {
     let config = LogConfig::new("/nonexistent".into(), "log.test/http".into());
@@ -28,7 +28,7 @@ fn app() -> (axum::Router, Log) {
         Arc::new(ManualClock::new(1_000_000)),
     )
     .unwrap();
-    (router(log.state().clone(), config.max_body_bytes), log)
+    (log.router(config.max_body_bytes), log)
 }
 
 async fn send(app: &axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>) {
@@ -170,7 +170,7 @@ fn mutated_requests_are_refused_cleanly() {
         Arc::new(ManualClock::new(1_000_000)),
     )
     .unwrap();
-    let app = router(log.state().clone(), config.max_body_bytes);
+    let app = log.router(config.max_body_bytes);
 
     let commit = {
         let kc = KeyCommit {
@@ -239,4 +239,33 @@ fn mutated_requests_are_refused_cleanly() {
         page.contains(&format!("\nacd_log_tree_size {size}\n")),
         "{page}"
     );
+}
+
+// The checked-in example configuration starts a real log on sled (data
+// directory and address swapped for a test's), which serves its checkpoint
+// and stops cleanly on shutdown.
+#[tokio::test]
+async fn example_config_starts_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = LogConfig::from_toml(include_str!("../../log.example.toml")).unwrap();
+    config.data = dir.path().to_owned();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let log = Log::open(&config, Arc::new(crate::clock::SystemClock)).unwrap();
+    let listener = tokio::net::TcpListener::bind(config.listen).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(log.run(listener, config.max_body_bytes, async {
+        let _ = stopped.await;
+    }));
+    let note = acd_serve::http_client()
+        .get(format!("http://{addr}/checkpoint"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(note.starts_with("log.example.com/acd/1\n0\n"), "{note}");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
 }

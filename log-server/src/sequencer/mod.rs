@@ -15,11 +15,19 @@ use std::time::Duration;
 
 use acd_core::checkpoint::{Checkpoint, SignedCheckpoint};
 use acd_core::entry::{LogEntry, Tid};
+use acd_core::error::DomainError;
 use acd_core::log_api::{AbortRequest, CommitRequest, EntryProof};
 use acd_core::merkle::{self, Hash};
 use acd_core::note::NoteSigner;
 use thiserror::Error;
 use tokio::sync::{oneshot, watch};
+
+mod faults;
+
+#[cfg(any(test, feature = "faults"))]
+pub use faults::Faults;
+#[cfg(not(any(test, feature = "faults")))]
+use faults::Faults;
 
 use crate::clock::Clock;
 use crate::storage::{Batch, Storage, StorageError, StoredCheckpoint};
@@ -93,6 +101,24 @@ pub enum AppendError {
     Unavailable(String),
 }
 
+/// The step's refusals as the log answers them: another outcome is 409
+/// `conflict` carrying it, a time rule 422, back-pressure and a stopped or
+/// failing writer 503.
+impl From<AppendError> for DomainError {
+    fn from(e: AppendError) -> Self {
+        let message = e.to_string();
+        match e {
+            AppendError::Conflict { existing, .. } => {
+                DomainError::conflict("conflict", message).with_existing(existing)
+            }
+            AppendError::Expired { .. } => DomainError::unprocessable("expired", message),
+            AppendError::NotExpired { .. } => DomainError::unprocessable("not_expired", message),
+            AppendError::Busy => DomainError::unavailable("busy", message),
+            AppendError::Unavailable(_) => DomainError::unavailable("unavailable", message),
+        }
+    }
+}
+
 /// An accepted (or repeated) append.
 pub type AppendResult = Result<EntryProof, AppendError>;
 
@@ -111,18 +137,6 @@ pub struct SequencerConfig {
     /// After the first queued append, how long to let more gather before
     /// committing: larger batches cost less per entry.
     pub batch_window: Duration,
-    /// Deliberate rule violations, for testing auditors only. Off by
-    /// default; no configuration file, flag or endpoint sets them.
-    pub faults: Faults,
-}
-
-/// Rules a misbehaving log breaks, so that tests can show auditors catch it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Faults {
-    /// Accept commits at or after their expiration, aborts before it.
-    pub ignore_expiration: bool,
-    /// Append a second, different outcome for a TID.
-    pub allow_second_outcome: bool,
 }
 
 /// The handlers' side of the sequencer.
@@ -190,6 +204,7 @@ struct Sequencer<S: Storage + ?Sized> {
     signer: NoteSigner,
     clock: Arc<dyn Clock>,
     config: SequencerConfig,
+    faults: Faults,
     edge: Edge,
     last_timestamp: u64,
     published: watch::Sender<Arc<Published>>,
@@ -213,6 +228,28 @@ pub fn start<S: Storage + ?Sized>(
     signer: NoteSigner,
     clock: Arc<dyn Clock>,
     config: SequencerConfig,
+) -> Result<(SequencerHandle, std::thread::JoinHandle<()>), StorageError> {
+    start_faulty(storage, signer, clock, config, Faults::default())
+}
+
+/// [`start`], with rules broken on purpose: for tests of auditors only.
+#[cfg(any(test, feature = "faults"))]
+pub fn start_with_faults<S: Storage + ?Sized>(
+    storage: Arc<S>,
+    signer: NoteSigner,
+    clock: Arc<dyn Clock>,
+    config: SequencerConfig,
+    faults: Faults,
+) -> Result<(SequencerHandle, std::thread::JoinHandle<()>), StorageError> {
+    start_faulty(storage, signer, clock, config, faults)
+}
+
+fn start_faulty<S: Storage + ?Sized>(
+    storage: Arc<S>,
+    signer: NoteSigner,
+    clock: Arc<dyn Clock>,
+    config: SequencerConfig,
+    faults: Faults,
 ) -> Result<(SequencerHandle, std::thread::JoinHandle<()>), StorageError> {
     let latest = match storage.latest_checkpoint()? {
         Some(c) => c,
@@ -256,6 +293,7 @@ pub fn start<S: Storage + ?Sized>(
         signer,
         clock,
         config,
+        faults,
         edge,
         last_timestamp,
         published: published_tx,
@@ -352,7 +390,7 @@ impl<S: Storage + ?Sized> Sequencer<S> {
             };
             let existing = existing.filter(|(_, bytes)| {
                 // A faulty log forgets outcomes unless the request repeats one.
-                !self.config.faults.allow_second_outcome
+                !self.faults.allow_second_outcome
                     || LogEntry::decode(bytes).is_ok_and(|e| job.append.same_as(&e))
             });
             if let Some((index, bytes)) = existing {
@@ -371,7 +409,7 @@ impl<S: Storage + ?Sized> Sequencer<S> {
                 Append::Commit(c) => c.expiration_ms,
                 Append::Abort(a) => a.expiration_ms,
             };
-            let timely = self.config.faults.ignore_expiration
+            let timely = self.faults.ignore_expiration
                 || match &job.append {
                     Append::Commit(_) => now < expiration_ms,
                     Append::Abort(_) => now >= expiration_ms,
@@ -503,5 +541,4 @@ impl<S: Storage + ?Sized> Sequencer<S> {
 }
 
 #[cfg(test)]
-#[path = "sequencer_tests.rs"]
 mod tests;

@@ -47,7 +47,6 @@ impl Fixture {
                 queue: 1024,
                 checkpoint_interval: Duration::from_millis(50),
                 batch_window: Duration::ZERO,
-                faults: Faults::default(),
             },
         )
         .unwrap();

@@ -1,0 +1,117 @@
+//! Turning an operator's settings (the command line and [`crate::config`])
+//! into a witness or a monitor: the logs to follow, the witness's key
+//! (drawn once from an injected RNG, kept with mode 0600), the witness with
+//! its evidence directory, log URLs and admin token.
+
+use std::path::{Path, PathBuf};
+
+use acd_core::cosignature::Cosigner;
+use acd_core::note::{NoteError, NoteVerifier};
+use ed25519_dalek::SigningKey;
+use rand_core::CryptoRng;
+use thiserror::Error;
+
+use crate::monitor::FollowedLog;
+use crate::witness::{Witness, WitnessError};
+
+/// Why a witness or monitor could not be set up.
+#[derive(Debug, Error)]
+pub enum SetupError {
+    #[error("expected <vkey>@<http(s) url>, got {0}")]
+    LogSpec(String),
+    #[error("log vkey {vkey}: {source}")]
+    LogKey { vkey: String, source: NoteError },
+    #[error("reading or creating {path}: {source}")]
+    KeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} is not a 32-byte key")]
+    BadKey(PathBuf),
+    #[error("witness name: {0}")]
+    Name(NoteError),
+    #[error(transparent)]
+    Witness(#[from] WitnessError),
+}
+
+fn verifier(vkey: &str) -> Result<NoteVerifier, SetupError> {
+    NoteVerifier::from_vkey(vkey).map_err(|source| SetupError::LogKey {
+        vkey: vkey.to_owned(),
+        source,
+    })
+}
+
+/// The monitor's logs, each given as `<vkey>@<url>`.
+pub fn followed_logs(specs: &[String]) -> Result<Vec<FollowedLog>, SetupError> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (vkey, url) = acd_core::note::split_vkey_url(spec)
+                .ok_or_else(|| SetupError::LogSpec(spec.clone()))?;
+            Ok(FollowedLog {
+                url: url.trim_end_matches('/').to_owned(),
+                verifier: verifier(vkey)?,
+            })
+        })
+        .collect()
+}
+
+/// The witness key in `<data>/witness.key`: 32 random bytes from `rng`,
+/// created once with mode 0600.
+pub fn load_or_create_key<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    data: &Path,
+) -> Result<SigningKey, SetupError> {
+    let path = data.join("witness.key");
+    let bytes = acd_serve::secret::read_or_create(&path, || {
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        seed.to_vec()
+    })
+    .map_err(|source| SetupError::KeyFile {
+        path: path.clone(),
+        source,
+    })?;
+    let seed: [u8; 32] = bytes.try_into().map_err(|_| SetupError::BadKey(path))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// Opens the witness `name` in `data` (state in `db/`, evidence files in
+/// `evidence/`) for `logs`, each a vkey, optionally `<vkey>@<url>` so that
+/// it can ask the log for consistency proofs; with `admin_token`,
+/// `POST /admin/clear` is enabled. Warns about every frozen origin.
+pub fn open_witness<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    data: &Path,
+    name: &str,
+    logs: &[String],
+    admin_token: Option<String>,
+) -> Result<Witness, SetupError> {
+    let key = load_or_create_key(rng, data)?;
+    let cosigner = Cosigner::new(name, key).map_err(SetupError::Name)?;
+    let mut urls = Vec::new();
+    let mut verifiers = Vec::new();
+    for spec in logs {
+        let (vkey, url) = match acd_core::note::split_vkey_url(spec) {
+            Some((v, u)) => (v, Some(u)),
+            None => (spec.as_str(), None),
+        };
+        let v = verifier(vkey)?;
+        if let Some(u) = url {
+            urls.push((v.name().to_owned(), u.to_owned()));
+        }
+        verifiers.push(v);
+    }
+    let mut witness = Witness::open(&data.join("db"), cosigner, verifiers)?
+        .with_evidence_dir(data.join("evidence"));
+    for (origin, url) in &urls {
+        witness = witness.with_log_url(origin, url);
+    }
+    if let Some(token) = admin_token {
+        witness = witness.with_admin_token(token);
+    }
+    for (origin, record) in witness.frozen().list().map_err(WitnessError::from)? {
+        tracing::warn!(%origin, kind = %record.kind, evidence = ?record.evidence_file, "origin is frozen after a split view; not cosigning it");
+    }
+    Ok(witness)
+}

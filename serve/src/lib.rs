@@ -29,44 +29,8 @@ pub use extract::{ApiJson, ApiPath, ApiQuery};
 
 use std::future::Future;
 
-use acd_core::error::{DomainError, ErrorKind};
-use acd_core::log_api::EntryProof;
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
-
-/// An error answer built from its parts, for the few answers that are not
-/// a protocol step's (a witness's own refusals): the same shape and
-/// headers as [`ApiError`], since it is one.
-pub fn error_response(
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    existing: Option<Box<EntryProof>>,
-) -> Response {
-    let kind = match status {
-        StatusCode::BAD_REQUEST => ErrorKind::BadRequest,
-        StatusCode::UNAUTHORIZED => ErrorKind::Unauthorized,
-        StatusCode::FORBIDDEN => ErrorKind::Forbidden,
-        StatusCode::NOT_FOUND => ErrorKind::NotFound,
-        StatusCode::METHOD_NOT_ALLOWED => ErrorKind::MethodNotAllowed,
-        StatusCode::CONFLICT => ErrorKind::Conflict,
-        StatusCode::PAYLOAD_TOO_LARGE => ErrorKind::TooLarge,
-        StatusCode::UNPROCESSABLE_ENTITY => ErrorKind::Unprocessable,
-        StatusCode::SERVICE_UNAVAILABLE => ErrorKind::Unavailable,
-        _ => ErrorKind::Internal,
-    };
-    let mut e = DomainError::new(kind, code, message);
-    e.existing = existing;
-    ApiError(e).into_response()
-}
-
-/// The answer to a bug or a broken disk: the detail goes to the server's
-/// log only, the client learns nothing about the inside.
-pub fn internal_error(detail: &str) -> Response {
-    ApiError(DomainError::internal(detail)).into_response()
-}
 
 /// Serves `router` on `listener` until `shutdown` resolves, then waits for
 /// the requests in flight to be answered. Every acd server runs this.
@@ -134,8 +98,10 @@ pub fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use acd_core::error::DomainError;
     use axum::body::Body;
-    use axum::http::{HeaderValue, Request, header};
+    use axum::http::{HeaderValue, Request, StatusCode, header};
+    use axum::response::{IntoResponse, Response};
     use axum::routing::{get, post};
     use http_body_util::BodyExt;
     use std::sync::Arc;
@@ -174,7 +140,7 @@ mod tests {
 
     #[tokio::test]
     async fn errors_are_json_and_503_says_when_to_retry() {
-        let r = error_response(StatusCode::CONFLICT, "conflict", "taken".into(), None);
+        let r = ApiError(DomainError::conflict("conflict", "taken")).into_response();
         assert_eq!(r.status(), StatusCode::CONFLICT);
         assert!(r.headers().get(header::RETRY_AFTER).is_none());
         assert_eq!(
@@ -182,13 +148,13 @@ mod tests {
             serde_json::json!({"error": "conflict", "message": "taken"})
         );
 
-        let r = error_response(StatusCode::SERVICE_UNAVAILABLE, "busy", "busy".into(), None);
+        let r = ApiError(DomainError::unavailable("busy", "busy")).into_response();
         assert_eq!(
             r.headers().get(header::RETRY_AFTER),
             Some(&HeaderValue::from_static("1"))
         );
 
-        let r = internal_error("disk at /secret/path failed");
+        let r = ApiError(DomainError::internal("disk at /secret/path failed")).into_response();
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let text = body(r).await.to_string();
         assert!(!text.contains("secret"), "{text}");

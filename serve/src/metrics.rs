@@ -127,7 +127,10 @@ pub fn gauge_value<T: TryInto<i64>>(v: T) -> i64 {
 pub fn render(registry: &Registry) -> Response {
     let mut text = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, registry) {
-        return crate::internal_error(&format!("encoding metrics: {e}"));
+        return crate::ApiError(acd_core::error::DomainError::internal(format!(
+            "encoding metrics: {e}"
+        )))
+        .into_response();
     }
     let mut response = (StatusCode::OK, Body::from(text)).into_response();
     response

@@ -128,7 +128,7 @@ pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub async fn run(spec: &LoadSpec) -> Result<LoadReport, ClientError> {
     let verifier = LogClient::fetch_vkey(&spec.url).await?;
     let origin = verifier.name().to_owned();
-    let http = reqwest::Client::builder()
+    let http = acd_client::http_client_builder(acd_client::REQUEST_TIMEOUT)
         .pool_max_idle_per_host(spec.concurrency)
         .build()?;
     let client = Arc::new(LogClient::with_http(http, &spec.url, verifier.clone()));

@@ -430,7 +430,7 @@ fn tally<T>(mut phase: Phase, results: Vec<anyhow::Result<T>>) -> (Phase, Vec<T>
 
 /// Runs both phases and the crypto measurement.
 pub async fn run(spec: &PurchaseSpec) -> anyhow::Result<PurchaseReport> {
-    let http = reqwest::Client::builder()
+    let http = acd_client::http_client_builder(acd_client::REQUEST_TIMEOUT)
         .pool_max_idle_per_host(spec.concurrency.max(1))
         .build()?;
     let bank = BankClient::with_http(http.clone(), &spec.bank).with_admin_token(&spec.admin_token);

@@ -97,3 +97,59 @@ fn serve_key_and_admin() {
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+// The example configuration checked into the repository starts a bank (its
+// data folder and port replaced, as an operator's flags would), which
+// answers with the example's denominations and log, and stops on SIGTERM.
+#[test]
+fn the_example_config_starts_a_bank() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bank");
+    common::seed_keys(&data);
+    let mut child = bank()
+        .arg("serve")
+        .arg("--config")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/bank.example.toml"))
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--data")
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = lines.next().unwrap().unwrap();
+    let url = listening.strip_prefix("listening on ").unwrap().to_owned();
+    let info: serde_json::Value = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async {
+            acd_serve::http_client()
+                .get(format!("{url}/api/v1/info"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+        })
+        .unwrap();
+    let values: Vec<u64> = info["denominations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["value"].as_u64().unwrap())
+        .collect();
+    assert_eq!(values, [1, 10, 100, 1000]);
+    assert_eq!(
+        info["logs"][0]["vkey"],
+        "log.example.com/acd/1+7a6c2e12+AUtFZYwYUiYDvdbyO1BTWRKZdUAhqnwRpYNu7dkIxmQ2"
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+}

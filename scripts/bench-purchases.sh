@@ -33,15 +33,15 @@ file = "goods/item.bin"
 CAT
     local bank_key; bank_key=$("$bin/acd-bank" key --data "$dir/bank")
     "$bin/acd-log" serve --listen 127.0.0.1:$lp --origin bench.example/log --data "$dir/log" \
-        --trust-bank "$bank_key" 2>"$dir/log.err" & pids+=($!)
+        --trust-bank "$bank_key" >/dev/null 2>"$dir/log.err" & pids+=($!)
     wait_port $lp
     local log; log="$("$bin/acd-log" vkey --data "$dir/log")@http://127.0.0.1:$lp"
-    "$bin/acd-bank" serve --listen 127.0.0.1:$bp --data "$dir/bank" --log "$log" 2>"$dir/bank.err" & pids+=($!)
+    "$bin/acd-bank" serve --listen 127.0.0.1:$bp --data "$dir/bank" --log "$log" >/dev/null 2>"$dir/bank.err" & pids+=($!)
     wait_port $bp
     "$bin/acd-bank" admin --url http://127.0.0.1:$bp --token-file "$dir/bank/admin.token" \
         create-account --kind merchant --key "$("$bin/acd" merchant key --data "$dir/shop")" >/dev/null
     "$bin/acd" merchant serve --listen 127.0.0.1:$mp --data "$dir/shop" --bank http://127.0.0.1:$bp \
-        --log "$log" --catalog "$dir/catalog.toml" 2>"$dir/shop.err" & pids+=($!)
+        --log "$log" --catalog "$dir/catalog.toml" >/dev/null 2>"$dir/shop.err" & pids+=($!)
     wait_port $mp
     local out
     out=$("$bin/acd" loadgen purchases --bank http://127.0.0.1:$bp \

@@ -8,12 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use acd_core::bank_api::LogInfo;
 use acd_core::bank_api::{Catalog, OfferResponse, PurchaseRequest};
 use acd_core::entry::Tid;
 use acd_core::goods;
 use acd_core::log_api::ErrorBody;
-use acd_core::note::NoteSigner;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use ed25519_dalek::SigningKey;
@@ -23,40 +21,13 @@ use tower::ServiceExt;
 use crate::clock::OffsetClock;
 use crate::purchase::commit_request;
 use crate::store::Stage;
-use crate::{Behaviour, CatalogEntry, Merchant, MerchantConfig};
+use crate::{Behaviour, Merchant, MerchantConfig};
 
-const GOODS: &[u8] = b"the goods: a song in MP3";
+use crate::fixture::{GOODS, bank, customer};
 
-fn bank() -> SigningKey {
-    SigningKey::from_bytes(&[11; 32])
-}
-
-fn customer() -> [u8; 32] {
-    SigningKey::from_bytes(&[12; 32]).verifying_key().to_bytes()
-}
-
+/// The engine tests' configuration; the bank is never asked here.
 fn config(dir: &Path, behaviour: Behaviour) -> MerchantConfig {
-    let goods = dir.join("song.mp3");
-    std::fs::write(&goods, GOODS).unwrap();
-    let log = NoteSigner::new("log.test/merchant", SigningKey::from_bytes(&[13; 32])).unwrap();
-    let mut c = MerchantConfig::new(
-        dir.join("merchant"),
-        "http://127.0.0.1:1".into(),
-        LogInfo {
-            vkey: log.verifier().vkey(),
-            // Nothing listens on port 1: every commit fails as unreachable.
-            url: "http://127.0.0.1:1".into(),
-        },
-        vec![CatalogEntry {
-            id: "song".into(),
-            description: "a song".into(),
-            price: 250,
-            file: goods,
-        }],
-    );
-    c.bank_key = Some(bank().verifying_key().to_bytes());
-    c.behaviour = behaviour;
-    c
+    crate::fixture::config(dir, "http://127.0.0.1:1", behaviour)
 }
 
 async fn open(dir: &Path, behaviour: Behaviour) -> Merchant {

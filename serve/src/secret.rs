@@ -60,7 +60,7 @@ pub const DATABASE: &str = "db";
 pub enum SecretError {
     /// The data directory is not new, so the file must not be created.
     #[error(
-        "the key file {path} is missing but the database {database} exists: restore the file \
+        "{path} is missing but the database {database} exists: restore the file \
          from a backup (a new key would not match the data), or start with a new data directory"
     )]
     Missing { path: PathBuf, database: PathBuf },
@@ -113,6 +113,15 @@ impl DataDir {
         name: &str,
         make: impl FnOnce() -> Vec<u8>,
     ) -> Result<Vec<u8>, SecretError> {
+        self.secret_or(name, || Ok::<_, SecretError>(make()))
+    }
+
+    /// [`DataDir::secret`] with a `make` that may fail (a key generation).
+    pub fn secret_or<E: From<SecretError>>(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Vec<u8>, E> {
         let path = self.path.join(name);
         let io = |source| SecretError::Io {
             path: path.clone(),
@@ -121,20 +130,21 @@ impl DataDir {
         match fs::read(&path) {
             Ok(bytes) => return Ok(bytes),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(e)),
+            Err(e) => return Err(io(e).into()),
         }
         if !self.new {
             return Err(SecretError::Missing {
                 path,
                 database: self.database(),
-            });
+            }
+            .into());
         }
         fs::create_dir_all(&self.path).map_err(io)?;
-        let bytes = make();
+        let bytes = make()?;
         match create(&path, &bytes) {
             Ok(()) => Ok(bytes),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => fs::read(&path).map_err(io),
-            Err(e) => Err(io(e)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(fs::read(&path).map_err(io)?),
+            Err(e) => Err(io(e).into()),
         }
     }
 }

@@ -78,11 +78,11 @@ pub fn load_or_create_key<R: CryptoRng + ?Sized>(
     Ok(SigningKey::from_bytes(&seed))
 }
 
-/// The logs a witness is given, each a vkey, optionally `<vkey>@<url>`:
-/// their verifiers and the URLs known by origin.
-fn witnessed_logs(
-    logs: &[String],
-) -> Result<(Vec<NoteVerifier>, Vec<(String, String)>), SetupError> {
+/// A witness's logs: their verifiers and the URLs known, by origin.
+type WitnessedLogs = (Vec<NoteVerifier>, Vec<(String, String)>);
+
+/// The logs a witness is given, each a vkey, optionally `<vkey>@<url>`.
+fn witnessed_logs(logs: &[String]) -> Result<WitnessedLogs, SetupError> {
     let mut urls = Vec::new();
     let mut verifiers = Vec::new();
     for spec in logs {

@@ -141,9 +141,17 @@ async fn main() -> anyhow::Result<ExitCode> {
                 once,
                 json,
             };
+            // Nothing is written before the port is bound.
+            let listener = match listen {
+                Some(addr) => Some(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("binding {addr}"))?,
+                ),
+                None => None,
+            };
             let mut runner = MonitorRunner::new(Arc::new(Monitor::open(&data)?), logs, settings);
-            if let Some(addr) = listen {
-                let listener = tokio::net::TcpListener::bind(addr).await?;
+            if let Some(listener) = listener {
                 println!("listening on http://{}", listener.local_addr()?);
                 runner = runner.with_listener(listener);
             }
@@ -188,14 +196,20 @@ async fn main() -> anyhow::Result<ExitCode> {
             if admin_token_file.is_some() {
                 config.admin_token_file = admin_token_file;
             }
+            let admin_token = config.admin_token()?;
+            // Nothing is written before the configuration is checked and
+            // the port is bound.
+            acd_auditor::setup::check_witness(&name, &logs)?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("binding {listen}"))?;
             let witness = Arc::new(acd_auditor::setup::open_witness(
                 &mut rand::rng(),
                 &data,
                 &name,
                 &logs,
-                config.admin_token()?,
+                admin_token,
             )?);
-            let listener = tokio::net::TcpListener::bind(listen).await?;
             println!("listening on http://{}", listener.local_addr()?);
             println!("vkey {}", witness.cosigner().verifier().vkey());
             acd_auditor::http::run(

@@ -113,11 +113,23 @@ fn decode_hash(s: &str) -> Option<Hash> {
 }
 
 impl Monitor {
+    /// Opens the monitor's state in `<data>/db`; a damaged database is an
+    /// error naming it, never a panic.
     pub fn open(data: &Path) -> Result<Monitor, MonitorError> {
-        let db = acd_serve::open_sled(&sled::Config::new().path(data.join("db")))?;
+        let path = data.join(acd_serve::secret::DATABASE);
+        let (db, state, tids) = acd_serve::storage::guard_sled(&path, || {
+            let db = acd_serve::open_sled(&sled::Config::new().path(&path))?;
+            let state = db.open_tree("state")?;
+            let tids = db.open_tree("tids")?;
+            for kv in state.iter() {
+                kv?;
+            }
+            Ok((db, state, tids))
+        })
+        .map_err(|e| MonitorError::Storage(e.to_string()))?;
         Ok(Monitor {
-            state: db.open_tree("state")?,
-            tids: db.open_tree("tids")?,
+            state,
+            tids,
             db,
             http: acd_serve::http_client(),
             evidence_dir: data.join("evidence"),

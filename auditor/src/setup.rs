@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use acd_core::cosignature::Cosigner;
 use acd_core::note::{NoteError, NoteVerifier};
+use acd_serve::secret::{DataDir, SecretError};
+use acd_serve::storage::DatabaseError;
 use ed25519_dalek::SigningKey;
 use rand_core::CryptoRng;
 use thiserror::Error;
@@ -26,6 +28,10 @@ pub enum SetupError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
     #[error("{0} is not a 32-byte key")]
     BadKey(PathBuf),
     #[error("witness name: {0}")]
@@ -57,38 +63,26 @@ pub fn followed_logs(specs: &[String]) -> Result<Vec<FollowedLog>, SetupError> {
 }
 
 /// The witness key in `<data>/witness.key`: 32 random bytes from `rng`,
-/// created once with mode 0600.
+/// created once with mode 0600, in a new data directory only.
 pub fn load_or_create_key<R: CryptoRng + ?Sized>(
     rng: &mut R,
     data: &Path,
 ) -> Result<SigningKey, SetupError> {
     let path = data.join("witness.key");
-    let bytes = acd_serve::secret::read_or_create(&path, || {
+    let bytes = DataDir::inspect(data).secret("witness.key", || {
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
         seed.to_vec()
-    })
-    .map_err(|source| SetupError::KeyFile {
-        path: path.clone(),
-        source,
     })?;
     let seed: [u8; 32] = bytes.try_into().map_err(|_| SetupError::BadKey(path))?;
     Ok(SigningKey::from_bytes(&seed))
 }
 
-/// Opens the witness `name` in `data` (state in `db/`, evidence files in
-/// `evidence/`) for `logs`, each a vkey, optionally `<vkey>@<url>` so that
-/// it can ask the log for consistency proofs; with `admin_token`,
-/// `POST /admin/clear` is enabled. Warns about every frozen origin.
-pub fn open_witness<R: CryptoRng + ?Sized>(
-    rng: &mut R,
-    data: &Path,
-    name: &str,
-    logs: &[String],
-    admin_token: Option<String>,
-) -> Result<Witness, SetupError> {
-    let key = load_or_create_key(rng, data)?;
-    let cosigner = Cosigner::new(name, key).map_err(SetupError::Name)?;
+/// A witness's logs: their verifiers and the URLs known, by origin.
+type WitnessedLogs = (Vec<NoteVerifier>, Vec<(String, String)>);
+
+/// The logs a witness is given, each a vkey, optionally `<vkey>@<url>`.
+fn witnessed_logs(logs: &[String]) -> Result<WitnessedLogs, SetupError> {
     let mut urls = Vec::new();
     let mut verifiers = Vec::new();
     for spec in logs {
@@ -102,15 +96,51 @@ pub fn open_witness<R: CryptoRng + ?Sized>(
         }
         verifiers.push(v);
     }
-    let mut witness = Witness::open(&data.join("db"), cosigner, verifiers)?
-        .with_evidence_dir(data.join("evidence"));
+    Ok((verifiers, urls))
+}
+
+/// Checks a witness's name and logs without touching its data directory:
+/// what [`open_witness`] would refuse before reading its key.
+pub fn check_witness(name: &str, logs: &[String]) -> Result<(), SetupError> {
+    Cosigner::new(name, SigningKey::from_bytes(&[0; 32])).map_err(SetupError::Name)?;
+    witnessed_logs(logs).map(drop)
+}
+
+/// Opens the witness `name` in `data` (state in `db/`, evidence files in
+/// `evidence/`) for `logs`, each a vkey, optionally `<vkey>@<url>` so that
+/// it can ask the log for consistency proofs; with `admin_token`,
+/// `POST /admin/clear` is enabled. Warns about every frozen origin.
+pub fn open_witness<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    data: &Path,
+    name: &str,
+    logs: &[String],
+    admin_token: Option<String>,
+) -> Result<Witness, SetupError> {
+    check_witness(name, logs)?;
+    let (verifiers, urls) = witnessed_logs(logs)?;
+    let key = load_or_create_key(rng, data)?;
+    let cosigner = Cosigner::new(name, key).map_err(SetupError::Name)?;
+    let path = data.join(acd_serve::secret::DATABASE);
+    // The start-up reads run under the guard too: sled panics on some
+    // damaged pages.
+    let (witness, frozen) = acd_serve::storage::guard(&path, || {
+        let damaged = |e: &dyn std::fmt::Display| DatabaseError::Damaged {
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let witness = Witness::open(&path, cosigner, verifiers).map_err(|e| damaged(&e))?;
+        let frozen = witness.frozen().list().map_err(|e| damaged(&e))?;
+        Ok::<_, DatabaseError>((witness, frozen))
+    })??;
+    let mut witness = witness.with_evidence_dir(data.join("evidence"));
     for (origin, url) in &urls {
         witness = witness.with_log_url(origin, url);
     }
     if let Some(token) = admin_token {
         witness = witness.with_admin_token(token);
     }
-    for (origin, record) in witness.frozen().list().map_err(WitnessError::from)? {
+    for (origin, record) in frozen {
         tracing::warn!(%origin, kind = %record.kind, evidence = ?record.evidence_file, "origin is frozen after a split view; not cosigning it");
     }
     Ok(witness)

@@ -9,10 +9,13 @@
 //!   digits (32 random bytes).
 //!
 //! Each is created atomically ([`acd_serve::secret`]), so a crash never
-//! leaves half a key.
+//! leaves half a key, and only in a new data directory: beside an existing
+//! database a missing one is an error (a new denomination key would leave
+//! every token of that denomination unspendable).
 
-use std::fs;
 use std::path::{Path, PathBuf};
+
+use acd_serve::secret::{DataDir, SecretError};
 
 use acd_core::token::{self, BlindSecretKey};
 use ed25519_dalek::SigningKey;
@@ -28,13 +31,8 @@ pub enum KeyError {
     },
     #[error("the key file {path} is invalid: {reason}")]
     Invalid { path: PathBuf, reason: String },
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
-    move |source| KeyError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 pub fn bank_key_path(data: &Path) -> PathBuf {
@@ -47,18 +45,6 @@ pub fn rsa_key_path(data: &Path, value: u64) -> PathBuf {
 
 pub fn admin_token_path(data: &Path) -> PathBuf {
     data.join("admin.token")
-}
-
-fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    acd_serve::secret::create(path, bytes).map_err(io(path))
-}
-
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, KeyError> {
-    match fs::read(path) {
-        Ok(b) => Ok(Some(b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io(path)(e)),
-    }
 }
 
 fn parse_hex32(path: &Path, bytes: &[u8]) -> Result<[u8; 32], KeyError> {
@@ -80,90 +66,77 @@ fn random32(rng: &mut (impl CryptoRng + ?Sized)) -> [u8; 32] {
     b
 }
 
-/// The bank's ed25519 key, created on first use from the OS's RNG.
+/// The bank's ed25519 key, created on first use (in a new data directory)
+/// from the OS's RNG.
 pub fn load_or_create_bank_key(data: &Path) -> Result<SigningKey, KeyError> {
-    load_or_create_bank_key_with(data, &mut rand::rng())
+    load_or_create_bank_key_with(&DataDir::inspect(data), &mut rand::rng())
 }
 
-/// The same, created from `rng`.
+/// The same in `dir`, created from `rng`.
 pub fn load_or_create_bank_key_with(
-    data: &Path,
+    dir: &DataDir,
     rng: &mut (impl CryptoRng + ?Sized),
 ) -> Result<SigningKey, KeyError> {
-    fs::create_dir_all(data).map_err(io(data))?;
-    let path = bank_key_path(data);
-    let seed = match read_optional(&path)? {
-        Some(bytes) => parse_hex32(&path, &bytes)?,
-        None => {
-            let seed = random32(rng);
-            write_secret(&path, format!("{}\n", hex::encode(seed)).as_bytes())?;
-            seed
-        }
-    };
-    Ok(SigningKey::from_bytes(&seed))
+    let path = bank_key_path(dir.path());
+    let bytes = dir.secret("bank.key", || {
+        format!("{}\n", hex::encode(random32(rng))).into_bytes()
+    })?;
+    Ok(SigningKey::from_bytes(&parse_hex32(&path, &bytes)?))
 }
 
 /// The blind-signing key of the denomination `value`, created with `bits`
-/// bits on first use from the OS's RNG.
+/// bits on first use (in a new data directory) from the OS's RNG.
 pub fn load_or_create_rsa_key(
     data: &Path,
     value: u64,
     bits: usize,
 ) -> Result<BlindSecretKey, KeyError> {
-    load_or_create_rsa_key_with(data, value, bits, &mut rand::rng())
+    load_or_create_rsa_key_with(&DataDir::inspect(data), value, bits, &mut rand::rng())
 }
 
-/// The same, created from `rng`.
+/// The same in `dir`, created from `rng`.
 pub fn load_or_create_rsa_key_with(
-    data: &Path,
+    dir: &DataDir,
     value: u64,
     bits: usize,
     rng: &mut (impl CryptoRng + ?Sized),
 ) -> Result<BlindSecretKey, KeyError> {
-    fs::create_dir_all(data).map_err(io(data))?;
-    let path = rsa_key_path(data, value);
+    let path = rsa_key_path(dir.path(), value);
     let invalid = |reason: String| KeyError::Invalid {
         path: path.clone(),
         reason,
     };
-    match read_optional(&path)? {
-        Some(der) => BlindSecretKey::from_der(&der).map_err(|e| invalid(e.to_string())),
-        None => {
-            let pair = token::generate_key(rng, bits).map_err(|e| invalid(e.to_string()))?;
-            let der = pair.sk.to_der().map_err(|e| invalid(e.to_string()))?;
-            write_secret(&path, &der)?;
-            Ok(pair.sk)
-        }
-    }
+    let name = format!("rsa-{value}.der");
+    let der = dir.secret_or(&name, || {
+        let pair = token::generate_key(rng, bits).map_err(|e| invalid(e.to_string()))?;
+        pair.sk.to_der().map_err(|e| invalid(e.to_string()))
+    })?;
+    BlindSecretKey::from_der(&der).map_err(|e| invalid(e.to_string()))
 }
 
-/// The admin token (64 hex digits), created on first use from the OS's
-/// RNG.
+/// The admin token (64 hex digits), created on first use (in a new data
+/// directory) from the OS's RNG.
 pub fn load_or_create_admin_token(data: &Path) -> Result<String, KeyError> {
-    load_or_create_admin_token_with(data, &mut rand::rng())
+    load_or_create_admin_token_with(&DataDir::inspect(data), &mut rand::rng())
 }
 
-/// The same, created from `rng`.
+/// The same in `dir`, created from `rng`.
 pub fn load_or_create_admin_token_with(
-    data: &Path,
+    dir: &DataDir,
     rng: &mut (impl CryptoRng + ?Sized),
 ) -> Result<String, KeyError> {
-    fs::create_dir_all(data).map_err(io(data))?;
-    let path = admin_token_path(data);
-    match read_optional(&path)? {
-        Some(bytes) => Ok(hex::encode(parse_hex32(&path, &bytes)?)),
-        None => {
-            let token = hex::encode(random32(rng));
-            write_secret(&path, format!("{token}\n").as_bytes())?;
-            Ok(token)
-        }
-    }
+    let path = admin_token_path(dir.path());
+    let bytes = dir.secret("admin.token", || {
+        format!("{}\n", hex::encode(random32(rng))).into_bytes()
+    })?;
+    Ok(hex::encode(parse_hex32(&path, &bytes)?))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
     fn mode(p: &Path) -> u32 {
@@ -187,5 +160,30 @@ mod tests {
         let k2 = load_or_create_rsa_key(dir.path(), 5, 2048).unwrap();
         assert!(k1 == k2);
         assert_eq!(mode(&rsa_key_path(dir.path(), 5)), 0o600);
+    }
+
+    // Beside an existing database no secret is created: each missing one is
+    // an error naming its file.
+    #[test]
+    fn no_secret_is_created_beside_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("db")).unwrap();
+        let refused = |e: KeyError, path: PathBuf| {
+            assert!(matches!(e, KeyError::Secret(_)), "{e}");
+            assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+            assert!(!path.exists());
+        };
+        refused(
+            load_or_create_bank_key(dir.path()).unwrap_err(),
+            bank_key_path(dir.path()),
+        );
+        refused(
+            load_or_create_admin_token(dir.path()).unwrap_err(),
+            admin_token_path(dir.path()),
+        );
+        refused(
+            load_or_create_rsa_key(dir.path(), 10, 2048).unwrap_err(),
+            rsa_key_path(dir.path(), 10),
+        );
     }
 }

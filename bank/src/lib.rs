@@ -83,6 +83,13 @@ pub enum OpenError {
     Thread(#[from] std::io::Error),
     #[error("the ledger: {0}")]
     Ledger(#[from] DomainError),
+    #[error(transparent)]
+    Database(#[from] acd_serve::storage::DatabaseError),
+    #[error("the database at {path}: {reason}")]
+    DatabaseAt {
+        path: std::path::PathBuf,
+        reason: String,
+    },
 }
 
 /// One denomination: its public description and its secret key.
@@ -120,7 +127,48 @@ fn parse_policy(config: &BankConfig) -> Result<WitnessPolicy, OpenError> {
     Ok(WitnessPolicy::new(config.witness_threshold, witnesses))
 }
 
+/// The configuration's checks that need no key and no storage, with the
+/// witness policy and the log verifiers it names.
+fn check_config(config: &BankConfig) -> Result<(WitnessPolicy, Vec<NoteVerifier>), OpenError> {
+    if config.denominations.is_empty() || config.denominations.contains(&0) {
+        return Err(OpenError::Config(
+            "denominations must be a non-empty list of positive values".into(),
+        ));
+    }
+    if config.min_expiration_ms > config.max_expiration_ms {
+        return Err(OpenError::Config(
+            "min_expiration_ms exceeds max_expiration_ms".into(),
+        ));
+    }
+    if config.sweep_interval_ms == 0 {
+        return Err(OpenError::Config(
+            "sweep_interval_ms must be positive".into(),
+        ));
+    }
+    let policy = parse_policy(config)?;
+    let mut verifiers = Vec::new();
+    let mut origins = std::collections::HashSet::new();
+    for l in &config.logs {
+        let verifier = NoteVerifier::from_vkey(&l.vkey)
+            .map_err(|e| OpenError::Config(format!("log vkey {:?}: {e}", l.vkey)))?;
+        if !origins.insert(verifier.name().to_owned()) {
+            return Err(OpenError::Config(format!(
+                "log {} is listed twice",
+                verifier.name()
+            )));
+        }
+        verifiers.push(verifier);
+    }
+    Ok((policy, verifiers))
+}
+
 impl Bank {
+    /// Checks `config` without touching its data directory: what
+    /// [`Bank::open`] would refuse before reading a key.
+    pub fn check_config(config: &BankConfig) -> Result<(), OpenError> {
+        check_config(config).map(drop)
+    }
+
     /// Opens the bank in `config.data` on sled with the system clock,
     /// creating keys, token and database on first start.
     pub fn open(config: &BankConfig) -> Result<Bank, OpenError> {
@@ -133,38 +181,27 @@ impl Bank {
     }
 
     /// The same with an injected clock and the RNG that creates missing
-    /// keys and the admin token (deterministic tests).
+    /// keys and the admin token (deterministic tests). The whole
+    /// configuration is checked before the data directory is looked at, so
+    /// that a refused one leaves nothing behind; keys are created only in a
+    /// new data directory; a damaged database is an error naming it.
     pub fn open_with(
         config: &BankConfig,
         clock: Arc<dyn Clock>,
         rng: &mut dyn CryptoRng,
     ) -> Result<Bank, OpenError> {
-        if config.denominations.is_empty() || config.denominations.contains(&0) {
-            return Err(OpenError::Config(
-                "denominations must be a non-empty list of positive values".into(),
-            ));
-        }
-        if config.min_expiration_ms > config.max_expiration_ms {
-            return Err(OpenError::Config(
-                "min_expiration_ms exceeds max_expiration_ms".into(),
-            ));
-        }
-        if config.sweep_interval_ms == 0 {
-            return Err(OpenError::Config(
-                "sweep_interval_ms must be positive".into(),
-            ));
-        }
-        let signing = keys::load_or_create_bank_key_with(&config.data, rng)?;
+        let (policy, verifiers) = check_config(config)?;
+        let dir = acd_serve::secret::DataDir::inspect(&config.data);
+        let signing = keys::load_or_create_bank_key_with(&dir, rng)?;
         let public = signing.verifying_key().to_bytes();
-        let admin_token = keys::load_or_create_admin_token_with(&config.data, rng)?;
+        let admin_token = keys::load_or_create_admin_token_with(&dir, rng)?;
         let mut values = config.denominations.clone();
         values.sort_unstable();
         values.dedup();
         let mut denominations = HashMap::new();
         let mut published = Vec::new();
         for value in values {
-            let secret =
-                keys::load_or_create_rsa_key_with(&config.data, value, config.rsa_bits, rng)?;
+            let secret = keys::load_or_create_rsa_key_with(&dir, value, config.rsa_bits, rng)?;
             let invalid = |e: String| OpenError::Config(format!("denomination {value}: {e}"));
             let public_key = secret.public_key().map_err(|e| invalid(e.to_string()))?;
             let pem = public_key.to_pem().map_err(|e| invalid(e.to_string()))?;
@@ -184,15 +221,26 @@ impl Bank {
                 },
             );
         }
-        let policy = parse_policy(config)?;
-        let ledger = Arc::new(Ledger::open(&config.data.join("db"))?);
-        let stored: HashMap<String, String> = ledger.checkpoints()?.into_iter().collect();
+        let path = dir.database();
+        // The start-up reads run under the guard too: sled panics on some
+        // damaged pages.
+        let (ledger, stored) = acd_serve::storage::guard(&path, || {
+            let at = |reason: String| OpenError::DatabaseAt {
+                path: path.clone(),
+                reason,
+            };
+            let ledger = Ledger::open(&path).map_err(|e| at(e.to_string()))?;
+            let stored: HashMap<String, String> = ledger
+                .checkpoints()
+                .map_err(|e| at(e.to_string()))?
+                .into_iter()
+                .collect();
+            Ok::<_, OpenError>((Arc::new(ledger), stored))
+        })??;
         let http = acd_serve::http_client_with(Duration::from_secs(10));
         let mut logs = Logs::new();
         let mut log_infos = Vec::new();
-        for l in &config.logs {
-            let verifier = NoteVerifier::from_vkey(&l.vkey)
-                .map_err(|e| OpenError::Config(format!("log vkey {:?}: {e}", l.vkey)))?;
+        for (l, verifier) in config.logs.iter().zip(verifiers) {
             let origin = verifier.name().to_owned();
             let latest = match stored.get(&origin) {
                 Some(text) => Some(SignedCheckpoint::open(text, &verifier).map_err(|e| {

@@ -147,11 +147,14 @@ async fn main() -> anyhow::Result<()> {
         } => admin(&url, &token_file, command).await?,
         Command::Serve { config, overrides } => {
             let c = BankConfig::load(config.as_deref(), overrides)?;
-            let config = c.clone();
-            let bank = tokio::task::spawn_blocking(move || Bank::open(&config)).await??;
+            // Nothing is written before the configuration is checked and
+            // the port is bound.
+            Bank::check_config(&c)?;
             let listener = tokio::net::TcpListener::bind(c.listen)
                 .await
                 .with_context(|| format!("binding {}", c.listen))?;
+            let config = c.clone();
+            let bank = tokio::task::spawn_blocking(move || Bank::open(&config)).await??;
             let addr = listener.local_addr()?;
             // Scripts and tests read these two lines.
             println!("listening on http://{addr}");

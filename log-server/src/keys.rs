@@ -6,6 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use acd_core::note::NoteSigner;
+use acd_serve::secret::{DataDir, SecretError};
 use ed25519_dalek::SigningKey;
 use rand_core::CryptoRng;
 use thiserror::Error;
@@ -27,6 +28,8 @@ pub enum KeyError {
     },
     #[error("no key in {0}; start the log once with `acd-log serve` to create it")]
     Missing(PathBuf),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 pub fn key_path(data: &Path) -> PathBuf {
@@ -55,37 +58,32 @@ pub fn load(data: &Path) -> Result<NoteSigner, KeyError> {
 }
 
 /// Loads the log's key, creating it from the OS's randomness on first
-/// start. The key's name is the origin; a key for another origin is an
-/// error.
+/// start (in a new data directory only, see [`acd_serve::secret`]). The
+/// key's name is the origin; a key for another origin is an error.
 pub fn load_or_create(data: &Path, origin: &str) -> Result<NoteSigner, KeyError> {
-    load_or_create_with(&mut rand::rng(), data, origin)
+    load_or_create_in(&mut rand::rng(), &DataDir::inspect(data), origin)
 }
 
-/// [`load_or_create`], drawing a new key from `rng`.
-pub fn load_or_create_with<R: CryptoRng + ?Sized>(
+/// [`load_or_create`] in `dir`, drawing a new key from `rng`.
+pub fn load_or_create_in<R: CryptoRng + ?Sized>(
     rng: &mut R,
-    data: &Path,
+    dir: &DataDir,
     origin: &str,
 ) -> Result<NoteSigner, KeyError> {
-    fs::create_dir_all(data).map_err(io(data))?;
-    let path = key_path(data);
-    let signer = match load(data) {
-        Ok(s) => s,
-        Err(KeyError::Missing(_)) => {
-            let mut seed = [0u8; 32];
-            rng.fill_bytes(&mut seed);
-            let signer = NoteSigner::new(origin, SigningKey::from_bytes(&seed)).map_err(|e| {
-                KeyError::Invalid {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
-            let text = format!("{}\n", signer.private_key());
-            acd_serve::secret::create(&path, text.as_bytes()).map_err(io(&path))?;
-            signer
-        }
-        Err(e) => return Err(e),
+    let path = key_path(dir.path());
+    let invalid = |e: acd_core::note::NoteError| KeyError::Invalid {
+        path: path.clone(),
+        reason: e.to_string(),
     };
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    // Made before the file is looked at, so that a bad origin is refused
+    // before anything is written.
+    let fresh = NoteSigner::new(origin, SigningKey::from_bytes(&seed)).map_err(invalid)?;
+    dir.secret("log.key", || {
+        format!("{}\n", fresh.private_key()).into_bytes()
+    })?;
+    let signer = load(dir.path())?;
     if signer.name() != origin {
         return Err(KeyError::OtherOrigin {
             path,
@@ -118,5 +116,18 @@ mod tests {
             load_or_create(dir.path(), "log.test/b"),
             Err(KeyError::OtherOrigin { .. })
         ));
+    }
+
+    // Beside an existing database a missing key is refused and not created.
+    #[test]
+    fn a_missing_key_beside_a_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        load_or_create(dir.path(), "log.test/a").unwrap();
+        fs::create_dir(dir.path().join("db")).unwrap();
+        fs::remove_file(key_path(dir.path())).unwrap();
+        let e = load_or_create(dir.path(), "log.test/a").unwrap_err();
+        assert!(matches!(e, KeyError::Secret(_)), "{e}");
+        assert!(e.to_string().contains("log.key"), "{e}");
+        assert!(!key_path(dir.path()).exists());
     }
 }

@@ -60,6 +60,13 @@ pub enum OpenError {
     Key(#[from] keys::KeyError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    Database(#[from] acd_serve::storage::DatabaseError),
+    #[error("the database at {path}: {source}")]
+    StorageAt {
+        path: std::path::PathBuf,
+        source: StorageError,
+    },
     #[error("invalid configuration: {0}")]
     Config(String),
 }
@@ -88,13 +95,66 @@ fn parse_banks(config: &LogConfig) -> Result<HashSet<[u8; 32]>, OpenError> {
         .collect()
 }
 
+/// The configuration's checks that need no key and no storage, with the
+/// trusted banks and witnesses it names.
+fn check_config(
+    config: &LogConfig,
+) -> Result<(HashSet<[u8; 32]>, Vec<witnessing::WitnessPeer>), OpenError> {
+    if config.checkpoint_interval_ms == 0 || config.max_batch == 0 {
+        return Err(OpenError::Config(
+            "checkpoint_interval_ms and max_batch must be positive".into(),
+        ));
+    }
+    if config.batch_window_us >= config.checkpoint_interval_ms.saturating_mul(1000) {
+        return Err(OpenError::Config(
+            "batch_window_us must be shorter than the checkpoint interval".into(),
+        ));
+    }
+    let trusted_banks = parse_banks(config)?;
+    let witnesses = config
+        .witnesses
+        .iter()
+        .map(|w| {
+            acd_core::cosignature::CosignatureVerifier::from_vkey(&w.vkey)
+                .map(|verifier| witnessing::WitnessPeer {
+                    url: w.url.clone(),
+                    verifier,
+                })
+                .map_err(|e| OpenError::Config(format!("witness vkey {:?}: {e}", w.vkey)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((trusted_banks, witnesses))
+}
+
 impl Log {
+    /// Checks `config` without touching its data directory: what
+    /// [`Log::open`] would refuse before reading a key.
+    pub fn check_config(config: &LogConfig) -> Result<(), OpenError> {
+        check_config(config).map(drop)
+    }
+
     /// Opens the log in `config.data` on sled, creating key and database on
-    /// first start.
+    /// first start (a new data directory, see [`acd_serve::secret`]). The
+    /// configuration is checked first; a damaged database is an error
+    /// naming it, never a panic.
     pub fn open(config: &LogConfig, clock: Arc<dyn Clock>) -> Result<Log, OpenError> {
-        let signer = keys::load_or_create(&config.data, &config.origin)?;
-        let storage = Arc::new(SledStorage::open(&config.data.join("db"))?);
-        Log::with_storage(config, storage, signer, clock)
+        check_config(config)?;
+        let dir = acd_serve::secret::DataDir::inspect(&config.data);
+        let signer = keys::load_or_create_in(&mut rand::rng(), &dir, &config.origin)?;
+        let path = dir.database();
+        let at = |source| OpenError::StorageAt {
+            path: path.clone(),
+            source,
+        };
+        // The start-up reads (the latest checkpoint, the tree's edge) run
+        // under the guard too: sled panics on some damaged pages.
+        acd_serve::storage::guard(&path, || {
+            let storage = Arc::new(SledStorage::open(&path).map_err(at)?);
+            Log::with_storage(config, storage, signer, clock).map_err(|e| match e {
+                OpenError::Storage(e) => at(e),
+                e => e,
+            })
+        })?
     }
 
     /// Opens the log over any storage (tests use [`storage::MemoryStorage`]).
@@ -149,29 +209,7 @@ impl Log {
                 config.origin
             )));
         }
-        if config.checkpoint_interval_ms == 0 || config.max_batch == 0 {
-            return Err(OpenError::Config(
-                "checkpoint_interval_ms and max_batch must be positive".into(),
-            ));
-        }
-        if config.batch_window_us >= config.checkpoint_interval_ms.saturating_mul(1000) {
-            return Err(OpenError::Config(
-                "batch_window_us must be shorter than the checkpoint interval".into(),
-            ));
-        }
-        let trusted_banks = parse_banks(config)?;
-        let witnesses = config
-            .witnesses
-            .iter()
-            .map(|w| {
-                acd_core::cosignature::CosignatureVerifier::from_vkey(&w.vkey)
-                    .map(|verifier| witnessing::WitnessPeer {
-                        url: w.url.clone(),
-                        verifier,
-                    })
-                    .map_err(|e| OpenError::Config(format!("witness vkey {:?}: {e}", w.vkey)))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let (trusted_banks, witnesses) = check_config(config)?;
         let verifier = signer.verifier();
         let (sequencer, thread) = start(
             storage.clone(),

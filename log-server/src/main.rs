@@ -113,10 +113,13 @@ async fn main() -> anyhow::Result<()> {
             if let Some(w) = batch_window_us {
                 c.batch_window_us = w;
             }
-            let log = Log::open(&c, Arc::new(SystemClock))?;
+            // Nothing is written before the configuration is checked and
+            // the port is bound.
+            Log::check_config(&c)?;
             let listener = tokio::net::TcpListener::bind(c.listen)
                 .await
                 .with_context(|| format!("binding {}", c.listen))?;
+            let log = Log::open(&c, Arc::new(SystemClock))?;
             let addr = listener.local_addr()?;
             // Scripts and tests read these two lines.
             println!("listening on http://{addr}");

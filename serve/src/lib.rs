@@ -14,18 +14,21 @@
 //!   request timeouts), shared with the wallet through `acd-client`.
 //! - [`metrics`]: the `/metrics` page and per-route HTTP metrics.
 //! - [`secret`]: key and token files written once, atomically, mode 0600.
-//! - [`open_sled`]: opening the embedded database.
+//! - [`storage`]: opening the embedded database ([`open_sled`]); a
+//!   damaged one is an error naming its path, never a panic.
 
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod secret;
+pub mod storage;
 
 pub use acd_client::{http_client, http_client_builder, http_client_with};
 pub use auth::{Admin, AdminToken, AdminTokenSource};
 pub use error::ApiError;
 pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use storage::open_sled;
 
 use std::future::Future;
 
@@ -76,25 +79,6 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-/// Opens the sled database `config` describes. A database this process
-/// just closed can stay locked for a moment while sled's I/O threads finish
-/// (an in-process restart, as tests and the demo do); that is waited for,
-/// up to 2 s. A lock another process holds is reported.
-pub fn open_sled(config: &sled::Config) -> sled::Result<sled::Db> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    loop {
-        match config.open() {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,27 +99,6 @@ mod tests {
             .map(|b| b.to_bytes())
             .unwrap_or_default();
         serde_json::from_slice(&bytes).unwrap_or_default()
-    }
-
-    // A database reopened right after it was closed opens; while another
-    // handle holds it, opening fails with the lock error after the wait.
-    #[test]
-    fn sled_reopens_and_reports_a_held_lock() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let config = sled::Config::new().path(dir.path());
-        for _ in 0..3 {
-            drop(open_sled(&config).unwrap_or_else(|e| panic!("{e}")));
-        }
-        let held = open_sled(&config).unwrap_or_else(|e| panic!("{e}"));
-        let started = std::time::Instant::now();
-        let err = open_sled(&config)
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("could not acquire lock"), "{err}");
-        assert!(started.elapsed() >= std::time::Duration::from_secs(2));
-        drop(held);
-        drop(open_sled(&config).unwrap_or_else(|e| panic!("{e}")));
     }
 
     #[tokio::test]

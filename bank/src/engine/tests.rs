@@ -46,7 +46,13 @@ fn seed_keys(data: &Path) {
         let dir = tempfile::tempdir().unwrap();
         let mut rng = StdRng::seed_from_u64(1);
         for v in VALUES {
-            crate::keys::load_or_create_rsa_key_with(dir.path(), v, 2048, &mut rng).unwrap();
+            crate::keys::load_or_create_rsa_key_with(
+                &acd_serve::secret::DataDir::inspect(dir.path()),
+                v,
+                2048,
+                &mut rng,
+            )
+            .unwrap();
         }
         dir
     });

@@ -113,10 +113,13 @@ pub async fn run(command: MerchantCommand) -> anyhow::Result<()> {
             acd_serve::init_tracing();
             let file = (*args).file()?;
             let listen = file.listen;
-            let merchant = Merchant::open(file.into_config()?).await?;
+            let config = file.into_config()?;
+            // Nothing is written before the port is bound; the rest of the
+            // configuration is checked before the data directory is looked at.
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
+            let merchant = Merchant::open(config).await?;
             let addr = listener.local_addr()?;
             // Scripts and tests read these two lines.
             println!("listening on http://{addr}");

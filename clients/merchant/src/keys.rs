@@ -1,9 +1,12 @@
 //! The merchant's ed25519 signing key, kept in `<data>/merchant.key`
 //! (mode 0600) as 64 hex digits of the secret seed and a newline. The
 //! public half is the merchant's identity at the bank and in the log.
+//! Created only in a new data directory ([`acd_serve::secret`]): a missing
+//! key beside an existing database is an error naming the file.
 
 use std::path::{Path, PathBuf};
 
+use acd_serve::secret::{DataDir, SecretError};
 use ed25519_dalek::SigningKey;
 use thiserror::Error;
 
@@ -16,28 +19,27 @@ pub enum KeyError {
     },
     #[error("the key file {0} does not hold 64 hex digits")]
     Invalid(PathBuf),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 pub fn key_path(data: &Path) -> PathBuf {
     data.join("merchant.key")
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
-    move |source| KeyError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
 /// Loads the merchant's key, creating it (and `data`) on first use.
 pub fn load_or_create(data: &Path) -> Result<SigningKey, KeyError> {
-    let path = key_path(data);
-    let text = acd_serve::secret::read_or_create(&path, || {
+    load_or_create_in(&DataDir::inspect(data))
+}
+
+/// [`load_or_create`] in `dir`, creating the key only if `dir` is new.
+pub fn load_or_create_in(dir: &DataDir) -> Result<SigningKey, KeyError> {
+    let path = key_path(dir.path());
+    let text = dir.secret("merchant.key", || {
         let mut seed = [0u8; 32];
         rand::fill(&mut seed);
         format!("{}\n", hex::encode(seed)).into_bytes()
-    })
-    .map_err(io(&path))?;
+    })?;
     let mut seed = [0u8; 32];
     std::str::from_utf8(&text)
         .ok()
@@ -70,5 +72,16 @@ mod tests {
             load_or_create(dir.path()),
             Err(KeyError::Invalid(_))
         ));
+    }
+
+    // Beside an existing database a missing key is refused and not created.
+    #[test]
+    fn a_missing_key_beside_a_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("db")).unwrap();
+        let e = load_or_create(dir.path()).unwrap_err();
+        assert!(matches!(e, KeyError::Secret(_)), "{e}");
+        assert!(e.to_string().contains("merchant.key"), "{e}");
+        assert!(!key_path(dir.path()).exists());
     }
 }

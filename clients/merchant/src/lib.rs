@@ -79,6 +79,13 @@ pub enum OpenError {
     Key(#[from] keys::KeyError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Database(#[from] acd_serve::storage::DatabaseError),
+    #[error("the database at {path}: {reason}")]
+    DatabaseAt {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     #[error("cannot read the bank's info at {url}: {source}")]
     Bank {
         url: String,
@@ -140,7 +147,8 @@ impl Merchant {
         Merchant::open_with(config, clock, os_rng()).await
     }
 
-    /// Opens the merchant: loads or creates its key and database, learns
+    /// Opens the merchant: checks the configuration, then loads its key and
+    /// database (created only in a new data directory), learns
     /// the bank's key from the bank (unless `config.bank_key` gives it) and
     /// checks that the bank trusts the log and accepts the offer lifetime.
     /// TIDs and goods keys are drawn from `rng`.
@@ -184,8 +192,16 @@ impl Merchant {
         };
         ed25519_dalek::VerifyingKey::from_bytes(&bank)
             .map_err(|_| OpenError::Config("the bank key is not an ed25519 key".into()))?;
-        let signing = keys::load_or_create(&config.data)?;
-        let store = Store::open(&config.data.join("db"))?;
+        let dir = acd_serve::secret::DataDir::inspect(&config.data);
+        let signing = keys::load_or_create_in(&dir)?;
+        let path = dir.database();
+        // sled panics on some damaged pages: opening runs under the guard.
+        let store = acd_serve::storage::guard(&path, || Store::open(&path))?.map_err(|e| {
+            OpenError::DatabaseAt {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
+        })?;
         let shop = Shop {
             merchant: signing.verifying_key().to_bytes(),
             signing,

@@ -99,6 +99,7 @@ pub struct Bank {
     max_body_bytes: usize,
     max_dispute_body_bytes: usize,
     sweep_interval: Duration,
+    http: acd_serve::HttpLimits,
 }
 
 fn parse_policy(config: &BankConfig) -> Result<WitnessPolicy, OpenError> {
@@ -254,6 +255,7 @@ impl Bank {
             max_body_bytes: config.max_body_bytes,
             max_dispute_body_bytes: config.max_dispute_body_bytes,
             sweep_interval: Duration::from_millis(config.sweep_interval_ms),
+            http: config.http,
         })
     }
 
@@ -304,11 +306,12 @@ impl Bank {
             state,
             writer,
             sweep_interval,
+            http,
             ..
         } = self;
         let (stop_sweeper, sweeper_stopped) = tokio::sync::watch::channel(false);
         let sweeper = tokio::spawn(sweeper::run(state.clone(), sweep_interval, sweeper_stopped));
-        let served = acd_serve::serve(listener, app, shutdown).await;
+        let served = acd_serve::serve_with(listener, app, http, shutdown).await;
         let _ = stop_sweeper.send(true);
         if sweeper.await.is_err() {
             tracing::error!("the sweeper panicked");

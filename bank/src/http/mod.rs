@@ -13,7 +13,6 @@ mod tests;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::BankState;
@@ -32,10 +31,7 @@ pub fn router(
         .route("/api/v1/spend", post(handlers::spend))
         .route("/api/v1/deposit", post(handlers::deposit))
         .route("/api/v1/refund", post(handlers::refund))
-        .route(
-            "/api/v1/dispute",
-            post(handlers::dispute).layer(DefaultBodyLimit::max(max_dispute_body_bytes)),
-        )
+        .route("/api/v1/dispute", post(handlers::dispute))
         .route("/admin/v1/accounts", post(handlers::create_account))
         .route("/admin/v1/accounts/{key}", get(handlers::account))
         .route("/admin/v1/credit", post(handlers::credit))
@@ -43,6 +39,9 @@ pub fn router(
         .route("/metrics", get(handlers::metrics))
         .fallback(acd_serve::error::no_route)
         .method_not_allowed_fallback(acd_serve::error::wrong_method)
-        .layer(DefaultBodyLimit::max(max_body_bytes));
+        .layer(
+            acd_serve::BodyLimit::max(max_body_bytes)
+                .route("/api/v1/dispute", max_dispute_body_bytes),
+        );
     state.metrics.http.layer(routes).with_state(state)
 }

@@ -154,6 +154,12 @@ pub struct BankConfig {
     /// 128 KiB.
     #[serde(default = "default_max_dispute_body")]
     pub max_dispute_body_bytes: usize,
+    /// Disputes read and checked at once; more are answered 503 `busy`
+    /// with Retry-After. Each holds its body and the decoded ciphertext in
+    /// memory, so this bounds what disputes can cost: about 4 times
+    /// `max_dispute_body_bytes` each. Default 16.
+    #[serde(default = "default_max_concurrent_disputes")]
+    pub max_concurrent_disputes: usize,
     /// Requests that may wait for the ledger's writer; beyond this the bank
     /// answers 503 with Retry-After.
     #[serde(default = "default_queue")]
@@ -226,6 +232,9 @@ fn default_max_dispute_body() -> usize {
     let ciphertext = (DISPUTE_GOODS_BYTES + 16).div_ceil(3) * 4;
     (ciphertext + DISPUTE_EVIDENCE_BYTES).next_multiple_of(512 * 1024)
 }
+fn default_max_concurrent_disputes() -> usize {
+    16
+}
 fn default_queue() -> usize {
     65536
 }
@@ -249,6 +258,7 @@ impl BankConfig {
             sweep_interval_ms: default_sweep_interval_ms(),
             max_body_bytes: default_max_body(),
             max_dispute_body_bytes: default_max_dispute_body(),
+            max_concurrent_disputes: default_max_concurrent_disputes(),
             queue: default_queue(),
             max_batch: default_max_batch(),
             http: acd_serve::HttpLimits::default(),
@@ -295,6 +305,7 @@ mod tests {
         assert_eq!(c.witness_threshold, 0);
         assert_eq!(c.max_dispute_body_bytes, 1536 * 1024);
         assert_eq!(c.max_dispute_body_bytes, default_max_dispute_body());
+        assert_eq!(c.max_concurrent_disputes, 16);
         assert_eq!(c.http, acd_serve::HttpLimits::default());
     }
 

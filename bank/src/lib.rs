@@ -98,6 +98,7 @@ pub struct Bank {
     admin_token: String,
     max_body_bytes: usize,
     max_dispute_body_bytes: usize,
+    max_concurrent_disputes: usize,
     sweep_interval: Duration,
     http: acd_serve::HttpLimits,
 }
@@ -254,6 +255,7 @@ impl Bank {
             admin_token,
             max_body_bytes: config.max_body_bytes,
             max_dispute_body_bytes: config.max_dispute_body_bytes,
+            max_concurrent_disputes: config.max_concurrent_disputes,
             sweep_interval: Duration::from_millis(config.sweep_interval_ms),
             http: config.http,
         })
@@ -285,6 +287,7 @@ impl Bank {
             self.state.clone(),
             self.max_body_bytes,
             self.max_dispute_body_bytes,
+            self.max_concurrent_disputes,
         )
     }
 

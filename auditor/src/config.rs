@@ -35,6 +35,10 @@ pub struct Config {
     /// either way. `--admin-token-file` overrides it.
     #[serde(default)]
     pub admin_token_file: Option<PathBuf>,
+    /// Timeouts and the connection cap of the witness's or the monitor's
+    /// HTTP server (`[http]` table; `--http-*` flags override it).
+    #[serde(default)]
+    pub http: acd_serve::HttpLimits,
 }
 
 /// Why the configuration could not be loaded.

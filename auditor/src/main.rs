@@ -36,6 +36,8 @@ struct GossipArgs {
     /// see auditor/auditor.example.toml); flags add to it.
     #[arg(long)]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    http: acd_serve::HttpFlags,
 }
 
 impl GossipArgs {
@@ -49,6 +51,7 @@ impl GossipArgs {
         if self.gossip_interval_ms.is_some() {
             config.gossip_interval_ms = self.gossip_interval_ms;
         }
+        self.http.apply(&mut config.http);
         Ok(config)
     }
 }
@@ -153,7 +156,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             let mut runner = MonitorRunner::new(Arc::new(Monitor::open(&data)?), logs, settings);
             if let Some(listener) = listener {
                 println!("listening on http://{}", listener.local_addr()?);
-                runner = runner.with_listener(listener);
+                runner = runner.with_listener(listener).with_http_limits(config.http);
             }
             // A violation exits 1, as a failed `--once` check does.
             return Ok(match runner.run(acd_serve::shutdown_signal()).await? {
@@ -212,11 +215,12 @@ async fn main() -> anyhow::Result<ExitCode> {
             )?);
             println!("listening on http://{}", listener.local_addr()?);
             println!("vkey {}", witness.cosigner().verifier().vkey());
-            acd_auditor::http::run(
+            acd_auditor::http::run_with(
                 listener,
                 witness,
                 config.peers.clone(),
                 config.gossip_interval(),
+                config.http,
                 acd_serve::shutdown_signal(),
             )
             .await?;

@@ -59,6 +59,8 @@ pub struct Overrides {
     /// How often the sweeper aborts expired escrows, in ms.
     #[arg(long)]
     pub sweep_interval_ms: Option<u64>,
+    #[command(flatten)]
+    pub http: acd_serve::HttpFlags,
 }
 
 impl Overrides {
@@ -90,6 +92,7 @@ impl Overrides {
         if let Some(v) = self.sweep_interval_ms {
             c.sweep_interval_ms = v;
         }
+        self.http.apply(&mut c.http);
     }
 }
 
@@ -143,9 +146,20 @@ pub struct BankConfig {
     /// Largest request body of every route but the dispute, in bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
-    /// Largest dispute body (it carries the encrypted goods), in bytes.
+    /// Largest dispute body, in bytes. A dispute carries the whole
+    /// ciphertext of the goods (base64, 4/3 of its size) beside at most
+    /// [`DISPUTE_EVIDENCE_BYTES`] of other evidence, so the default
+    /// (1.5 MiB) takes goods up to [`DISPUTE_GOODS_BYTES`] (1 MiB); a bank
+    /// whose shops sell larger goods raises it to 4/3 of their size plus
+    /// 128 KiB.
     #[serde(default = "default_max_dispute_body")]
     pub max_dispute_body_bytes: usize,
+    /// Disputes read and checked at once; more are answered 503 `busy`
+    /// with Retry-After. Each holds its body and the decoded ciphertext in
+    /// memory, so this bounds what disputes can cost: about 4 times
+    /// `max_dispute_body_bytes` each. Default 16.
+    #[serde(default = "default_max_concurrent_disputes")]
+    pub max_concurrent_disputes: usize,
     /// Requests that may wait for the ledger's writer; beyond this the bank
     /// answers 503 with Retry-After.
     #[serde(default = "default_queue")]
@@ -153,7 +167,21 @@ pub struct BankConfig {
     /// Most requests decided in one group commit (one flush).
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// Timeouts and the connection cap (`[http]` table).
+    #[serde(default)]
+    pub http: acd_serve::HttpLimits,
 }
+
+/// The goods a dispute under the default body limit can carry.
+pub const DISPUTE_GOODS_BYTES: usize = 1024 * 1024;
+
+/// A bound, with margin, on a dispute's evidence besides the ciphertext:
+/// the refund's blinded messages (at most 64 of at most 4096 bits, in hex:
+/// 66 KB), the signed offer (a description of at most 1 KiB, JSON-escaped
+/// to at most 6 KiB), the commit's entry, inclusion proof (at most 64
+/// hashes, 4.3 KB) and checkpoint (at most 100 signature lines, about
+/// 15 KB): about 94 KB in all.
+pub const DISPUTE_EVIDENCE_BYTES: usize = 128 * 1024;
 
 /// A log the bank trusts.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -200,7 +228,12 @@ fn default_max_body() -> usize {
     64 * 1024
 }
 fn default_max_dispute_body() -> usize {
-    16 * 1024 * 1024
+    // base64 of the ciphertext (goods and a 16-byte tag), then the rest.
+    let ciphertext = (DISPUTE_GOODS_BYTES + 16).div_ceil(3) * 4;
+    (ciphertext + DISPUTE_EVIDENCE_BYTES).next_multiple_of(512 * 1024)
+}
+fn default_max_concurrent_disputes() -> usize {
+    16
 }
 fn default_queue() -> usize {
     65536
@@ -225,8 +258,10 @@ impl BankConfig {
             sweep_interval_ms: default_sweep_interval_ms(),
             max_body_bytes: default_max_body(),
             max_dispute_body_bytes: default_max_dispute_body(),
+            max_concurrent_disputes: default_max_concurrent_disputes(),
             queue: default_queue(),
             max_batch: default_max_batch(),
+            http: acd_serve::HttpLimits::default(),
         }
     }
 
@@ -268,7 +303,10 @@ mod tests {
         assert_eq!(c.logs.len(), 1);
         assert_eq!(c.denominations, vec![1, 10, 100, 1000]);
         assert_eq!(c.witness_threshold, 0);
-        assert_eq!(c.max_dispute_body_bytes, 16 * 1024 * 1024);
+        assert_eq!(c.max_dispute_body_bytes, 1536 * 1024);
+        assert_eq!(c.max_dispute_body_bytes, default_max_dispute_body());
+        assert_eq!(c.max_concurrent_disputes, 16);
+        assert_eq!(c.http, acd_serve::HttpLimits::default());
     }
 
     // A misspelt field is an error, not silently ignored.

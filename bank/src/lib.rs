@@ -105,7 +105,9 @@ pub struct Bank {
     admin_token: String,
     max_body_bytes: usize,
     max_dispute_body_bytes: usize,
+    max_concurrent_disputes: usize,
     sweep_interval: Duration,
+    http: acd_serve::HttpLimits,
 }
 
 fn parse_policy(config: &BankConfig) -> Result<WitnessPolicy, OpenError> {
@@ -301,7 +303,9 @@ impl Bank {
             admin_token,
             max_body_bytes: config.max_body_bytes,
             max_dispute_body_bytes: config.max_dispute_body_bytes,
+            max_concurrent_disputes: config.max_concurrent_disputes,
             sweep_interval: Duration::from_millis(config.sweep_interval_ms),
+            http: config.http,
         })
     }
 
@@ -331,6 +335,7 @@ impl Bank {
             self.state.clone(),
             self.max_body_bytes,
             self.max_dispute_body_bytes,
+            self.max_concurrent_disputes,
         )
     }
 
@@ -352,11 +357,12 @@ impl Bank {
             state,
             writer,
             sweep_interval,
+            http,
             ..
         } = self;
         let (stop_sweeper, sweeper_stopped) = tokio::sync::watch::channel(false);
         let sweeper = tokio::spawn(sweeper::run(state.clone(), sweep_interval, sweeper_stopped));
-        let served = acd_serve::serve(listener, app, shutdown).await;
+        let served = acd_serve::serve_with(listener, app, http, shutdown).await;
         let _ = stop_sweeper.send(true);
         if sweeper.await.is_err() {
             tracing::error!("the sweeper panicked");

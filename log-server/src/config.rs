@@ -54,6 +54,9 @@ pub struct LogConfig {
     /// Most entries returned by one `GET /api/v1/entries`.
     #[serde(default = "default_max_entries")]
     pub max_entries_per_request: u64,
+    /// Timeouts and the connection cap (`[http]` table).
+    #[serde(default)]
+    pub http: acd_serve::HttpLimits,
 }
 
 /// One witness of the log.
@@ -116,6 +119,7 @@ impl LogConfig {
             queue: default_queue(),
             max_body_bytes: default_max_body(),
             max_entries_per_request: default_max_entries(),
+            http: acd_serve::HttpLimits::default(),
         }
     }
 
@@ -138,6 +142,7 @@ mod tests {
         assert_eq!(c.origin, "log.example.com/acd/1");
         assert_eq!(c.trusted_banks.len(), 1);
         assert_eq!(c.checkpoint_interval_ms, 1000);
+        assert_eq!(c.http, acd_serve::HttpLimits::default());
     }
 
     // A misspelt field is an error, not silently ignored.

@@ -76,6 +76,7 @@ pub struct Log {
     engine: Engine,
     metrics: Arc<http::metrics::LogMetrics>,
     sequencer: std::thread::JoinHandle<()>,
+    http: acd_serve::HttpLimits,
 }
 
 fn parse_banks(config: &LogConfig) -> Result<HashSet<[u8; 32]>, OpenError> {
@@ -236,6 +237,7 @@ impl Log {
             },
             metrics: Arc::default(),
             sequencer: thread,
+            http: config.http,
         })
     }
 
@@ -270,11 +272,14 @@ impl Log {
     ) -> std::io::Result<()> {
         let app = self.router(max_body_bytes);
         let Log {
-            engine, sequencer, ..
+            engine,
+            sequencer,
+            http,
+            ..
         } = self;
         // Only the router may hold sequencer handles while serving.
         drop(engine);
-        let served = acd_serve::serve(listener, app, shutdown).await;
+        let served = acd_serve::serve_with(listener, app, http, shutdown).await;
         // The router (and with it every sequencer handle) is gone now, so
         // the sequencer drains its queue and stops.
         let joined = tokio::task::spawn_blocking(move || sequencer.join()).await;

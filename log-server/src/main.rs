@@ -48,6 +48,8 @@ enum Command {
         /// Microseconds appends may gather before a group commit.
         #[arg(long)]
         batch_window_us: Option<u64>,
+        #[command(flatten)]
+        http: Box<acd_serve::HttpFlags>,
     },
     /// Print the log's verifier key (signed-note vkey form).
     Vkey {
@@ -100,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
             witness,
             checkpoint_interval_ms,
             batch_window_us,
+            http,
         } => {
             let mut c = config_from(config, data, origin)?;
             if let Some(l) = listen {
@@ -113,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
             if let Some(w) = batch_window_us {
                 c.batch_window_us = w;
             }
+            http.apply(&mut c.http);
             // Nothing is written before the configuration is checked and
             // the port is bound.
             Log::check_config(&c)?;

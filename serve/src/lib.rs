@@ -8,8 +8,11 @@
 //! - [`extract`]: [`ApiJson`], [`ApiPath`], [`ApiQuery`]: extractors whose
 //!   rejections are that same JSON error.
 //! - [`auth`]: the bearer-token [`Admin`] extractor (constant-time compare).
-//! - [`serve`]: serving a router on a bound listener until shutdown;
+//! - [`serve`]: serving a router on a bound listener until shutdown
+//!   ([`server`]: timeouts and a connection cap from [`HttpLimits`]);
 //!   [`shutdown_signal`] for SIGTERM and Ctrl-C.
+//! - [`body_limit`]: per-route body limits, a declared length over the
+//!   limit refused before the body is read.
 //! - [`http_client`]: the one outgoing HTTP client builder (connect and
 //!   request timeouts), shared with the wallet through `acd-client`.
 //! - [`metrics`]: the `/metrics` page and per-route HTTP metrics.
@@ -18,16 +21,22 @@
 //!   damaged one is an error naming its path, never a panic.
 
 pub mod auth;
+pub mod body_limit;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod secret;
+pub mod server;
 pub mod storage;
 
 pub use acd_client::{http_client, http_client_builder, http_client_with};
 pub use auth::{Admin, AdminToken, AdminTokenSource};
+pub use body_limit::BodyLimit;
 pub use error::ApiError;
 pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use limits::{HttpFlags, HttpLimits};
+pub use server::serve_with;
 pub use storage::open_sled;
 
 use std::future::Future;
@@ -35,16 +44,15 @@ use std::future::Future;
 use axum::Router;
 use tokio::net::TcpListener;
 
-/// Serves `router` on `listener` until `shutdown` resolves, then waits for
-/// the requests in flight to be answered. Every acd server runs this.
+/// Serves `router` on `listener` under the default [`HttpLimits`] until
+/// `shutdown` resolves, then waits for the requests in flight to be
+/// answered ([`serve_with`] takes the limits).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, router, HttpLimits::default(), shutdown).await
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`), in colour only

@@ -112,6 +112,16 @@ impl ServerProcess {
         Self::start_log(data, origin, banks, &[])
     }
 
+    /// Starts the log on `data` with `origin` and more flags (`extra`).
+    pub fn start_log_with(data: &Path, origin: &str, extra: &[&str]) -> ServerProcess {
+        let mut cmd = Command::new(binary("acd-log"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--origin", origin])
+            .arg("--data")
+            .arg(data)
+            .args(extra);
+        Self::spawn(cmd, data)
+    }
+
     /// Starts the log on `data` with `origin`, trusting `banks` for aborts
     /// and asking `witnesses` (`<vkey>@<url>`) to cosign.
     pub fn start_log(

@@ -22,7 +22,7 @@ use acd_core::witness::{AddCheckpoint, SIZE_CONTENT_TYPE};
 use acd_serve::{Admin, ApiError, ApiJson};
 use axum::Router;
 use axum::extract::rejection::{QueryRejection, StringRejection};
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -160,7 +160,7 @@ pub fn router(witness: Arc<Witness>) -> Router {
         .route("/admin/clear", post(admin_clear))
         .fallback(acd_serve::error::no_route)
         .method_not_allowed_fallback(acd_serve::error::wrong_method)
-        .layer(DefaultBodyLimit::max(64 * 1024));
+        .layer(acd_serve::BodyLimit::max(64 * 1024));
     witness.metrics().http.layer(routes).with_state(witness)
 }
 
@@ -173,9 +173,22 @@ pub async fn run(
     gossip_every: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let http = acd_serve::HttpLimits::default();
+    run_with(listener, witness, peers, gossip_every, http, shutdown).await
+}
+
+/// [`run`] under the HTTP limits `http`.
+pub async fn run_with(
+    listener: TcpListener,
+    witness: Arc<Witness>,
+    peers: Vec<String>,
+    gossip_every: Duration,
+    http: acd_serve::HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let gossip = (!peers.is_empty())
         .then(|| tokio::spawn(gossip::run_witness(witness.clone(), peers, gossip_every)));
-    let served = acd_serve::serve(listener, router(witness), shutdown).await;
+    let served = acd_serve::serve_with(listener, router(witness), http, shutdown).await;
     if let Some(task) = gossip {
         task.abort();
     }

@@ -53,6 +53,7 @@ pub struct MonitorRunner {
     settings: RunSettings,
     http: reqwest::Client,
     listener: Option<TcpListener>,
+    limits: acd_serve::HttpLimits,
     out: Box<dyn Write + Send>,
 }
 
@@ -65,6 +66,7 @@ impl MonitorRunner {
             settings,
             http: acd_serve::http_client_with(gossip::PEER_TIMEOUT),
             listener: None,
+            limits: acd_serve::HttpLimits::default(),
             out: Box::new(std::io::stdout()),
         }
     }
@@ -73,6 +75,12 @@ impl MonitorRunner {
     /// runs.
     pub fn with_listener(mut self, listener: TcpListener) -> Self {
         self.listener = Some(listener);
+        self
+    }
+
+    /// Serves under the HTTP limits `limits`.
+    pub fn with_http_limits(mut self, limits: acd_serve::HttpLimits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -93,9 +101,14 @@ impl MonitorRunner {
         let server = self.listener.take().map(|listener| {
             let router = crate::http::monitor::router(self.monitor.clone());
             let mut stopped = stopped.clone();
-            tokio::spawn(acd_serve::serve(listener, router, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            }))
+            tokio::spawn(acd_serve::serve_with(
+                listener,
+                router,
+                self.limits,
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            ))
         });
         let outcome = tokio::select! {
             outcome = self.rounds() => outcome,

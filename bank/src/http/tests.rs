@@ -142,3 +142,60 @@ fn hostile_account_paths_are_refused() {
         })
         .unwrap();
 }
+
+/// A request body whose bytes never come.
+struct Stalled;
+
+impl http_body::Body for Stalled {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+// Past the cap of disputes read at once, a dispute is answered 503 `busy`
+// at once; a declared dispute body over the limit is 413 before that.
+#[test]
+fn disputes_beyond_the_cap_are_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = BankConfig::new(dir.path().join("bank"));
+    config.denominations = vec![1];
+    config.max_concurrent_disputes = 1;
+    let bank = Bank::open(&config).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = bank.router();
+    let dispute = |body: Body| {
+        Request::post("/api/v1/dispute")
+            .header("content-type", "application/json")
+            .body(body)
+            .unwrap()
+    };
+    rt.block_on(async {
+        let held = tokio::spawn(app.clone().oneshot(dispute(Body::new(Stalled))));
+        tokio::task::yield_now().await;
+        let (status, answer) = send(&app, dispute(Body::from("{}"))).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(String::from_utf8_lossy(&answer).contains("\"busy\""));
+        let over = Request::post("/api/v1/dispute")
+            .header("content-type", "application/json")
+            .header(
+                "content-length",
+                (config.max_dispute_body_bytes + 1).to_string(),
+            )
+            .body(Body::new(Stalled))
+            .unwrap();
+        let (status, _) = send(&app, over).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        held.abort();
+        let _ = held.await;
+        let (status, _) = send(&app, dispute(Body::from("{}"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    });
+}

@@ -53,6 +53,8 @@ pub struct ServeArgs {
     /// asking the bank (nor checking that it trusts the log).
     #[arg(long, value_parser = parse_key)]
     bank_key: Option<[u8; 32]>,
+    #[command(flatten)]
+    http: acd_serve::HttpFlags,
 }
 
 impl ServeArgs {
@@ -73,6 +75,7 @@ impl ServeArgs {
                 offer_lifetime_ms: acd_merchant::config::DEFAULT_OFFER_LIFETIME_MS,
                 retry_interval_ms: acd_merchant::config::DEFAULT_RETRY_INTERVAL_MS,
                 max_body_bytes: acd_merchant::config::DEFAULT_MAX_BODY_BYTES,
+                http: acd_serve::HttpLimits::default(),
             },
         };
         if let Some(v) = self.listen {
@@ -98,6 +101,7 @@ impl ServeArgs {
         if self.bank_key.is_some() {
             file.bank_key = self.bank_key;
         }
+        self.http.apply(&mut file.http);
         Ok(file)
     }
 }

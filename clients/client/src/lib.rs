@@ -25,6 +25,11 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long an unused pooled connection is kept: shorter than the servers'
+/// idle timeout (60 s by default), so that the client never sends a request
+/// down a connection the server is closing.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The HTTP client the `new` constructors use: [`REQUEST_TIMEOUT`] and
 /// [`CONNECT_TIMEOUT`].
 pub fn http_client() -> reqwest::Client {
@@ -46,6 +51,7 @@ pub fn http_client_builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
 }
 
 #[cfg(test)]

@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Conflict,
     /// The body is too large (413).
     TooLarge,
+    /// The request did not arrive in time (408).
+    Timeout,
     /// Well-formed, but the protocol's rules (time, evidence) refuse it (422).
     Unprocessable,
     /// Back-pressure, storage trouble or a peer unreachable: retry (503).

@@ -50,6 +50,8 @@ pub struct MerchantConfig {
     pub retry_interval: Duration,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Timeouts and the connection cap of the shop's HTTP server.
+    pub http: acd_serve::HttpLimits,
     /// Deliberate misbehaviour, for tests and the demo only (the
     /// `misbehave` feature).
     #[cfg(any(test, feature = "misbehave"))]
@@ -68,6 +70,7 @@ impl MerchantConfig {
             offer_lifetime: Duration::from_millis(DEFAULT_OFFER_LIFETIME_MS),
             retry_interval: Duration::from_millis(DEFAULT_RETRY_INTERVAL_MS),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            http: acd_serve::HttpLimits::default(),
             #[cfg(any(test, feature = "misbehave"))]
             behaviour: crate::misbehave::Behaviour::default(),
         }
@@ -161,6 +164,10 @@ pub struct MerchantConfigFile {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Timeouts and the connection cap (`[http]` table; `--http-*` flags
+    /// override it).
+    #[serde(default)]
+    pub http: acd_serve::HttpLimits,
 }
 
 fn default_offer_lifetime_ms() -> u64 {
@@ -269,6 +276,7 @@ impl MerchantConfigFile {
         c.offer_lifetime = Duration::from_millis(self.offer_lifetime_ms);
         c.retry_interval = Duration::from_millis(self.retry_interval_ms);
         c.max_body_bytes = self.max_body_bytes;
+        c.http = self.http;
         Ok(c)
     }
 }

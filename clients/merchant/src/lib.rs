@@ -99,6 +99,7 @@ pub enum OpenError {
 #[derive(Clone)]
 pub struct Merchant {
     shop: Arc<Shop>,
+    http: acd_serve::HttpLimits,
 }
 
 fn check_catalog(catalog: &[CatalogEntry]) -> Result<(), OpenError> {
@@ -226,6 +227,7 @@ impl Merchant {
         };
         Ok(Merchant {
             shop: Arc::new(shop),
+            http: config.http,
         })
     }
 
@@ -276,7 +278,7 @@ impl Merchant {
                 }
             }
         });
-        let served = acd_serve::serve(listener, self.router(), shutdown).await;
+        let served = acd_serve::serve_with(listener, self.router(), self.http, shutdown).await;
         let _ = stop.send(true);
         if worker.await.is_err() {
             tracing::error!("the background task panicked");

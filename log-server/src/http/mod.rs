@@ -11,7 +11,7 @@ use std::sync::Arc;
 use acd_core::log_api::{AbortRequest, CommitRequest, ConsistencyProof, Entries, EntryProof};
 use acd_serve::{ApiError, ApiJson, ApiPath, ApiQuery};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 
 use self::metrics::LogMetrics;
@@ -40,7 +40,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/metrics", get(metrics::page))
         .fallback(acd_serve::error::no_route)
         .method_not_allowed_fallback(acd_serve::error::wrong_method)
-        .layer(DefaultBodyLimit::max(max_body_bytes));
+        .layer(acd_serve::BodyLimit::max(max_body_bytes));
     state.metrics.http.layer(routes).with_state(state)
 }
 

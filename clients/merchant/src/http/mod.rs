@@ -8,7 +8,7 @@ use std::sync::Arc;
 use acd_core::bank_api::{Catalog, Delivery, OfferRequest, OfferResponse, PurchaseRequest};
 use acd_serve::{ApiError, ApiJson, ApiPath};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 
@@ -28,7 +28,7 @@ pub fn router(shop: Arc<Shop>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(acd_serve::error::no_route)
         .method_not_allowed_fallback(acd_serve::error::wrong_method)
-        .layer(DefaultBodyLimit::max(shop.max_body_bytes));
+        .layer(acd_serve::BodyLimit::max(shop.max_body_bytes));
     shop.metrics.http.layer(routes).with_state(shop)
 }
 

@@ -10,8 +10,9 @@
 //! escrowed purchase not yet committed is committed (or, past its
 //! expiration, the log's outcome is recorded); a committed one not yet paid
 //! is deposited, unless the bank has said it never will be (the escrow was
-//! disputed or refunded first). Unsold offers are pruned an hour after they
-//! expire.
+//! disputed or refunded first). A purchase that failed on another commit
+//! for its TID has no work left. Unsold offers that older versions stored
+//! are pruned an hour after they expire.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,7 +102,7 @@ impl Shop {
                 p.deposit = Some(paid.clone());
                 self.store.put(&p).await?;
                 self.metrics.deposited.inc();
-                tracing::info!(%tid, amount = p.offer.offer.price, "deposited");
+                tracing::info!(%tid, amount = p.terms.price, "deposited");
                 Ok(Deposited::Paid(paid))
             }
             (None, reason) => {
@@ -126,7 +127,7 @@ impl Shop {
             .is_some_and(|p| p.stage() == Stage::Committed);
         if committed {
             let shop = self.clone();
-            tokio::spawn(async move {
+            self.deposits.spawn(async move {
                 if let Err(e) = shop.deposit(tid, false).await {
                     tracing::warn!(%tid, error = %e, "deposit failed; it will be retried");
                 }
@@ -223,7 +224,7 @@ mod tests {
     async fn committed(shop: &Shop) -> Tid {
         let o = fixture::offer(shop).await;
         let tid = o.offer.offer.tid;
-        let mut p = shop.known(&tid).unwrap();
+        let mut p = fixture::record(shop, &o);
         p.escrow = Some(Escrow {
             request: fixture::terms(&o),
             commit_key: p.key,

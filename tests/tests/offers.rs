@@ -428,3 +428,40 @@ async fn a_commit_conflict_fails_the_purchase_with_409_and_is_not_retried() {
     );
     assert_eq!(log_commit_requests(&log.url).await, sent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: cargo test --release -p acd-tests --test offers -- --ignored --nocapture"]
+async fn offer_rate_of_the_engine() {
+    // Offers per second through the engine alone (no HTTP), 32 at once.
+    let dir = tempfile::tempdir().unwrap();
+    let bank = fresh_key();
+    let (_log, shop) = log_and_shop(dir.path(), &bank).await;
+    let engine = shop.merchant.shop().clone();
+    let customer = fresh_key().verifying_key().to_bytes();
+    let n = 20_000;
+    let start = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..FLOOD_CONCURRENCY)
+        .map(|_| {
+            let (engine, next) = (engine.clone(), next.clone());
+            tokio::spawn(async move {
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                    let req = OfferRequest {
+                        item: ITEM.into(),
+                        customer,
+                    };
+                    engine.offer(req).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "{n} offers through the engine in {elapsed:.2?}: {:.0} offers/s; data {} bytes",
+        n as f64 / elapsed.as_secs_f64(),
+        disk_usage(&shop.data)
+    );
+}

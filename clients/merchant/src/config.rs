@@ -23,10 +23,11 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024;
 #[derive(Debug, Clone)]
 pub struct MerchantConfig {
     /// Directory holding the merchant's signing key (`merchant.key`, mode
-    /// 0600, created on first start) and its database (`db/`: offers,
-    /// escrowed purchases, commit proofs, deposits). Back it up: the key is
-    /// the identity the bank pays, the database holds the goods keys of
-    /// purchases not yet committed.
+    /// 0600, created on first start), its offer secret (`offer.secret`,
+    /// likewise: it tags the offers' TIDs and derives their goods keys) and
+    /// its database (`db/`: escrowed purchases, commit proofs, deposits;
+    /// offers are not stored). Back it up: the key is the identity the bank
+    /// pays, the offer secret is needed to honour offers already made.
     pub data: PathBuf,
     /// The bank's base URL: its public key and trusted logs are read from
     /// `GET /api/v1/info` at start-up, deposits go to `POST /api/v1/deposit`.
@@ -88,8 +89,9 @@ pub struct CatalogEntry {
     pub description: String,
     /// The price, in the bank's units.
     pub price: u64,
-    /// The goods: this file's bytes, read anew for every offer. Relative
-    /// paths in a catalog file are relative to the catalog file.
+    /// The goods: this file's bytes, read once and kept in memory, read
+    /// again when the file's size, modification time or inode changes.
+    /// Relative paths in a catalog file are relative to the catalog file.
     pub file: PathBuf,
 }
 

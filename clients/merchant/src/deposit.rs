@@ -10,8 +10,9 @@
 //! escrowed purchase not yet committed is committed (or, past its
 //! expiration, the log's outcome is recorded); a committed one not yet paid
 //! is deposited, unless the bank has said it never will be (the escrow was
-//! disputed or refunded first). Unsold offers are pruned an hour after they
-//! expire.
+//! disputed or refunded first). A purchase that failed on another commit
+//! for its TID has no work left. Unsold offers that older versions stored
+//! are pruned an hour after they expire.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,7 +102,7 @@ impl Shop {
                 p.deposit = Some(paid.clone());
                 self.store.put(&p).await?;
                 self.metrics.deposited.inc();
-                tracing::info!(%tid, amount = p.offer.offer.price, "deposited");
+                tracing::info!(%tid, amount = p.terms.price, "deposited");
                 Ok(Deposited::Paid(paid))
             }
             (None, reason) => {
@@ -126,7 +127,7 @@ impl Shop {
             .is_some_and(|p| p.stage() == Stage::Committed);
         if committed {
             let shop = self.clone();
-            tokio::spawn(async move {
+            self.deposits.spawn(async move {
                 if let Err(e) = shop.deposit(tid, false).await {
                     tracing::warn!(%tid, error = %e, "deposit failed; it will be retried");
                 }
@@ -194,11 +195,17 @@ mod tests {
 
     /// A stand-in bank whose deposit answer is `status` (200: paid).
     async fn bank(status: StatusCode) -> String {
+        slow_bank(status, Duration::ZERO).await
+    }
+
+    /// [`bank`], answering after `delay`.
+    async fn slow_bank(status: StatusCode, delay: Duration) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let app = axum::Router::new().route(
             "/api/v1/deposit",
             axum::routing::post(move |Json(req): Json<DepositRequest>| async move {
+                tokio::time::sleep(delay).await;
                 if status == StatusCode::OK {
                     let body = DepositResponse {
                         tid: req.proof.tid,
@@ -219,11 +226,37 @@ mod tests {
         url
     }
 
+    // A shutdown of the server waits for a deposit that a purchase started
+    // and the bank is still answering: it is on record as paid once `run`
+    // returns.
+    #[tokio::test]
+    async fn run_waits_for_deposits_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = slow_bank(StatusCode::OK, Duration::from_millis(600)).await;
+        let mut config = fixture::config(dir.path(), &url, Default::default());
+        config.retry_interval = Duration::from_secs(3600);
+        let m = crate::Merchant::open(config).await.unwrap();
+        let shop = m.shop().clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(m.run(listener, async {
+            let _ = stopped.await;
+        }));
+        // The start-up pass found nothing to do; the background task sleeps.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let tid = committed(&shop).await;
+        shop.deposit_soon(tid);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stop.send(()).unwrap();
+        served.await.unwrap().unwrap();
+        assert_eq!(shop.known(&tid).unwrap().stage(), Stage::Deposited);
+    }
+
     /// A purchase of the song on record as committed (a stand-in proof).
     async fn committed(shop: &Shop) -> Tid {
         let o = fixture::offer(shop).await;
         let tid = o.offer.offer.tid;
-        let mut p = shop.known(&tid).unwrap();
+        let mut p = fixture::record(shop, &o);
         p.escrow = Some(Escrow {
             request: fixture::terms(&o),
             commit_key: p.key,

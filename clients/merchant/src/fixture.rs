@@ -14,6 +14,7 @@ use rand::SeedableRng;
 
 use crate::clock::SystemClock;
 use crate::shop::Shop;
+use crate::store::Purchase;
 use crate::{Behaviour, CatalogEntry, Merchant, MerchantConfig};
 
 pub const GOODS: &[u8] = b"the goods: a song in MP3";
@@ -76,5 +77,19 @@ pub fn terms(o: &OfferResponse) -> PurchaseRequest {
     PurchaseRequest {
         terms_signature: terms.sign(&bank()),
         terms,
+    }
+}
+
+/// The record an escrow for `o` starts from (not stored).
+pub fn record(shop: &Shop, o: &OfferResponse) -> Purchase {
+    Purchase {
+        terms: o.offer.offer.terms(),
+        key: shop.offer_secret.goods_key(&o.offer.offer.tid),
+        escrow: None,
+        commit: None,
+        deposit: None,
+        abort: None,
+        unpaid: None,
+        conflict: None,
     }
 }

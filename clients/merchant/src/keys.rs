@@ -1,14 +1,22 @@
-//! The merchant's ed25519 signing key, kept in `<data>/merchant.key`
-//! (mode 0600) as 64 hex digits of the secret seed and a newline. The
-//! public half is the merchant's identity at the bank and in the log.
-//! Created only in a new data directory ([`acd_serve::secret`]): a missing
-//! key beside an existing database is an error naming the file.
+//! The merchant's secrets, each 32 random bytes kept as 64 hex digits and a
+//! newline in a file of mode 0600 beside the database:
+//!
+//! - `<data>/merchant.key`: the ed25519 signing key's seed. The public half
+//!   is the merchant's identity at the bank and in the log.
+//! - `<data>/offer.secret`: the key of the offers' TID tags and goods keys
+//!   ([`crate::offer_secret`]). Losing it loses every open offer.
+
+//!
+//! Both are created only in a new data directory ([`acd_serve::secret`]): a
+//! missing one beside an existing database is an error naming the file.
 
 use std::path::{Path, PathBuf};
 
 use acd_serve::secret::{DataDir, SecretError};
 use ed25519_dalek::SigningKey;
 use thiserror::Error;
+
+use crate::offer_secret::OfferSecret;
 
 #[derive(Debug, Error)]
 pub enum KeyError {
@@ -27,6 +35,10 @@ pub fn key_path(data: &Path) -> PathBuf {
     data.join("merchant.key")
 }
 
+pub fn offer_secret_path(data: &Path) -> PathBuf {
+    data.join("offer.secret")
+}
+
 /// Loads the merchant's key, creating it (and `data`) on first use.
 pub fn load_or_create(data: &Path) -> Result<SigningKey, KeyError> {
     load_or_create_in(&DataDir::inspect(data))
@@ -34,8 +46,23 @@ pub fn load_or_create(data: &Path) -> Result<SigningKey, KeyError> {
 
 /// [`load_or_create`] in `dir`, creating the key only if `dir` is new.
 pub fn load_or_create_in(dir: &DataDir) -> Result<SigningKey, KeyError> {
-    let path = key_path(dir.path());
-    let text = dir.secret("merchant.key", || {
+    read_or_create_secret(dir, "merchant.key").map(|seed| SigningKey::from_bytes(&seed))
+}
+
+/// Loads the offer secret, creating it (and `data`) on first use.
+pub fn load_or_create_offer_secret(data: &Path) -> Result<OfferSecret, KeyError> {
+    load_or_create_offer_secret_in(&DataDir::inspect(data))
+}
+
+/// [`load_or_create_offer_secret`] in `dir`, creating it only if `dir` is new.
+pub fn load_or_create_offer_secret_in(dir: &DataDir) -> Result<OfferSecret, KeyError> {
+    read_or_create_secret(dir, "offer.secret").map(OfferSecret::new)
+}
+
+/// The one place where the merchant's secret files are read or created.
+fn read_or_create_secret(dir: &DataDir, name: &str) -> Result<[u8; 32], KeyError> {
+    let path = dir.path().join(name);
+    let text = dir.secret(name, || {
         let mut seed = [0u8; 32];
         rand::fill(&mut seed);
         format!("{}\n", hex::encode(seed)).into_bytes()
@@ -45,7 +72,7 @@ pub fn load_or_create_in(dir: &DataDir) -> Result<SigningKey, KeyError> {
         .ok()
         .and_then(|t| hex::decode_to_slice(t.trim(), &mut seed).ok())
         .ok_or_else(|| KeyError::Invalid(path.clone()))?;
-    Ok(SigningKey::from_bytes(&seed))
+    Ok(seed)
 }
 
 #[cfg(test)]
@@ -83,5 +110,31 @@ mod tests {
         assert!(matches!(e, KeyError::Secret(_)), "{e}");
         assert!(e.to_string().contains("merchant.key"), "{e}");
         assert!(!key_path(dir.path()).exists());
+    }
+
+    // The offer secret is created once with mode 0600, apart from the signing key, and kept.
+    #[test]
+    fn offer_secret_is_created_once_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = load_or_create_offer_secret(dir.path()).unwrap();
+        let path = offer_secret_path(dir.path());
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let b = load_or_create_offer_secret(dir.path()).unwrap();
+        let tid = acd_core::entry::Tid([5; 16]);
+        assert_eq!(a.goods_key(&tid), b.goods_key(&tid));
+        let seed = load_or_create(dir.path()).unwrap().to_bytes();
+        assert_ne!(
+            fs::read(&path).unwrap(),
+            fs::read(key_path(dir.path())).unwrap()
+        );
+        assert_ne!(a.goods_key(&tid), OfferSecret::new(seed).goods_key(&tid));
+        fs::write(&path, "short").unwrap();
+        assert!(matches!(
+            load_or_create_offer_secret(dir.path()),
+            Err(KeyError::Invalid(_))
+        ));
     }
 }

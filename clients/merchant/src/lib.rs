@@ -3,7 +3,8 @@
 //! transaction log (paper figure 2).
 //!
 //! - P1: `POST /api/v1/offer` signs an offer for a fresh TID and sends the
-//!   goods encrypted under a fresh key k.
+//!   goods encrypted under a fresh key k; nothing is stored until the
+//!   bank's escrow for it arrives.
 //! - P3 → P4 → P6: `POST /api/v1/purchase` takes the bank's escrow terms,
 //!   commits k to the log and answers k with the commit's inclusion proof;
 //!   `GET /api/v1/delivery/{tid}` answers it again.
@@ -12,7 +13,9 @@
 //!   a crash or an outage.
 //!
 //! Layout (one file per protocol step; no HTTP outside [`http`]):
-//! - [`offer`]: P1, the signed offer and the goods encrypted under k.
+//! - [`offer`]: P1, the signed offer and the goods encrypted under k;
+//!   [`offer_secret`]: the TIDs that authenticate their terms and the keys
+//!   derived from them; [`goods_cache`]: the goods files, read once.
 //! - [`purchase`]: P3 → P4 → P6, the escrow terms checked and recorded,
 //!   k committed at the log, the key delivered (and delivered again).
 //! - [`deposit`]: the deposit at the bank, its retries, a deposit refused
@@ -21,7 +24,7 @@
 //!   [`clock`] and randomness ([`shop::Rng`]); [`locks`]: one lock per TID.
 //! - [`store`]: the purchase records on sled, one atomic flushed batch per
 //!   state change; its errors convert into the domain error.
-//! - [`keys`]: the merchant's ed25519 key on disk.
+//! - [`keys`]: the merchant's ed25519 key and offer secret on disk.
 //! - [`config`]: [`MerchantConfig`], the TOML file [`MerchantConfigFile`]
 //!   (`merchant.example.toml`) and the catalog (`catalog.example.toml`).
 //! - [`http`]: the router and its few-line handlers over `acd-serve`;
@@ -37,6 +40,7 @@ pub mod config;
 pub mod deposit;
 #[cfg(test)]
 mod fixture;
+pub mod goods_cache;
 pub mod http;
 pub mod keys;
 pub mod locks;
@@ -46,6 +50,7 @@ pub mod misbehave;
 #[cfg(not(any(test, feature = "misbehave")))]
 mod misbehave;
 pub mod offer;
+pub mod offer_secret;
 pub mod purchase;
 pub mod shop;
 pub mod store;
@@ -195,6 +200,7 @@ impl Merchant {
             .map_err(|_| OpenError::Config("the bank key is not an ed25519 key".into()))?;
         let dir = acd_serve::secret::DataDir::inspect(&config.data);
         let signing = keys::load_or_create_in(&dir)?;
+        let offer_secret = keys::load_or_create_offer_secret_in(&dir)?;
         let path = dir.database();
         // sled panics on some damaged pages: opening runs under the guard.
         let store = acd_serve::storage::guard(&path, || Store::open(&path))?.map_err(|e| {
@@ -206,6 +212,8 @@ impl Merchant {
         let shop = Shop {
             merchant: signing.verifying_key().to_bytes(),
             signing,
+            offer_secret,
+            goods: Default::default(),
             bank,
             log_origin: log_verifier.name().to_owned(),
             log: LogClient::with_http(http, &config.log.url, log_verifier),
@@ -222,6 +230,7 @@ impl Merchant {
             behaviour: misbehave::Behaviour::default(),
             locks: Default::default(),
             deposit_locks: Default::default(),
+            deposits: Default::default(),
             max_body_bytes: config.max_body_bytes,
             metrics: Default::default(),
         };
@@ -259,7 +268,8 @@ impl Merchant {
     }
 
     /// Serves HTTP on `listener` until `shutdown` resolves, with the
-    /// background task of [`Merchant::retry_pending`].
+    /// background task of [`Merchant::retry_pending`]; then waits for the
+    /// deposits in flight.
     pub async fn run(
         self,
         listener: TcpListener,
@@ -283,6 +293,8 @@ impl Merchant {
         if worker.await.is_err() {
             tracing::error!("the background task panicked");
         }
+        self.shop.deposits.close();
+        self.shop.deposits.wait().await;
         served
     }
 }

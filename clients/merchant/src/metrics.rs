@@ -2,7 +2,8 @@
 //! prefixed `acd_merchant_`: HTTP requests by route and status and their
 //! latency, and the life of its sales (offers made, purchases committed in
 //! the log, aborts seen there, deposits paid, deposits the bank refused for
-//! good, purchases with work left). Counts only: no TID, item or key.
+//! good, purchases failed on another commit for their TID, purchases with
+//! work left, goods files read). Counts only: no TID, item or key.
 
 use acd_core::error::DomainError;
 use acd_serve::metrics::{Gauge, HttpMetrics, Registry, gauge_value};
@@ -19,6 +20,7 @@ pub struct MerchantMetrics {
     pub aborted: Counter,
     pub deposited: Counter,
     pub unpaid: Counter,
+    pub failed: Counter,
 }
 
 /// Everything `GET /metrics` shows, read now.
@@ -49,9 +51,21 @@ pub async fn registry(shop: &Shop) -> Result<Registry, DomainError> {
             "Committed purchases the bank refused to pay for good (disputed or refunded first)",
             &m.unpaid,
         ),
+        (
+            "failed",
+            "Purchases that failed because the log holds another commit for their TID",
+            &m.failed,
+        ),
     ] {
         registry.register(name, help, counter.clone());
     }
+    let reads = Counter::<u64>::default();
+    reads.inc_by(shop.goods.reads());
+    registry.register(
+        "goods_reads",
+        "Times a goods file was read (once, and again when it changes)",
+        reads,
+    );
     let gauge = Gauge::<i64>::default();
     gauge.set(gauge_value(pending));
     registry.register(

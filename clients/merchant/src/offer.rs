@@ -1,19 +1,22 @@
 //! P1 (paper figure 2): the merchant's signed offer and the goods
 //! encrypted under a fresh key k. The checks: the item is for sale and the
-//! customer's key Q is a full-order ed25519 key. The rule: a fresh TID and
-//! a fresh k from the injected generator, and the offer (with k) is durable
-//! before the customer sees it, so that the bank's escrow for it can always
-//! be honoured.
+//! customer's key Q is a full-order ed25519 key. The rule: a fresh TID from
+//! the injected generator, tagged with the offer's terms, and k derived
+//! from it ([`crate::offer_secret`]); nothing is stored, so offers cost no
+//! storage however many are asked for, and the bank's escrow for one can
+//! always be honoured as long as `offer.secret` is kept. The goods come
+//! from [`crate::goods_cache`].
 
 use acd_core::bank_api::{OfferRequest, OfferResponse, SignedOffer};
 use acd_core::entry::Tid;
 use acd_core::error::DomainError;
 use acd_core::goods::{self, GoodsError};
-use acd_core::purchase::Offer;
+use acd_core::purchase::{EscrowTerms, Offer};
 use ed25519_dalek::VerifyingKey;
 
+use crate::goods_cache::Goods;
+use crate::offer_secret::NONCE_LEN;
 use crate::shop::Shop;
-use crate::store::Purchase;
 
 /// The goods as sent: SHA-256 of the plain goods for the contract, and the
 /// ciphertext under `key`. With `wrong_goods`, what is encrypted is not
@@ -21,21 +24,20 @@ use crate::store::Purchase;
 pub fn seal(
     key: &[u8; 32],
     tid: &Tid,
-    goods: &[u8],
+    goods: &Goods,
     wrong_goods: bool,
 ) -> Result<([u8; 32], Vec<u8>), GoodsError> {
-    let plaintext_hash = goods::hash(goods);
     let ciphertext = if wrong_goods {
-        let mut other = goods.to_vec();
+        let mut other = goods.bytes.clone();
         match other.first_mut() {
             Some(b) => *b ^= 1,
             None => other.push(0),
         }
         goods::encrypt(key, tid, &other)?
     } else {
-        goods::encrypt(key, tid, goods)?
+        goods::encrypt(key, tid, &goods.bytes)?
     };
-    Ok((plaintext_hash, ciphertext))
+    Ok((goods.hash, ciphertext))
 }
 
 impl Shop {
@@ -50,27 +52,28 @@ impl Shop {
                 "customer is not an ed25519 public key of full order",
             ));
         }
-        let mut tid = Tid([0; 16]);
-        self.fill(&mut tid.0);
-        let key = self.fresh_key();
-        let file = item.file.clone();
-        let wrong_goods = self.behaviour.wrong_goods;
-        let sealed = tokio::task::spawn_blocking(move || {
-            let bytes = std::fs::read(&file)
-                .map_err(|e| format!("reading goods file {}: {e}", file.display()))?;
-            seal(&key, &tid, &bytes, wrong_goods).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| DomainError::internal(e.to_string()))?;
-        let (plaintext_hash, ciphertext) = sealed.map_err(DomainError::internal)?;
         let expiration_ms = self
             .now_ms()
             .saturating_add(u64::try_from(self.offer_lifetime.as_millis()).unwrap_or(u64::MAX));
-        let offer = Offer {
+        let mut terms = EscrowTerms {
             bank: self.bank,
             log_origin: self.log_origin.clone(),
-            tid,
+            tid: Tid([0; 16]),
             merchant: self.merchant,
+            expiration_ms,
+            price: item.price,
+        };
+        let mut nonce = [0u8; NONCE_LEN];
+        self.fill(&mut nonce);
+        terms.tid = self.offer_secret.tid(nonce, &terms);
+        let tid = terms.tid;
+        let key = self.offer_secret.goods_key(&tid);
+        let (plaintext_hash, ciphertext) = self.sealed(&item.file, key, tid).await?;
+        let offer = Offer {
+            bank: terms.bank,
+            log_origin: terms.log_origin,
+            tid,
+            merchant: terms.merchant,
             customer: req.customer,
             expiration_ms,
             price: item.price,
@@ -82,23 +85,33 @@ impl Shop {
             signature: offer.sign(&self.signing),
             offer,
         };
-        let record = Purchase {
-            offer: signed.clone(),
-            key,
-            item: item.id.clone(),
-            escrow: None,
-            commit: None,
-            deposit: None,
-            abort: None,
-            unpaid: None,
-        };
-        self.store.put(&record).await?;
         self.metrics.offers.inc();
-        tracing::info!(%tid, item = %item.id, price = item.price, expiration_ms, "offer");
+        tracing::debug!(%tid, item = %item.id, price = item.price, expiration_ms, "offer");
         Ok(OfferResponse {
             offer: signed,
             ciphertext,
         })
+    }
+
+    /// The goods in `file` encrypted under `key`, off the async workers
+    /// (a stat, and an AES-GCM pass over the goods).
+    async fn sealed(
+        &self,
+        file: &std::path::Path,
+        key: [u8; 32],
+        tid: Tid,
+    ) -> Result<([u8; 32], Vec<u8>), DomainError> {
+        let (cache, file) = (self.goods.clone(), file.to_owned());
+        let wrong_goods = self.behaviour.wrong_goods;
+        tokio::task::spawn_blocking(move || {
+            let goods = cache
+                .get(&file)
+                .map_err(|e| format!("reading goods file {}: {e}", file.display()))?;
+            seal(&key, &tid, &goods, wrong_goods).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| DomainError::internal(e.to_string()))?
+        .map_err(DomainError::internal)
     }
 }
 
@@ -111,24 +124,26 @@ mod tests {
     fn wrong_goods_do_not_match_the_contract() {
         let key = [7; 32];
         let tid = Tid([1; 16]);
-        for goods in [&b"the goods"[..], b""] {
-            let (h, ct) = seal(&key, &tid, goods, false).expect("seals");
+        for bytes in [&b"the goods"[..], b""] {
+            let g = Goods::from_bytes(bytes.to_vec());
+            let (h, ct) = seal(&key, &tid, &g, false).expect("seals");
             assert_eq!(
                 goods::hash(&goods::decrypt(&key, &tid, &ct).expect("decrypts")),
                 h
             );
-            let (h2, ct2) = seal(&key, &tid, goods, true).expect("seals");
+            let (h2, ct2) = seal(&key, &tid, &g, true).expect("seals");
             assert_eq!(h2, h);
             let plain = goods::decrypt(&key, &tid, &ct2).expect("decrypts");
             assert_ne!(goods::hash(&plain), h);
         }
     }
 
-    // P1 through the engine: the offer is signed for the customer, the
-    // record holds the k that decrypts the goods, and with the same seed
-    // two merchants draw the same TID and key (randomness is injected).
+    // P1 through the engine: the offer is signed for the customer, its TID
+    // carries the tag of its terms, the k derived from the TID decrypts the
+    // goods, nothing is stored and the goods file is read once; with the same
+    // seed two merchants draw the same nonce (randomness is injected).
     #[tokio::test]
-    async fn offer_step_is_deterministic_under_a_seeded_rng() {
+    async fn offer_step_is_stateless_and_tagged() {
         use crate::fixture;
         let (a, b) = (
             tempfile::tempdir().expect("dir"),
@@ -137,22 +152,22 @@ mod tests {
         let sa = fixture::shop(a.path(), "http://127.0.0.1:1", Default::default(), 7).await;
         let sb = fixture::shop(b.path(), "http://127.0.0.1:1", Default::default(), 7).await;
         let (oa, ob) = (fixture::offer(&sa).await, fixture::offer(&sb).await);
+        let tid = oa.offer.offer.tid;
         oa.offer.offer.verify(&oa.offer.signature).expect("signed");
         assert_eq!(oa.offer.offer.customer, fixture::customer());
-        assert_eq!(oa.offer.offer.tid, ob.offer.offer.tid);
-        let (ra, rb) = (
-            sa.known(&oa.offer.offer.tid).expect("recorded"),
-            sb.known(&ob.offer.offer.tid).expect("recorded"),
-        );
-        assert_eq!(ra.key, rb.key);
+        assert!(sa.offer_secret.made(&oa.offer.offer.terms()));
+        assert!(!sb.offer_secret.made(&oa.offer.offer.terms()));
+        assert_eq!(tid.0[..NONCE_LEN], ob.offer.offer.tid.0[..NONCE_LEN]);
+        assert_ne!(tid, ob.offer.offer.tid);
         assert_eq!(
-            goods::decrypt(&ra.key, &oa.offer.offer.tid, &oa.ciphertext).expect("decrypts"),
+            goods::decrypt(&sa.offer_secret.goods_key(&tid), &tid, &oa.ciphertext)
+                .expect("decrypts"),
             fixture::GOODS
         );
-        assert_ne!(
-            fixture::offer(&sa).await.offer.offer.tid,
-            oa.offer.offer.tid
-        );
+        assert_eq!(oa.offer.offer.plaintext_hash, goods::hash(fixture::GOODS));
+        assert!(sa.store.get(&tid).expect("reads").is_none());
+        assert_ne!(fixture::offer(&sa).await.offer.offer.tid, tid);
+        assert_eq!(sa.goods.reads(), 1);
 
         let e = sa
             .offer(OfferRequest {

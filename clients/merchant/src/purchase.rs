@@ -1,7 +1,7 @@
 //! P3 → P4 → P6 (paper figure 2): the bank's escrow terms arrive, the
 //! merchant checks them against its offer (the bank's key and signature,
-//! the terms equal to the offer's, the offer not expired), records the
-//! escrow, commits the goods key to the log (P4, appended and proven by the
+//! the TID's tag over the terms ([`crate::offer_secret`]), the offer not
+//! expired), records the escrow (the first record of the TID), commits the goods key to the log (P4, appended and proven by the
 //! log: P5), records the commit and hands the key to the customer (P6);
 //! [`Shop::delivery`] answers P6 again for a TID.
 //!
@@ -11,7 +11,9 @@
 //!
 //! Every step is durable before the next: the escrow before the commit is
 //! sent, the commit proof before the key is answered. The log decides the
-//! race with an abort; whatever it says is recorded. A repeat of the
+//! race with an abort; whatever it says is recorded. Another commit for the
+//! TID in the log (someone else took it first) ends the purchase as failed,
+//! 409 `commit_conflict`, and it is not tried again. A repeat of the
 //! purchase answers from the record without a second commit.
 
 use acd_client::ClientError;
@@ -20,8 +22,9 @@ use acd_core::bank_api::{Delivery, PurchaseRequest};
 use acd_core::entry::{KeyCommit, LogEntry, Tid};
 use acd_core::error::DomainError;
 use acd_core::log_api::CommitRequest;
+use acd_core::purchase::EscrowTerms;
 
-use crate::shop::Shop;
+use crate::shop::{Shop, unknown_tid};
 use crate::store::{Escrow, Purchase, Stage};
 
 /// The P4 message for `p`'s escrow, signed by the merchant.
@@ -30,7 +33,7 @@ pub fn commit_request(shop: &Shop, p: &Purchase, escrow: &Escrow) -> CommitReque
         log_origin: shop.log_origin.clone(),
         tid: p.tid(),
         merchant: shop.merchant,
-        expiration_ms: p.offer.offer.expiration_ms,
+        expiration_ms: p.terms.expiration_ms,
         key: escrow.commit_key,
     };
     CommitRequest {
@@ -51,8 +54,6 @@ impl Shop {
     /// and its commit proof out.
     pub async fn purchase(&self, req: PurchaseRequest) -> Result<Delivery, DomainError> {
         let tid = req.terms.tid;
-        let _guard = self.locks.lock(tid).await;
-        let mut p = self.known(&tid)?;
         if req.terms.bank != self.bank {
             return Err(DomainError::forbidden(
                 "wrong_bank",
@@ -62,7 +63,12 @@ impl Shop {
         req.terms
             .verify(&req.terms_signature)
             .map_err(|e| DomainError::forbidden("bad_terms_signature", e.to_string()))?;
-        if req.terms != p.offer.offer.terms() {
+        let _guard = self.locks.lock(tid).await;
+        let mut p = match self.store.get(&tid)? {
+            Some(p) => p,
+            None => self.offered(&req.terms)?,
+        };
+        if req.terms != p.terms {
             return Err(DomainError::conflict(
                 "terms_differ",
                 "the escrow terms differ from the offer's (price, expiration, merchant, log or bank)",
@@ -71,8 +77,9 @@ impl Shop {
         match p.stage() {
             Stage::Committed | Stage::Deposited | Stage::Unpaid => return self.deliver(&p),
             Stage::Aborted => return Err(aborted(&p)),
+            Stage::Failed => return Err(conflict(&p)),
             Stage::Offered => {
-                if self.now_ms() >= p.offer.offer.expiration_ms {
+                if self.now_ms() >= p.terms.expiration_ms {
                     return Err(DomainError::unprocessable(
                         "expired",
                         format!("the offer for TID {tid} expired; the escrow will be aborted"),
@@ -88,7 +95,7 @@ impl Shop {
                     commit_key,
                 });
                 self.store.put(&p).await?;
-                tracing::info!(%tid, price = p.offer.offer.price, "escrowed");
+                tracing::info!(%tid, price = p.terms.price, "escrowed");
             }
             Stage::Escrowed => {}
         }
@@ -96,18 +103,41 @@ impl Shop {
         self.deliver(&p)
     }
 
-    /// P6 again, for `GET /api/v1/delivery/{tid}`: the committed key and
-    /// its proof, 409 `aborted` if the log recorded an abort, 404 if the
-    /// TID is unknown or not committed yet.
-    pub fn delivery(&self, tid: &Tid) -> Result<Delivery, DomainError> {
-        let p = self.known(tid)?;
-        if p.abort.is_some() {
+    /// The unsold offer on `terms`, as it would have been stored: known by
+    /// its TID's tag, else 404 `unknown_tid`.
+    fn offered(&self, terms: &EscrowTerms) -> Result<Purchase, DomainError> {
+        if !self.offer_secret.made(terms) {
+            return Err(unknown_tid(&terms.tid));
+        }
+        if terms.merchant != self.merchant || terms.log_origin != self.log_origin {
             return Err(DomainError::conflict(
-                "aborted",
-                format!("the log recorded an abort for TID {tid}: no sale"),
+                "terms_differ",
+                "the offer names another merchant key or log than this merchant now has",
             ));
         }
-        self.deliver(&p)
+        Ok(Purchase {
+            key: self.offer_secret.goods_key(&terms.tid),
+            terms: terms.clone(),
+            escrow: None,
+            commit: None,
+            deposit: None,
+            abort: None,
+            unpaid: None,
+            conflict: None,
+        })
+    }
+
+    /// P6 again, for `GET /api/v1/delivery/{tid}`: the committed key and
+    /// its proof, 409 `aborted` if the log recorded an abort, 409
+    /// `commit_conflict` if it holds another commit, 404 if the TID is
+    /// unknown or not committed yet.
+    pub fn delivery(&self, tid: &Tid) -> Result<Delivery, DomainError> {
+        let p = self.known(tid)?;
+        match p.stage() {
+            Stage::Aborted => Err(aborted(&p)),
+            Stage::Failed => Err(conflict(&p)),
+            _ => self.deliver(&p),
+        }
     }
 
     /// P6: the committed key and its commit proof, for a committed purchase.
@@ -146,7 +176,7 @@ impl Shop {
             ));
         }
         let tid = p.tid();
-        let verified = if self.now_ms() < p.offer.offer.expiration_ms {
+        let verified = if self.now_ms() < p.terms.expiration_ms {
             let req = commit_request(self, p, escrow);
             match self.log.commit(&req).await {
                 Ok(v) => v,
@@ -199,9 +229,15 @@ impl Shop {
                 tracing::info!(%tid, index = p.commit.as_ref().map(|c| c.index), "committed");
                 Ok(())
             }
-            LogEntry::Commit { .. } => Err(DomainError::internal(format!(
-                "the log holds another commit for TID {tid}"
-            ))),
+            // Someone else committed this TID first (its TID is public
+            // once offered); the log will never take ours.
+            LogEntry::Commit { .. } => {
+                p.conflict = Some(v.proof);
+                self.store.put(p).await?;
+                self.metrics.failed.inc();
+                tracing::warn!(%tid, "the log holds another commit for this TID; the purchase failed");
+                Err(conflict(p))
+            }
             LogEntry::Abort { .. } => {
                 p.abort = Some(v.proof);
                 self.store.put(p).await?;
@@ -220,6 +256,20 @@ fn aborted(p: &Purchase) -> DomainError {
     );
     match &p.abort {
         Some(abort) => e.with_existing(Box::new(abort.clone())),
+        None => e,
+    }
+}
+
+fn conflict(p: &Purchase) -> DomainError {
+    let e = DomainError::conflict(
+        "commit_conflict",
+        format!(
+            "the log holds another commit for TID {}: no sale; the escrow is not paid to this merchant",
+            p.tid()
+        ),
+    );
+    match &p.conflict {
+        Some(other) => e.with_existing(Box::new(other.clone())),
         None => e,
     }
 }
@@ -256,8 +306,9 @@ mod tests {
         }
     }
 
-    // P3 → P4 → P6 through the engine: wrong terms are refused before
-    // anything is recorded; right terms are recorded as escrowed before the
+    // P3 → P4 → P6 through the engine: wrong terms (the TID's tag does not
+    // match them) are refused before anything is recorded; right terms are
+    // recorded as escrowed, with the k derived from the TID, before the
     // commit is tried (the log is unreachable: 503); once a commit is on
     // record, a repeat and the delivery lookup answer k from it.
     #[tokio::test]
@@ -271,7 +322,7 @@ mod tests {
         other.terms.price += 1;
         other.terms_signature = other.terms.sign(&fixture::bank());
         let e = shop.purchase(other).await.unwrap_err();
-        assert_eq!((e.kind, e.code), (ErrorKind::Conflict, "terms_differ"));
+        assert_eq!((e.kind, e.code), (ErrorKind::NotFound, "unknown_tid"));
         let mut forged = fixture::terms(&o);
         forged.terms_signature = forged
             .terms
@@ -281,7 +332,7 @@ mod tests {
             (e.kind, e.code),
             (ErrorKind::Forbidden, "bad_terms_signature")
         );
-        assert_eq!(shop.known(&tid).unwrap().stage(), Stage::Offered);
+        assert!(shop.store.get(&tid).unwrap().is_none());
 
         let e = shop.purchase(fixture::terms(&o)).await.unwrap_err();
         assert_eq!(
@@ -290,6 +341,13 @@ mod tests {
         );
         let mut p = shop.known(&tid).unwrap();
         assert_eq!(p.stage(), Stage::Escrowed);
+        assert_eq!(p.key, shop.offer_secret.goods_key(&tid));
+        // Once recorded, terms other than the record's are told apart.
+        let mut other = fixture::terms(&o);
+        other.terms.price += 1;
+        other.terms_signature = other.terms.sign(&fixture::bank());
+        let e = shop.purchase(other).await.unwrap_err();
+        assert_eq!((e.kind, e.code), (ErrorKind::Conflict, "terms_differ"));
         let e = shop.delivery(&tid).unwrap_err();
         assert_eq!((e.kind, e.code), (ErrorKind::NotFound, "not_committed"));
 

@@ -16,8 +16,10 @@ use rand_core::Rng as _;
 
 use crate::clock::Clock;
 use crate::config::CatalogEntry;
+use crate::goods_cache::GoodsCache;
 use crate::locks::TidLocks;
 use crate::misbehave::Behaviour;
+use crate::offer_secret::OfferSecret;
 use crate::store::{Purchase, Store};
 
 /// Where the merchant draws its randomness (TIDs, goods keys): the
@@ -31,6 +33,10 @@ pub fn os_rng() -> Rng {
 
 pub struct Shop {
     pub signing: SigningKey,
+    /// Tags the offers' TIDs and derives their goods keys.
+    pub offer_secret: OfferSecret,
+    /// The catalog's goods, read once.
+    pub goods: Arc<GoodsCache>,
     /// The merchant's public key.
     pub merchant: [u8; 32],
     /// The bank's public key.
@@ -50,6 +56,8 @@ pub struct Shop {
     pub locks: TidLocks,
     /// Serializes deposits of one purchase.
     pub deposit_locks: TidLocks,
+    /// The deposits started after a purchase, which a shutdown waits for.
+    pub deposits: tokio_util::task::TaskTracker,
     /// What `/metrics` serves.
     pub metrics: crate::metrics::MerchantMetrics,
 }
@@ -65,7 +73,8 @@ impl Shop {
         rng.fill_bytes(buf);
     }
 
-    /// A fresh AES-256-GCM key for goods, from the injected generator.
+    /// A random key from the injected generator (the `bogus_key`
+    /// misbehaviour commits one).
     pub fn fresh_key(&self) -> [u8; 32] {
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         acd_core::goods::fresh_key(&mut **rng)
@@ -95,8 +104,14 @@ impl Shop {
 
     /// The record of `tid`, or 404 `unknown_tid`.
     pub fn known(&self, tid: &Tid) -> Result<Purchase, DomainError> {
-        self.store.get(tid)?.ok_or_else(|| {
-            DomainError::not_found("unknown_tid", format!("no offer with TID {tid}"))
-        })
+        self.store.get(tid)?.ok_or_else(|| unknown_tid(tid))
     }
+}
+
+/// 404 `unknown_tid`: no escrowed purchase, nor an offer on the terms given.
+pub fn unknown_tid(tid: &Tid) -> DomainError {
+    DomainError::not_found(
+        "unknown_tid",
+        format!("no purchase with TID {tid}, nor an offer with it on these terms"),
+    )
 }

@@ -1,6 +1,8 @@
-//! The merchant's durable state: one record per TID, from the offer (P1)
-//! through the bank's escrow terms (P3) and the log's commit (P4/P5) to the
-//! deposit, or to an abort.
+//! The merchant's durable state: one record per TID that the bank escrowed,
+//! from the bank's escrow terms (P3) through the log's commit (P4/P5) to
+//! the deposit, or to an abort or a commit conflict. Offers (P1) are
+//! stateless ([`crate::offer_secret`]): a record starts when the escrow
+//! terms arrive.
 //!
 //! Storage is one sled tree. Every state change is one atomic batch that
 //! rewrites the record and its index keys, then a flush: [`Store::put`]
@@ -11,8 +13,9 @@
 //! - `q/<tid>`: present while there is work to do (escrowed but not
 //!   committed, or committed but not deposited); the background task and
 //!   recovery scan only these.
-//! - `x/<expiration, u64 BE><tid>`: present while the offer is unsold, so
-//!   that stale offers can be pruned in expiration order.
+//! - `x/<expiration, u64 BE><tid>`: present while an unsold offer of an
+//!   older version (which stored every offer) is kept, so that such offers
+//!   can be pruned in expiration order.
 
 use std::fmt;
 use std::path::Path;
@@ -22,7 +25,8 @@ use std::sync::{Arc, Mutex};
 use acd_core::bank_api::{DepositResponse, PurchaseRequest, SignedOffer};
 use acd_core::entry::Tid;
 use acd_core::log_api::{EntryProof, hex_array};
-use serde::{Deserialize, Serialize};
+use acd_core::purchase::EscrowTerms;
+use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -59,11 +63,13 @@ pub struct Escrow {
 /// Everything the merchant knows about one TID.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Purchase {
-    pub offer: SignedOffer,
+    /// The offer's escrow terms. Records of older versions hold the whole
+    /// signed offer as `offer`; its terms are read from it.
+    #[serde(alias = "offer", deserialize_with = "terms_or_offer")]
+    pub terms: EscrowTerms,
     /// k, the key that encrypted the goods sent with the offer.
     #[serde(with = "hex_array")]
     pub key: [u8; 32],
-    pub item: String,
     pub escrow: Option<Escrow>,
     /// The log's commit entry with its proof.
     pub commit: Option<EntryProof>,
@@ -75,14 +81,31 @@ pub struct Purchase {
     /// tried again.
     #[serde(default)]
     pub unpaid: Option<String>,
+    /// Another commit the log holds for this TID (another merchant's, or
+    /// another key): this purchase can never be committed, and is not tried
+    /// again.
+    #[serde(default)]
+    pub conflict: Option<EntryProof>,
+}
+
+fn terms_or_offer<'de, D: Deserializer<'de>>(d: D) -> Result<EscrowTerms, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Terms(EscrowTerms),
+        Offer(SignedOffer),
+    }
+    Ok(match Stored::deserialize(d)? {
+        Stored::Terms(t) => t,
+        Stored::Offer(o) => o.offer.terms(),
+    })
 }
 
 /// Keys are never printed.
 impl fmt::Debug for Purchase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Purchase")
-            .field("tid", &self.offer.offer.tid)
-            .field("item", &self.item)
+            .field("tid", &self.terms.tid)
             .field("stage", &self.stage())
             .finish_non_exhaustive()
     }
@@ -91,7 +114,7 @@ impl fmt::Debug for Purchase {
 /// Where a purchase stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// P1 sent; no escrow yet.
+    /// P1 sent; no escrow yet (records of older versions only).
     Offered,
     /// P3 received and accepted; not yet committed.
     Escrowed,
@@ -103,16 +126,21 @@ pub enum Stage {
     Aborted,
     /// Committed, but the bank will never pay (see [`Purchase::unpaid`]).
     Unpaid,
+    /// The log holds another commit for the TID (see
+    /// [`Purchase::conflict`]): no sale, nothing more to do.
+    Failed,
 }
 
 impl Purchase {
     pub fn tid(&self) -> Tid {
-        self.offer.offer.tid
+        self.terms.tid
     }
 
     pub fn stage(&self) -> Stage {
         if self.abort.is_some() {
             Stage::Aborted
+        } else if self.conflict.is_some() {
+            Stage::Failed
         } else if self.deposit.is_some() {
             Stage::Deposited
         } else if self.unpaid.is_some() {
@@ -239,7 +267,7 @@ impl Store {
         } else {
             batch.remove(queue);
         }
-        let expiry = expiry_key(p.offer.offer.expiration_ms, &tid);
+        let expiry = expiry_key(p.terms.expiration_ms, &tid);
         if stage == Stage::Offered {
             batch.insert(expiry, &[]);
         } else {
@@ -258,8 +286,8 @@ impl Store {
             .collect()
     }
 
-    /// Deletes unsold offers that expired before `before_ms`; returns how
-    /// many.
+    /// Deletes unsold offers of older versions that expired before
+    /// `before_ms`; returns how many.
     pub async fn prune_offers(&self, before_ms: u64) -> Result<usize, StoreError> {
         let mut batch = sled::Batch::default();
         let mut n = 0;
@@ -284,6 +312,38 @@ impl Store {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    // A record written by an older version (the whole signed offer, the item) still reads, as its terms; a record reads back as written.
+    #[test]
+    fn records_of_older_versions_read() {
+        use acd_core::purchase::Offer;
+        let offer = Offer {
+            bank: [1; 32],
+            log_origin: "log.test/store".into(),
+            tid: Tid([2; 16]),
+            merchant: [3; 32],
+            customer: [4; 32],
+            expiration_ms: 5,
+            price: 6,
+            description: "a song".into(),
+            ciphertext_hash: [7; 32],
+            plaintext_hash: [8; 32],
+        };
+        let old = serde_json::json!({
+            "offer": SignedOffer { offer: offer.clone(), signature: [9; 64] },
+            "key": hex::encode([10; 32]),
+            "item": "song",
+            "escrow": null,
+            "commit": null,
+            "deposit": null,
+            "abort": null,
+        });
+        let p: Purchase = serde_json::from_value(old).unwrap();
+        assert_eq!(p.terms, offer.terms());
+        assert_eq!((p.key, p.stage()), ([10; 32], Stage::Offered));
+        let again: Purchase = serde_json::from_slice(&serde_json::to_vec(&p).unwrap()).unwrap();
+        assert_eq!(again.terms, p.terms);
+    }
 
     // Concurrent writers all get their batch applied, and share flushes: fewer fsyncs than writes, never a write acknowledged before a flush that began after it was applied.
     #[test]

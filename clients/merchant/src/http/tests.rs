@@ -78,9 +78,9 @@ fn purchase_body(o: &OfferResponse) -> String {
     serde_json::to_string(&req).unwrap()
 }
 
-// An offer is signed by the merchant for the customer's key, carries the hashes of what was sent, and is durable across a restart.
+// An offer is signed by the merchant for the customer's key, carries the hashes of what was sent, stores nothing, and is still known by its tag after a restart.
 #[tokio::test]
-async fn offer_is_signed_hashed_and_persisted() {
+async fn offer_is_signed_hashed_and_stateless() {
     let dir = tempfile::tempdir().unwrap();
     let m = open(dir.path(), Behaviour::default()).await;
     let (status, bytes) = call(&m, "GET", "/api/v1/catalog", "").await;
@@ -99,10 +99,10 @@ async fn offer_is_signed_hashed_and_persisted() {
     assert_eq!((offer.price, offer.description.as_str()), (250, "a song"));
     assert_eq!(offer.ciphertext_hash, goods::hash(&o.ciphertext));
     assert_eq!(offer.plaintext_hash, goods::hash(GOODS));
-    let record = m.shop.store.get(&offer.tid).unwrap().unwrap();
-    assert_eq!(record.stage(), Stage::Offered);
+    assert!(m.shop.store.get(&offer.tid).unwrap().is_none());
+    let key = m.shop.offer_secret.goods_key(&offer.tid);
     assert_eq!(
-        goods::decrypt(&record.key, &offer.tid, &o.ciphertext).unwrap(),
+        goods::decrypt(&key, &offer.tid, &o.ciphertext).unwrap(),
         GOODS
     );
     // The default lifetime is 60 s.
@@ -113,18 +113,17 @@ async fn offer_is_signed_hashed_and_persisted() {
     assert_ne!(o2.offer.offer.tid, offer.tid);
     assert_ne!(o2.offer.offer.ciphertext_hash, offer.ciphertext_hash);
 
-    let tid = offer.tid;
     drop(m);
     let m = open(dir.path(), Behaviour::default()).await;
-    let record = m.shop.store.get(&tid).unwrap().unwrap();
-    assert_eq!(record.offer, o.offer);
+    assert!(m.shop.offer_secret.made(&offer.terms()));
+    assert_eq!(m.shop.offer_secret.goods_key(&offer.tid), key);
 }
 
 async fn offer_again(m: &Merchant) -> OfferResponse {
     offer(m).await
 }
 
-// Escrow terms that are not exactly the offer's, not signed by the merchant's bank, or for an unknown TID are refused, and nothing is recorded.
+// Escrow terms that are not exactly the offer's (its TID's tag does not match them), not signed by the merchant's bank, or for an unknown TID are refused, and nothing is recorded.
 #[tokio::test]
 async fn terms_must_be_the_offers() {
     let dir = tempfile::tempdir().unwrap();
@@ -141,7 +140,7 @@ async fn terms_must_be_the_offers() {
     let body = serde_json::to_string(&req).unwrap();
     assert_eq!(
         refused(&m, "POST", "/api/v1/purchase", &body).await,
-        (StatusCode::CONFLICT, "terms_differ".into())
+        (StatusCode::NOT_FOUND, "unknown_tid".into())
     );
     let mut terms = o.offer.offer.terms();
     terms.expiration_ms += 1;
@@ -152,7 +151,7 @@ async fn terms_must_be_the_offers() {
     let body = serde_json::to_string(&req).unwrap();
     assert_eq!(
         refused(&m, "POST", "/api/v1/purchase", &body).await,
-        (StatusCode::CONFLICT, "terms_differ".into())
+        (StatusCode::NOT_FOUND, "unknown_tid".into())
     );
 
     // Signed by someone else, claiming to be the bank.
@@ -191,10 +190,20 @@ async fn terms_must_be_the_offers() {
         refused(&m, "POST", "/api/v1/purchase", &body).await,
         (StatusCode::NOT_FOUND, "unknown_tid".into())
     );
+    // A TID of the merchant's own with one bit of its tag changed.
+    let mut terms = o.offer.offer.terms();
+    terms.tid.0[15] ^= 1;
+    let req = PurchaseRequest {
+        terms_signature: terms.sign(&bank()),
+        terms,
+    };
+    let body = serde_json::to_string(&req).unwrap();
     assert_eq!(
-        m.shop.store.get(&tid).unwrap().unwrap().stage(),
-        Stage::Offered
+        refused(&m, "POST", "/api/v1/purchase", &body).await,
+        (StatusCode::NOT_FOUND, "unknown_tid".into())
     );
+    assert!(m.shop.store.get(&tid).unwrap().is_none());
+    assert!(m.shop.store.pending().unwrap().is_empty());
 
     // The right terms are recorded as escrowed before the commit is tried;
     // the log is unreachable, so the answer is 503 and the escrow stays.
@@ -206,6 +215,7 @@ async fn terms_must_be_the_offers() {
     assert_eq!(record.stage(), Stage::Escrowed);
     assert_eq!(m.shop.store.pending().unwrap(), vec![tid]);
     let escrow = record.escrow.as_ref().unwrap();
+    assert_eq!(record.key, m.shop.offer_secret.goods_key(&tid));
     assert_eq!(escrow.commit_key, record.key);
     assert_eq!(commit_request(&m.shop, &record, escrow).key, record.key);
     assert_eq!(
@@ -231,8 +241,7 @@ async fn late_escrow_is_refused() {
         refused(&m, "POST", "/api/v1/purchase", &purchase_body(&o)).await,
         (StatusCode::UNPROCESSABLE_ENTITY, "expired".into())
     );
-    let record = m.shop.store.get(&o.offer.offer.tid).unwrap().unwrap();
-    assert_eq!(record.stage(), Stage::Offered);
+    assert!(m.shop.store.get(&o.offer.offer.tid).unwrap().is_none());
 }
 
 // Hostile requests get a JSON error body naming the problem, never a panic or an HTML page.
@@ -403,9 +412,9 @@ async fn misbehaviour_switches_change_what_is_sent() {
     };
     let m = open(dir.path(), behaviour).await;
     let o = offer(&m).await;
-    let record = m.shop.store.get(&o.offer.offer.tid).unwrap().unwrap();
+    let key = m.shop.offer_secret.goods_key(&o.offer.offer.tid);
     assert_eq!(o.offer.offer.ciphertext_hash, goods::hash(&o.ciphertext));
-    let plain = goods::decrypt(&record.key, &o.offer.offer.tid, &o.ciphertext).unwrap();
+    let plain = goods::decrypt(&key, &o.offer.offer.tid, &o.ciphertext).unwrap();
     assert_ne!(goods::hash(&plain), o.offer.offer.plaintext_hash);
 }
 

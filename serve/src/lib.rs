@@ -15,8 +15,10 @@
 //! - [`metrics`]: the `/metrics` page and per-route HTTP metrics.
 //! - [`secret`]: key and token files written once, atomically, mode 0600.
 //! - [`open_sled`]: opening the embedded database.
+//! - [`backoff`]: the retry schedule after a storage failure.
 
 pub mod auth;
+pub mod backoff;
 pub mod error;
 pub mod extract;
 pub mod metrics;

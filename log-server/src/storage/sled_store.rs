@@ -128,6 +128,11 @@ impl Storage for SledStorage {
     }
 
     fn reopen(&self) -> Result<(), StorageError> {
+        // Until the disk takes a write again the old database keeps serving
+        // reads (of the published tree, which is durable): closing it first
+        // and failing to open it again would refuse those too.
+        probe_disk(&self.dir.with_extension("probe"))
+            .map_err(|e| StorageError::Io(format!("the disk takes no writes: {e}")))?;
         let mut g = self.open.write().unwrap_or_else(|e| e.into_inner());
         // The old database must be closed first: it holds the lock on the
         // files.
@@ -172,6 +177,17 @@ impl Storage for SledStorage {
             .map(|v| stored_checkpoint(&key, &v))
             .transpose()
     }
+}
+
+/// Writes, syncs and removes a page-sized file at `path`.
+fn probe_disk(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let result = std::fs::File::create(path).and_then(|mut f| {
+        f.write_all(&[0u8; 4096])?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(path);
+    result
 }
 
 fn stored_checkpoint(key: &[u8], note: &[u8]) -> Result<StoredCheckpoint, StorageError> {

@@ -328,8 +328,9 @@ impl Ledger {
     /// maintained totals written again as they are) succeeds. Does nothing
     /// if the gate is open.
     pub fn recover(&self) -> Result<(), DomainError> {
-        let mut gate = self.exclusive();
-        if gate.is_some() {
+        // Only the writer thread recovers, so the gate stays shut while the
+        // store is opened without holding it: readers get their 503 at once.
+        if self.is_open() {
             return Ok(());
         }
         let store = (self.opener)().map_err(|e| {
@@ -344,7 +345,7 @@ impl Ledger {
             tracing::warn!(error = %e, "the ledger's storage still fails");
             return Err(e.into());
         }
-        *gate = Some(store);
+        *self.exclusive() = Some(store);
         tracing::info!("the ledger's storage recovered");
         Ok(())
     }
@@ -515,12 +516,12 @@ impl Ledger {
             // Readers wait until the batch is durable or dropped: none may
             // see it applied and not flushed.
             let mut gate = self.exclusive();
-            let Some(store) = gate.as_deref() else {
-                return;
-            };
-            match store.write(&writes) {
-                Ok(()) => false,
-                Err(e) => {
+            match gate.as_deref().map(|store| store.write(&writes)) {
+                // Only this thread shuts the gate; were it shut, nothing of
+                // the batch is written.
+                None => true,
+                Some(Ok(())) => false,
+                Some(Err(e)) => {
                     tracing::error!(error = %e, "the ledger could not write a batch");
                     // The store may hold the batch applied and not durable
                     // (and sled refuses every write after an I/O error):

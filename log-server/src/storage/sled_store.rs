@@ -133,11 +133,11 @@ impl Storage for SledStorage {
         // and failing to open it again would refuse those too.
         probe_disk(&self.dir.with_extension("probe"))
             .map_err(|e| StorageError::Io(format!("the disk takes no writes: {e}")))?;
-        let mut g = self.open.write().unwrap_or_else(|e| e.into_inner());
         // The old database must be closed first: it holds the lock on the
-        // files.
-        *g = None;
-        *g = Some(open_at(&self.dir)?);
+        // files. Readers meanwhile get an error at once instead of waiting.
+        *self.open.write().unwrap_or_else(|e| e.into_inner()) = None;
+        let reopened = open_at(&self.dir)?;
+        *self.open.write().unwrap_or_else(|e| e.into_inner()) = Some(reopened);
         Ok(())
     }
 

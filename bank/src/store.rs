@@ -140,6 +140,8 @@ struct Inner {
     live: BTreeMap<Vec<u8>, Vec<u8>>,
     durable: BTreeMap<Vec<u8>, Vec<u8>>,
     fail_next: Option<FailMode>,
+    /// Every write fails this way until healed (a full disk).
+    failing: Option<FailMode>,
     writes: u64,
 }
 
@@ -168,10 +170,17 @@ impl MemoryStore {
         self.lock().fail_next = Some(mode);
     }
 
+    /// Makes every write fail in the given way until [`MemoryStore::heal`].
+    pub fn fail_until_healed(&self, mode: FailMode) {
+        self.lock().failing = Some(mode);
+    }
+
     /// Forgets a failure set by [`MemoryStore::fail_next`] that no write
-    /// has met yet.
+    /// has met yet, and ends [`MemoryStore::fail_until_healed`].
     pub fn heal(&self) {
-        self.lock().fail_next = None;
+        let mut g = self.lock();
+        g.fail_next = None;
+        g.failing = None;
     }
 
     /// Simulates a crash and restart: what was not durable is gone.
@@ -226,7 +235,7 @@ impl Store for MemoryStore {
 
     fn write(&self, writes: &Writes) -> Result<(), StoreError> {
         let mut g = self.lock();
-        let fail = g.fail_next.take();
+        let fail = g.fail_next.take().or(g.failing);
         if fail == Some(FailMode::NotApplied) {
             return Err(StoreError::Injected);
         }

@@ -3,7 +3,9 @@
 //! everything queued (up to `max_batch`), has [`Ledger::decide`] decide it
 //! in arrival order and write it with one flush, then answers each op with
 //! its own typed reply. While one batch is being flushed the next one
-//! gathers.
+//! gathers. After a failed write the writer answers every op 503 and
+//! retries [`Ledger::recover`] on the [`acd_serve::backoff`] schedule
+//! (100 ms doubling to 5 s) until the storage takes writes again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +13,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::Duration;
 
 use acd_core::error::DomainError;
+use acd_serve::backoff::Backoff;
 use tokio::sync::oneshot;
 
 use crate::ledger::{CheckpointUpdate, Decide, Ledger, LedgerOp, Slot};
@@ -42,6 +45,9 @@ struct Entry {
     job: Box<dyn Queued>,
     checkpoint: Option<CheckpointUpdate>,
 }
+
+/// How often an idle writer looks at its stop flag.
+const IDLE: Duration = Duration::from_millis(100);
 
 fn stopped() -> DomainError {
     DomainError::unavailable("unavailable", "the ledger has stopped")
@@ -100,8 +106,21 @@ pub fn start(
     let thread = std::thread::Builder::new()
         .name("ledger-writer".into())
         .spawn(move || {
+            let mut backoff = Backoff::default();
             loop {
-                let first = match rx.recv_timeout(Duration::from_millis(100)) {
+                let wait = if ledger.is_open() {
+                    backoff.reset();
+                    IDLE
+                } else {
+                    if backoff.due() {
+                        match ledger.recover() {
+                            Ok(()) => backoff.reset(),
+                            Err(_) => backoff.failed(),
+                        }
+                    }
+                    backoff.wait().clamp(Duration::from_millis(1), IDLE)
+                };
+                let first = match rx.recv_timeout(wait) {
                     Ok(entry) => entry,
                     Err(RecvTimeoutError::Timeout) if stopping.load(Ordering::SeqCst) => break,
                     Err(RecvTimeoutError::Timeout) => continue,

@@ -87,6 +87,12 @@ pub trait Storage: Send + Sync + 'static {
     fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StorageError>;
     /// The checkpoint signed at exactly this size, if any.
     fn checkpoint_at(&self, size: u64) -> Result<Option<StoredCheckpoint>, StorageError>;
+    /// After a failed commit: closes and reopens the store, so that it
+    /// holds exactly what is durable and takes writes again if the disk
+    /// does. Readers meanwhile get [`StorageError::Io`].
+    fn reopen(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -19,8 +19,10 @@
 //! - [`secret`]: key and token files written once, atomically, mode 0600.
 //! - [`storage`]: opening the embedded database ([`open_sled`]); a
 //!   damaged one is an error naming its path, never a panic.
+//! - [`backoff`]: the retry schedule after a storage failure.
 
 pub mod auth;
+pub mod backoff;
 pub mod body_limit;
 pub mod error;
 pub mod extract;

@@ -44,7 +44,7 @@ use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
 
 use crate::DenominationKey;
-use crate::ledger::{Ledger, SyncOp, Tx, corrupt_totals};
+use crate::ledger::{Ledger, Tx, corrupt_totals};
 use crate::logs::{self, Logs, Proven};
 use crate::metrics::BankMetrics;
 use crate::records::{Escrow, EscrowStatus, Totals, due_key};
@@ -139,14 +139,6 @@ impl BankState {
 
     pub(crate) fn now_ms(&self) -> u64 {
         self.clock.now_ms()
-    }
-
-    /// Hands out `value`, an earlier answer found in the books, only once
-    /// the books it came from are durable: it may have been read from a
-    /// batch whose flush is still running or failed.
-    pub(crate) async fn settled<T>(&self, value: T) -> Result<T, DomainError> {
-        self.writer.submit(SyncOp, None).await?;
-        Ok(value)
     }
 
     pub(crate) fn check_ours(&self, bank: &[u8; 32]) -> Result<(), DomainError> {

@@ -41,7 +41,7 @@ impl BankState {
         let digest = sha256(&spend.signed_bytes());
         if let Some(e) = self.ledger.escrow(&terms.tid)? {
             if e.spend_digest == digest {
-                return self.settled(e.response).await;
+                return Ok(e.response);
             }
             return Err(DomainError::conflict(
                 "tid_conflict",

@@ -47,7 +47,7 @@ impl BankState {
                 let answer = BlindSignatures {
                     blind_signatures: rec.blind_signatures,
                 };
-                return self.settled(answer).await;
+                return Ok(answer);
             }
             return Err(DomainError::conflict(
                 "request_id_reused",

@@ -10,17 +10,18 @@
 //! [`Store::write`] (on sled: one batch and one flush). Only then are the
 //! answers released; if the write fails, every op of the batch is answered
 //! with an error. A crash therefore leaves the old state or the new one,
-//! and a blind signature leaves the bank only when its op is on disk. A
-//! failed write may still have been applied, so every op is idempotent:
-//! decided again, it changes nothing more and answers as the first time did
-//! (or with a conflict naming why). Such a repeat writes nothing, so after
-//! a failed write the ledger first makes what it applied durable before it
-//! decides or answers anything else; readers that found an answer in the
-//! books send [`SyncOp`] through the writer before they hand it out, for
-//! the same reason (the books they read may include a batch whose flush has
-//! not finished). Ops are decided one at a time by one thread
-//! ([`crate::writer`]), so races (two spends of one token) have exactly one
-//! winner.
+//! and a blind signature leaves the bank only when its op is on disk.
+//!
+//! Reads go through a gate: the write holds it shut (readers wait), so a
+//! reader never sees a batch whose flush has not finished. A failed write
+//! leaves the gate shut and drops the store: every read and write answers
+//! 503 `storage_unavailable` until [`Ledger::recover`] reopens the store
+//! (state exactly as durable) and a probe write succeeds. A failed write
+//! may still have been applied, and made durable, so every op is
+//! idempotent: decided again, it changes nothing more and answers as the
+//! first time did (or with a conflict naming why). Ops are decided one at
+//! a time by one thread ([`crate::writer`]), so races (two spends of one
+//! token) have exactly one winner.
 //!
 //! Each op answers with its own type: the writer queues type-erased
 //! [`Decide`] slots, each decided into its own typed reply.
@@ -28,9 +29,8 @@
 //! The key layout is in [`crate::records`], the storage in
 //! [`crate::store`].
 
-use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use acd_core::bank_api::{AccountInfo, AccountKind, Sums};
 use acd_core::entry::Tid;
@@ -40,7 +40,7 @@ use serde::de::DeserializeOwned;
 
 use crate::records::{self, Account, Escrow, Registration, Totals};
 use crate::records::{WithdrawalRecord, account_key, due_key, escrow_key};
-use crate::store::{SledStore, Store, Writes};
+use crate::store::{SledStore, Store, StoreError, Writes};
 
 /// A newer checkpoint of a log, already proven consistent with every
 /// earlier one the bank accepted; stored with the batch whatever the op's
@@ -62,20 +62,6 @@ pub trait LedgerOp: Send + 'static {
     const KIND: &'static str;
     /// The step's rule. A refusal leaves no trace: its writes are dropped.
     fn apply(self, tx: &mut Tx<'_>) -> Result<Self::Reply, DomainError>;
-}
-
-/// Changes nothing; answered once everything the ledger applied before it
-/// is durable.
-#[derive(Debug, Clone, Copy)]
-pub struct SyncOp;
-
-impl LedgerOp for SyncOp {
-    type Reply = ();
-    const KIND: &'static str = "sync";
-
-    fn apply(self, _: &mut Tx<'_>) -> Result<(), DomainError> {
-        Ok(())
-    }
 }
 
 /// One op of a batch with its type erased: [`Ledger::decide`] decides it
@@ -144,18 +130,17 @@ impl<O: LedgerOp> Decide for Slot<O> {
     }
 }
 
+/// Opens the store again, as durable: what a failed write applied but
+/// did not make durable is gone.
+type Opener = dyn Fn() -> Result<Arc<dyn Store>, StoreError> + Send + Sync;
+
 /// The bank's books.
 #[derive(Clone)]
 pub struct Ledger {
-    store: Arc<dyn Store>,
-    /// A write failed: what it applied may not be durable yet.
-    unsure: Arc<AtomicBool>,
-}
-
-impl std::fmt::Debug for Ledger {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ledger").finish_non_exhaustive()
-    }
+    /// The store while it takes writes; `None` after a failed write until
+    /// [`Ledger::recover`] reopens it.
+    gate: Arc<RwLock<Option<Arc<dyn Store>>>>,
+    opener: Arc<Opener>,
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, DomainError> {
@@ -177,6 +162,13 @@ fn storage_failed() -> DomainError {
     DomainError::unavailable(
         "storage_unavailable",
         "the ledger could not store the change; retry",
+    )
+}
+
+fn recovering() -> DomainError {
+    DomainError::unavailable(
+        "storage_unavailable",
+        "the ledger's storage failed and is recovering; retry",
     )
 }
 
@@ -282,19 +274,84 @@ pub(crate) fn wrong_state(e: &Escrow, wanted: &str) -> DomainError {
 impl Ledger {
     /// Opens (creating) the ledger's sled database at `path`.
     pub fn open(path: &Path) -> Result<Ledger, sled::Error> {
-        Ok(Ledger::with_store(Arc::new(SledStore::open(path)?)))
+        let store: Arc<dyn Store> = Arc::new(SledStore::open(path)?);
+        let path: PathBuf = path.to_owned();
+        Ok(Ledger::with_opener(store, move || {
+            Ok(Arc::new(SledStore::open(&path)?) as Arc<dyn Store>)
+        }))
     }
 
-    /// The ledger on any store (tests use [`crate::store::MemoryStore`]).
-    pub fn with_store(store: Arc<dyn Store>) -> Ledger {
+    /// The ledger on `store`; `reopen` opens it again after a failed write
+    /// (tests use [`crate::store::MemoryStore`], whose reopening is a
+    /// crash and restart).
+    pub fn with_opener(
+        store: Arc<dyn Store>,
+        reopen: impl Fn() -> Result<Arc<dyn Store>, StoreError> + Send + Sync + 'static,
+    ) -> Ledger {
         Ledger {
-            store,
-            unsure: Arc::new(AtomicBool::new(false)),
+            gate: Arc::new(RwLock::new(Some(store))),
+            opener: Arc::new(reopen),
         }
     }
 
+    fn shared(&self) -> RwLockReadGuard<'_, Option<Arc<dyn Store>>> {
+        // Every change under the lock is one assignment: a panic elsewhere
+        // cannot leave it half made.
+        self.gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn exclusive(&self) -> RwLockWriteGuard<'_, Option<Arc<dyn Store>>> {
+        self.gate.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the durable books; no write is under way meanwhile, so
+    /// everything `f` reads is of one state.
+    fn view<T>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> Result<T, DomainError>,
+    ) -> Result<T, DomainError> {
+        let gate = self.shared();
+        match gate.as_deref() {
+            Some(store) => f(store),
+            None => Err(recovering()),
+        }
+    }
+
+    /// Does the ledger take reads and writes (no failed write pending
+    /// recovery)?
+    pub fn is_open(&self) -> bool {
+        self.shared().is_some()
+    }
+
+    /// Reopens the store after a failed write, so that the books are
+    /// exactly what is durable, and opens the gate once a probe write (the
+    /// maintained totals written again as they are) succeeds. Does nothing
+    /// if the gate is open.
+    pub fn recover(&self) -> Result<(), DomainError> {
+        // Only the writer thread recovers, so the gate stays shut while the
+        // store is opened without holding it: readers get their 503 at once.
+        if self.is_open() {
+            return Ok(());
+        }
+        let store = (self.opener)().map_err(|e| {
+            tracing::warn!(error = %e, "the ledger cannot reopen its storage");
+            DomainError::from(e)
+        })?;
+        let mut probe = Writes::new();
+        if let Some(totals) = store.get(records::TOTALS)? {
+            probe.insert(records::TOTALS.to_vec(), Some(totals));
+        }
+        if let Err(e) = store.write(&probe) {
+            tracing::warn!(error = %e, "the ledger's storage still fails");
+            return Err(e.into());
+        }
+        *self.exclusive() = Some(store);
+        tracing::info!("the ledger's storage recovered");
+        Ok(())
+    }
+
     fn read<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, DomainError> {
-        self.store.get(key)?.map(|b| decode(key, &b)).transpose()
+        self.view(|store| store.get(key)?.map(|b| decode(key, &b)).transpose())
     }
 
     /// The maintained sums as stored (no scan; [`Ledger::sums`] checks them).
@@ -328,149 +385,182 @@ impl Ledger {
 
     /// The TID a token was spent for, if it was.
     pub fn spent(&self, token_id: &[u8; 32]) -> Result<Option<Tid>, DomainError> {
-        Ok(self
-            .store
-            .get(&records::spent_key(token_id))?
-            .and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok())
-            .map(Tid))
+        self.view(|store| {
+            Ok(store
+                .get(&records::spent_key(token_id))?
+                .and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok())
+                .map(Tid))
+        })
     }
 
     /// Escrows still `Escrowed` whose expiration is at or before `now_ms`,
     /// oldest first, at most `limit`.
     pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Escrow>, DomainError> {
         let end = due_key(now_ms, &Tid([0xff; 16]));
-        let mut out = Vec::new();
-        for item in self.store.range(records::DUE, &end).take(limit) {
-            let (k, _) = item?;
-            let Ok(tid) = <[u8; 16]>::try_from(&k[records::DUE.len() + 8..]) else {
-                return Err(DomainError::internal("corrupt due index key"));
-            };
-            if let Some(e) = self.escrow(&Tid(tid))? {
-                out.push(e);
+        self.view(|store| {
+            let mut out = Vec::new();
+            for item in store.range(records::DUE, &end).take(limit) {
+                let (k, _) = item?;
+                let Ok(tid) = <[u8; 16]>::try_from(&k[records::DUE.len() + 8..]) else {
+                    return Err(DomainError::internal("corrupt due index key"));
+                };
+                let key = escrow_key(&Tid(tid));
+                if let Some(b) = store.get(&key)? {
+                    out.push(decode(&key, &b)?);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// The latest checkpoint stored for each log origin.
     pub fn checkpoints(&self) -> Result<Vec<(String, String)>, DomainError> {
-        let mut out = Vec::new();
-        for item in self.store.scan_prefix(records::CHECKPOINT) {
-            let (k, v) = item?;
-            let origin = String::from_utf8_lossy(&k[records::CHECKPOINT.len()..]).into_owned();
-            let text = String::from_utf8_lossy(v.get(8..).unwrap_or_default()).into_owned();
-            out.push((origin, text));
-        }
-        Ok(out)
+        self.view(|store| {
+            let mut out = Vec::new();
+            for item in store.scan_prefix(records::CHECKPOINT) {
+                let (k, v) = item?;
+                let origin = String::from_utf8_lossy(&k[records::CHECKPOINT.len()..]).into_owned();
+                let text = String::from_utf8_lossy(v.get(8..).unwrap_or_default()).into_owned();
+                out.push((origin, text));
+            }
+            Ok(out)
+        })
     }
 
     /// The maintained sums, checked against a recomputation from the
-    /// accounts and escrows.
+    /// accounts and escrows, both read from one state (no write runs
+    /// meanwhile), so a mismatch is real.
     pub fn sums(&self) -> Result<Sums, DomainError> {
-        let totals = self.totals()?;
-        let (mut customers, mut merchants, mut escrowed) = (0i128, 0i128, 0i128);
-        for item in self.store.scan_prefix(records::ACCOUNT) {
-            let (k, v) = item?;
-            let a: Account = decode(&k, &v)?;
-            match a.kind {
-                AccountKind::Customer => customers += i128::from(a.balance),
-                AccountKind::Merchant => merchants += i128::from(a.balance),
+        self.view(|store| {
+            let totals: Totals = match store.get(records::TOTALS)? {
+                Some(b) => decode(records::TOTALS, &b)?,
+                None => Totals::default(),
+            };
+            let (mut customers, mut merchants, mut escrowed) = (0i128, 0i128, 0i128);
+            for item in store.scan_prefix(records::ACCOUNT) {
+                let (k, v) = item?;
+                let a: Account = decode(&k, &v)?;
+                match a.kind {
+                    AccountKind::Customer => customers += i128::from(a.balance),
+                    AccountKind::Merchant => merchants += i128::from(a.balance),
+                }
             }
-        }
-        for item in self.store.scan_prefix(records::ESCROW) {
-            let (k, v) = item?;
-            let e: Escrow = decode(&k, &v)?;
-            if e.status.holds_money() {
-                escrowed += i128::from(e.terms.price);
+            for item in store.scan_prefix(records::ESCROW) {
+                let (k, v) = item?;
+                let e: Escrow = decode(&k, &v)?;
+                if e.status.holds_money() {
+                    escrowed += i128::from(e.terms.price);
+                }
             }
-        }
-        let scan_agrees = customers == i128::from(totals.customer_balances)
-            && merchants == i128::from(totals.merchant_balances)
-            && escrowed == i128::from(totals.escrowed);
-        if !scan_agrees {
-            tracing::error!(
-                ?totals,
-                scanned_customers = %customers,
-                scanned_merchants = %merchants,
-                scanned_escrowed = %escrowed,
-                "the maintained sums differ from the scan"
-            );
-        }
-        Ok(Sums {
-            credited: totals.credited,
-            customer_balances: totals.customer_balances,
-            merchant_balances: totals.merchant_balances,
-            live_tokens: totals.live_tokens,
-            escrowed: totals.escrowed,
-            conserved: scan_agrees && totals.conserved(),
+            let scan_agrees = customers == i128::from(totals.customer_balances)
+                && merchants == i128::from(totals.merchant_balances)
+                && escrowed == i128::from(totals.escrowed);
+            if !scan_agrees {
+                tracing::error!(
+                    ?totals,
+                    scanned_customers = %customers,
+                    scanned_merchants = %merchants,
+                    scanned_escrowed = %escrowed,
+                    "the maintained sums differ from the scan"
+                );
+            }
+            Ok(Sums {
+                credited: totals.credited,
+                customer_balances: totals.customer_balances,
+                merchant_balances: totals.merchant_balances,
+                live_tokens: totals.live_tokens,
+                escrowed: totals.escrowed,
+                conserved: scan_agrees && totals.conserved(),
+            })
         })
     }
 
     /// Decides the ops of `batch` in order, each into its own slot, and
     /// makes the accepted ones durable with one atomic write. An op refused
     /// leaves no trace; if the write fails, every accepted op is answered
-    /// `storage_unavailable` instead. A checkpoint update is stored with
-    /// the batch whatever its op's fate.
+    /// `storage_unavailable` instead, the gate shuts and one
+    /// [`Ledger::recover`] is tried at once. A checkpoint update is stored
+    /// with the batch whatever its op's fate.
     pub fn decide(&self, mut batch: Vec<(&mut dyn Decide, Option<CheckpointUpdate>)>) {
-        if self.unsure.load(Ordering::SeqCst) {
-            // An empty write is a flush: it makes the failed batch durable
-            // if it was applied, so that repeats answered from it hold.
-            if let Err(e) = self.store.write(&Writes::new()) {
-                tracing::error!(error = %e, "the ledger still cannot write");
+        let writes = {
+            let gate = self.shared();
+            let Some(store) = gate.as_deref() else {
                 for (op, _) in batch {
-                    op.fail(storage_failed());
+                    op.fail(recovering());
                 }
                 return;
-            }
-            self.unsure.store(false, Ordering::SeqCst);
-        }
-        let mut writes = Writes::new();
-        for (op, checkpoint) in &mut batch {
-            if let Some(c) = checkpoint.take()
-                && let Err(e) = self.stage_checkpoint(&mut writes, c)
-            {
-                tracing::warn!(error = %e, "cannot store a checkpoint");
-            }
-            let mut tx = Tx {
-                store: self.store.as_ref(),
-                batch: &writes,
-                writes: Writes::new(),
             };
-            if op.decide(&mut tx) {
-                let own = tx.writes;
-                writes.extend(own);
+            let mut writes = Writes::new();
+            for (op, checkpoint) in &mut batch {
+                if let Some(c) = checkpoint.take()
+                    && let Err(e) = stage_checkpoint(store, &mut writes, c)
+                {
+                    tracing::warn!(error = %e, "cannot store a checkpoint");
+                }
+                let mut tx = Tx {
+                    store,
+                    batch: &writes,
+                    writes: Writes::new(),
+                };
+                if op.decide(&mut tx) {
+                    let own = tx.writes;
+                    writes.extend(own);
+                }
             }
-        }
+            writes
+        };
         if writes.is_empty() {
             return;
         }
-        if let Err(e) = self.store.write(&writes) {
-            self.unsure.store(true, Ordering::SeqCst);
-            tracing::error!(error = %e, "the ledger could not write a batch");
+        let failed = {
+            // Readers wait until the batch is durable or dropped: none may
+            // see it applied and not flushed.
+            let mut gate = self.exclusive();
+            match gate.as_deref().map(|store| store.write(&writes)) {
+                // Only this thread shuts the gate; were it shut, nothing of
+                // the batch is written.
+                None => true,
+                Some(Ok(())) => false,
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "the ledger could not write a batch");
+                    // The store may hold the batch applied and not durable
+                    // (and sled refuses every write after an I/O error):
+                    // only a reopened one is trusted.
+                    *gate = None;
+                    true
+                }
+            }
+        };
+        if failed {
             for (op, _) in batch {
                 op.fail(storage_failed());
             }
+            let _ = self.recover();
         }
     }
+}
 
-    fn stage_checkpoint(&self, batch: &mut Writes, c: CheckpointUpdate) -> Result<(), DomainError> {
-        let key = records::checkpoint_key(&c.origin);
-        let stored = match batch.get(&key) {
-            Some(v) => v.clone(),
-            None => self.store.get(&key)?,
-        };
-        let stored_size = stored
-            .as_deref()
-            .and_then(|v| v.get(..8))
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map(u64::from_be_bytes);
-        if stored_size.is_none_or(|s| s < c.size) {
-            let mut v = c.size.to_be_bytes().to_vec();
-            v.extend_from_slice(c.text.as_bytes());
-            batch.insert(key, Some(v));
-        }
-        Ok(())
+fn stage_checkpoint(
+    store: &dyn Store,
+    batch: &mut Writes,
+    c: CheckpointUpdate,
+) -> Result<(), DomainError> {
+    let key = records::checkpoint_key(&c.origin);
+    let stored = match batch.get(&key) {
+        Some(v) => v.clone(),
+        None => store.get(&key)?,
+    };
+    let stored_size = stored
+        .as_deref()
+        .and_then(|v| v.get(..8))
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_be_bytes);
+    if stored_size.is_none_or(|s| s < c.size) {
+        let mut v = c.size.to_be_bytes().to_vec();
+        v.extend_from_slice(c.text.as_bytes());
+        batch.insert(key, Some(v));
     }
+    Ok(())
 }
 
 #[cfg(test)]

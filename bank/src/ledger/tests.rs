@@ -70,7 +70,6 @@ enum Op {
         total: u64,
         record: RefundRecord,
     },
-    Sync,
 }
 
 /// The typed replies of the ops above, comparable across banks.
@@ -188,7 +187,6 @@ impl LedgerOp for Op {
             }
             .apply(tx)
             .map(Answer::Dispute),
-            Op::Sync => SyncOp.apply(tx).map(|()| Answer::Recorded),
         }
     }
 }
@@ -213,9 +211,15 @@ fn open() -> (tempfile::TempDir, Ledger) {
     (dir, ledger)
 }
 
+/// A ledger on memory; reopening its store is a crash and restart.
 fn on_memory() -> (Arc<MemoryStore>, Ledger) {
     let store = Arc::new(MemoryStore::new());
-    (store.clone(), Ledger::with_store(store))
+    let reopened = store.clone();
+    let ledger = Ledger::with_opener(store.clone(), move || {
+        reopened.crash();
+        Ok(reopened.clone() as Arc<dyn Store>)
+    });
+    (store, ledger)
 }
 
 fn one(l: &Ledger, op: Op) -> Decision {
@@ -717,16 +721,16 @@ fn a_failed_write_changes_nothing() {
     assert_eq!(balance(&l, &CUSTOMER), 70);
 }
 
-// A write applied but not flushed before a crash is gone after restart;
-// the retry withdraws once, and the customer gets the signatures.
+// A write applied but not flushed is never shown: the ledger reopens its
+// store as durable at once; the retry withdraws once, and the customer gets
+// the signatures.
 #[test]
-fn a_crash_before_the_flush_loses_the_batch_whole() {
+fn a_batch_whose_flush_failed_is_dropped_whole() {
     let (store, l) = on_memory();
     setup(&l, 100);
     store.fail_next(FailMode::NotDurable);
     assert!(is_storage_failure(&one(&l, withdraw(1, 30))));
-    assert_eq!(balance(&l, &CUSTOMER), 70, "applied, not durable");
-    store.crash();
+    assert!(l.is_open(), "reopened at once");
     assert_eq!(balance(&l, &CUSTOMER), 100);
     assert_conserved(&l);
     assert_eq!(
@@ -734,30 +738,122 @@ fn a_crash_before_the_flush_loses_the_batch_whole() {
         Ok(Answer::BlindSignatures(vec![vec![1; 4]]))
     );
     assert_eq!(balance(&l, &CUSTOMER), 70);
+    store.crash();
+    assert_eq!(balance(&l, &CUSTOMER), 70);
     assert_conserved(&l);
 }
 
-// An answer repeated from a batch whose flush failed is handed out only
-// once that batch is durable: the ledger flushes before anything else.
+// While writes fail (a full disk), a credit whose flush failed is never
+// shown: every read and write answers 503 `storage_unavailable`, nothing
+// of the failed batch. Once the disk takes writes, recovery shows exactly
+// the durable books, and a restart shows the same.
 #[test]
-fn a_repeat_is_answered_only_from_durable_books() {
+fn a_credit_whose_flush_failed_is_never_shown() {
     let (store, l) = on_memory();
     setup(&l, 100);
-    store.fail_next(FailMode::NotDurable);
+    store.fail_until_healed(FailMode::NotDurable);
+    let credit = Op::Credit {
+        key: CUSTOMER,
+        amount: 1,
+        request_id: [9; 16],
+    };
+    assert!(is_storage_failure(&one(&l, credit.clone())));
+    assert!(!l.is_open());
+    let read = l.account(&CUSTOMER).map(|a| a.map(|a| a.balance));
+    assert!(
+        matches!(&read, Err(e) if e.code == "storage_unavailable"),
+        "{read:?}"
+    );
+    assert!(matches!(l.sums(), Err(e) if e.code == "storage_unavailable"));
     assert!(is_storage_failure(&one(&l, withdraw(1, 30))));
-    // The books show the withdrawal; the flush before the next decision
-    // fails too, so the repeat is not answered.
-    store.fail_next(FailMode::NotApplied);
-    assert!(is_storage_failure(&one(&l, withdraw(1, 30))));
-    // The flush succeeds: the repeat gets its signatures, and a crash after
-    // that keeps the debit.
-    assert_eq!(one(&l, Op::Sync), Ok(Answer::Recorded));
+    assert!(l.recover().is_err(), "the probe write fails too");
+    assert!(!l.is_open());
+
+    store.heal();
+    l.recover().unwrap();
+    assert_eq!(balance(&l, &CUSTOMER), 100);
+    assert_conserved(&l);
+    store.crash();
+    assert_eq!(balance(&l, &CUSTOMER), 100);
     assert_eq!(
-        one(&l, withdraw(1, 30)),
-        Ok(Answer::BlindSignatures(vec![vec![1; 4]]))
+        one(&l, credit),
+        Ok(Answer::Account(AccountInfo {
+            key: CUSTOMER,
+            kind: AccountKind::Customer,
+            balance: 101
+        }))
     );
     store.crash();
-    assert_eq!(balance(&l, &CUSTOMER), 70);
+    assert_eq!(balance(&l, &CUSTOMER), 101);
+}
+
+// The sums read the totals and the scan from one state: polled while
+// credits and withdrawals are written, every answer conserves.
+#[test]
+fn sums_conserve_under_concurrent_writes() {
+    let (_d, l) = open();
+    setup(&l, 0);
+    let accounts: Vec<[u8; 32]> = (0..32u8).map(|i| [i; 32]).collect();
+    for key in &accounts {
+        one(
+            &l,
+            Op::CreateAccount {
+                key: *key,
+                kind: AccountKind::Customer,
+            },
+        )
+        .unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (l, stop, accounts) = (l.clone(), stop.clone(), accounts.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let mut request_id = [0u8; 16];
+                request_id[..4].copy_from_slice(&n.to_be_bytes());
+                let ops = accounts
+                    .iter()
+                    .map(|key| {
+                        let op = if n.is_multiple_of(2) {
+                            Op::Credit {
+                                key: *key,
+                                amount: 10,
+                                request_id,
+                            }
+                        } else {
+                            Op::Withdraw {
+                                account: *key,
+                                request_id,
+                                digest: [1; 32],
+                                total: 5,
+                                blind_signatures: vec![vec![1; 4]],
+                            }
+                        };
+                        (op, None)
+                    })
+                    .collect();
+                for d in decide(&l, ops) {
+                    d.unwrap();
+                }
+                n += 1;
+            }
+            n
+        })
+    };
+    let (mut polls, mut not_conserved) = (0u32, 0u32);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < deadline || polls < 50 {
+        polls += 1;
+        if !l.sums().unwrap().conserved {
+            not_conserved += 1;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let batches = writer.join().unwrap();
+    println!("{not_conserved} of {polls} polls not conserved, {batches} batches");
+    assert!(batches > 2, "the writer ran");
+    assert_eq!(not_conserved, 0, "of {polls} polls");
     assert_conserved(&l);
 }
 

@@ -7,6 +7,13 @@
 //! the accepted entries, signs a checkpoint, and makes the batch durable
 //! with one storage commit. Only then does it publish the checkpoint and
 //! answer each request with its index and inclusion proof.
+//!
+//! A failed commit puts the sequencer in recovery: appends are answered
+//! 503 `storage_unavailable` while it reopens the storage (then holding
+//! exactly what is durable), reloads the tree from the latest durable
+//! checkpoint and probes with a write, retrying on the
+//! [`acd_serve::backoff`] schedule (100 ms doubling to 5 s); then it
+//! sequences again by itself. Reads of published data go on meanwhile.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +26,7 @@ use acd_core::error::DomainError;
 use acd_core::log_api::{AbortRequest, CommitRequest, EntryProof};
 use acd_core::merkle::{self, Hash};
 use acd_core::note::NoteSigner;
+use acd_serve::backoff::Backoff;
 use thiserror::Error;
 use tokio::sync::{oneshot, watch};
 
@@ -99,6 +107,8 @@ pub enum AppendError {
     Busy,
     #[error("the log cannot store entries right now: {0}")]
     Unavailable(String),
+    #[error("the log's storage failed and is recovering; retry: {0}")]
+    Storage(String),
 }
 
 /// The step's refusals as the log answers them: another outcome is 409
@@ -115,6 +125,7 @@ impl From<AppendError> for DomainError {
             AppendError::NotExpired { .. } => DomainError::unprocessable("not_expired", message),
             AppendError::Busy => DomainError::unavailable("busy", message),
             AppendError::Unavailable(_) => DomainError::unavailable("unavailable", message),
+            AppendError::Storage(_) => DomainError::unavailable("storage_unavailable", message),
         }
     }
 }
@@ -208,9 +219,11 @@ struct Sequencer<S: Storage + ?Sized> {
     edge: Edge,
     last_timestamp: u64,
     published: watch::Sender<Arc<Published>>,
-    /// Set when the edge could not be reloaded after a failed commit: the
-    /// sequencer then refuses appends rather than risk rewriting history.
-    broken: Option<String>,
+    /// Why the sequencer is recovering from a failed commit: it refuses
+    /// appends until storage is reopened, the tree reloaded and a write
+    /// succeeded, rather than risk rewriting history.
+    recovering: Option<String>,
+    backoff: Backoff,
 }
 
 /// What to answer a request that did not append a new entry.
@@ -263,16 +276,7 @@ fn start_faulty<S: Storage + ?Sized>(
             c
         }
     };
-    let edge = Edge::load(&*storage, latest.size)?;
-    let root = edge.root()?;
-    let parsed = SignedCheckpoint::open(&latest.note, &signer.verifier())
-        .map_err(|e| StorageError::Corrupt(format!("stored checkpoint: {e}")))?;
-    if parsed.checkpoint.root != root || parsed.checkpoint.size != latest.size {
-        return Err(StorageError::Corrupt(format!(
-            "stored tree does not match the checkpoint of size {}",
-            latest.size
-        )));
-    }
+    let (edge, root) = load_edge(&*storage, &signer, &latest)?;
     let last_timestamp = if latest.size == 0 {
         0
     } else {
@@ -297,7 +301,8 @@ fn start_faulty<S: Storage + ?Sized>(
         edge,
         last_timestamp,
         published: published_tx,
-        broken: None,
+        recovering: None,
+        backoff: Backoff::default(),
     };
     let thread = std::thread::Builder::new()
         .name("sequencer".into())
@@ -310,6 +315,25 @@ fn start_faulty<S: Storage + ?Sized>(
         },
         thread,
     ))
+}
+
+/// The tree's edge at the stored checkpoint `latest`, checked against it.
+fn load_edge<S: Storage + ?Sized>(
+    storage: &S,
+    signer: &NoteSigner,
+    latest: &StoredCheckpoint,
+) -> Result<(Edge, Hash), StorageError> {
+    let edge = Edge::load(storage, latest.size)?;
+    let root = edge.root()?;
+    let parsed = SignedCheckpoint::open(&latest.note, &signer.verifier())
+        .map_err(|e| StorageError::Corrupt(format!("stored checkpoint: {e}")))?;
+    if parsed.checkpoint.root != root || parsed.checkpoint.size != latest.size {
+        return Err(StorageError::Corrupt(format!(
+            "stored tree does not match the checkpoint of size {}",
+            latest.size
+        )));
+    }
+    Ok((edge, root))
 }
 
 fn sign_checkpoint(
@@ -332,12 +356,21 @@ fn sign_checkpoint(
 impl<S: Storage + ?Sized> Sequencer<S> {
     fn run(&mut self, rx: mpsc::Receiver<Job>) {
         loop {
-            let first = match rx.recv_timeout(self.config.checkpoint_interval) {
+            let mut wait = self.config.checkpoint_interval;
+            if self.recovering.is_some() {
+                if self.backoff.due() && !self.try_recover() {
+                    self.backoff.failed();
+                }
+                if self.recovering.is_some() {
+                    wait = self.backoff.wait().clamp(Duration::from_millis(1), wait);
+                }
+            }
+            let first = match rx.recv_timeout(wait) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
                     // Entries stored by a commit that reported failure are
                     // published here, within one interval.
-                    if self.broken.is_none()
+                    if self.recovering.is_none()
                         && self.edge.size() > self.published.borrow().size
                         && let Err(e) = self.publish(Batch::default())
                     {
@@ -363,9 +396,9 @@ impl<S: Storage + ?Sized> Sequencer<S> {
     }
 
     fn process(&mut self, jobs: Vec<Job>) {
-        if let Some(why) = &self.broken {
+        if let Some(why) = &self.recovering {
             for job in jobs {
-                let _ = job.reply.send(Err(AppendError::Unavailable(why.clone())));
+                let _ = job.reply.send(Err(AppendError::Storage(why.clone())));
             }
             return;
         }
@@ -448,10 +481,10 @@ impl<S: Storage + ?Sized> Sequencer<S> {
             if let Err(e) = self.publish(batch) {
                 let why = e.to_string();
                 for (reply, _, _) in accepted {
-                    let _ = reply.send(Err(AppendError::Unavailable(why.clone())));
+                    let _ = reply.send(Err(AppendError::Storage(why.clone())));
                 }
                 for (reply, _, _) in deferred {
-                    let _ = reply.send(Err(AppendError::Unavailable(why.clone())));
+                    let _ = reply.send(Err(AppendError::Storage(why.clone())));
                 }
                 return;
             }
@@ -494,8 +527,8 @@ impl<S: Storage + ?Sized> Sequencer<S> {
     }
 
     /// Commits `batch` with a checkpoint for the whole edge, then publishes
-    /// it. On failure the edge is reloaded from storage, which may or may
-    /// not hold the batch.
+    /// it. On failure the sequencer recovers (one attempt at once, then on
+    /// the backoff schedule): the storage may or may not hold the batch.
     fn publish(&mut self, mut batch: Batch) -> Result<(), StorageError> {
         let result = self.edge.root().and_then(|root| {
             let size = self.edge.size();
@@ -518,25 +551,67 @@ impl<S: Storage + ?Sized> Sequencer<S> {
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(error = %e, "group commit failed; reloading the tree edge");
-                self.reload();
+                tracing::error!(error = %e, "group commit failed; recovering the storage");
+                self.recovering = Some(e.to_string());
+                self.backoff.reset();
+                self.try_recover();
                 Err(e)
             }
         }
     }
 
-    fn reload(&mut self) {
-        let loaded = self.storage.latest_checkpoint().and_then(|latest| {
-            let size = latest.map(|c| c.size).unwrap_or(0);
-            Edge::load(&*self.storage, size)
-        });
-        match loaded {
-            Ok(edge) => self.edge = edge,
+    /// One recovery attempt; true if the sequencer takes appends again.
+    fn try_recover(&mut self) -> bool {
+        match self.recover() {
+            Ok(()) => {
+                tracing::info!(
+                    size = self.edge.size(),
+                    "storage recovered; sequencing again"
+                );
+                self.recovering = None;
+                self.backoff.reset();
+                true
+            }
             Err(e) => {
-                tracing::error!(error = %e, "cannot reload the tree; refusing appends");
-                self.broken = Some(format!("storage failed and could not be reloaded: {e}"));
+                tracing::warn!(error = %e, "the log's storage still fails");
+                self.recovering = Some(e.to_string());
+                false
             }
         }
+    }
+
+    /// Reopens the storage, reloads the edge from the latest durable
+    /// checkpoint, and writes that checkpoint again unchanged as a probe
+    /// that the disk takes writes. A durable tree larger than the published
+    /// one (a commit that failed after it was stored) is published; a
+    /// smaller one is refused: it would rewrite history.
+    fn recover(&mut self) -> Result<(), StorageError> {
+        self.storage.reopen()?;
+        let latest = self
+            .storage
+            .latest_checkpoint()?
+            .ok_or_else(|| StorageError::Corrupt("no checkpoint after reopening".into()))?;
+        let published = self.published.borrow().clone();
+        if latest.size < published.size {
+            return Err(StorageError::Corrupt(format!(
+                "the durable tree has {} entries, the published one {}",
+                latest.size, published.size
+            )));
+        }
+        let (edge, root) = load_edge(&*self.storage, &self.signer, &latest)?;
+        self.storage.commit(&Batch {
+            checkpoint: Some(latest.clone()),
+            ..Batch::default()
+        })?;
+        self.edge = edge;
+        if latest.size > published.size {
+            self.published.send_replace(Arc::new(Published {
+                size: latest.size,
+                root,
+                checkpoint: latest.note,
+            }));
+        }
+        Ok(())
     }
 }
 

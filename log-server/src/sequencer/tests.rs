@@ -232,7 +232,7 @@ async fn failed_commit_not_saved() {
     f.storage.fail_next(FailMode::NotSaved);
     assert!(matches!(
         f.handle.append(commit(2, 2_000_000, 3)).await,
-        Err(AppendError::Unavailable(_))
+        Err(AppendError::Storage(_))
     ));
     assert_eq!(f.handle.published().size, 1);
     assert_eq!(f.check(), 1);
@@ -266,6 +266,39 @@ async fn saved_entries_are_republished() {
         .unwrap()
         .unwrap();
     assert_eq!(f.check(), 1);
+}
+
+// While every commit fails (a full disk) appends answer 503
+// `storage_unavailable` and the published tree stays; once commits work the
+// sequencer reopens the storage and sequences again by itself, losing
+// nothing acknowledged.
+#[tokio::test]
+async fn recovers_by_itself_once_commits_work() {
+    let f = Fixture::new();
+    f.handle.append(commit(1, 2_000_000, 3)).await.unwrap();
+    f.storage.fail_until_healed(FailMode::NotSaved);
+    for n in 2..6 {
+        let r = f.handle.append(commit(n, 2_000_000, 3)).await;
+        assert!(matches!(r, Err(AppendError::Storage(_))), "{r:?}");
+        let e = DomainError::from(r.unwrap_err());
+        assert_eq!(e.code, "storage_unavailable");
+    }
+    assert_eq!(f.handle.published().size, 1);
+    f.storage.heal();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let p = loop {
+        match f.handle.append(commit(9, 2_000_000, 3)).await {
+            Ok(p) => break p,
+            Err(AppendError::Storage(_)) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("no recovery: {e}"),
+        }
+    };
+    assert_eq!(p.index, 1);
+    verify_answer(&p);
+    assert!(f.storage.reopens() >= 1);
+    assert_eq!(f.check(), 2);
 }
 
 // A restarted sequencer resumes from storage: same checkpoint, next index, old TIDs still decided.

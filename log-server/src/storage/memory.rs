@@ -27,7 +27,10 @@ struct Inner {
     leaves: HashMap<Hash, u64>,
     checkpoints: BTreeMap<u64, String>,
     fail_next: Option<FailMode>,
+    /// Every commit fails this way until healed (a full disk).
+    failing: Option<FailMode>,
     commits: u64,
+    reopens: u64,
 }
 
 /// Not durable: for tests only.
@@ -46,6 +49,22 @@ impl MemoryStorage {
         self.lock().fail_next = Some(mode);
     }
 
+    /// Makes every commit fail in the given way until
+    /// [`MemoryStorage::heal`].
+    pub fn fail_until_healed(&self, mode: FailMode) {
+        self.lock().failing = Some(mode);
+    }
+
+    /// Ends [`MemoryStorage::fail_until_healed`].
+    pub fn heal(&self) {
+        self.lock().failing = None;
+    }
+
+    /// How many times the store was reopened.
+    pub fn reopens(&self) -> u64 {
+        self.lock().reopens
+    }
+
     /// How many commits were applied.
     pub fn commits(&self) -> u64 {
         self.lock().commits
@@ -61,7 +80,7 @@ impl MemoryStorage {
 impl Storage for MemoryStorage {
     fn commit(&self, batch: &Batch) -> Result<(), StorageError> {
         let mut g = self.lock();
-        let fail = g.fail_next.take();
+        let fail = g.fail_next.take().or(g.failing);
         if fail == Some(FailMode::NotSaved) {
             return Err(StorageError::Injected);
         }
@@ -85,6 +104,12 @@ impl Storage for MemoryStorage {
             Some(FailMode::Saved) => Err(StorageError::Injected),
             _ => Ok(()),
         }
+    }
+
+    fn reopen(&self) -> Result<(), StorageError> {
+        // Every commit is durable whole or not at all: nothing to drop.
+        self.lock().reopens += 1;
+        Ok(())
     }
 
     fn tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, StorageError> {

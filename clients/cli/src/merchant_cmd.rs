@@ -107,7 +107,7 @@ pub async fn run(command: MerchantCommand) -> anyhow::Result<()> {
     match command {
         MerchantCommand::Key { data } => {
             let key = acd_merchant::keys::load_or_create(&data)?;
-            println!("{}", hex::encode(key.verifying_key().to_bytes()));
+            outln!("{}", hex::encode(key.verifying_key().to_bytes()));
         }
         MerchantCommand::Serve(args) => {
             acd_serve::init_tracing();
@@ -119,8 +119,8 @@ pub async fn run(command: MerchantCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("binding {listen}"))?;
             let addr = listener.local_addr()?;
             // Scripts and tests read these two lines.
-            println!("listening on http://{addr}");
-            println!("vkey {}", hex::encode(merchant.public_key()));
+            outln!("listening on http://{addr}");
+            outln!("vkey {}", hex::encode(merchant.public_key()));
             merchant.run(listener, acd_serve::shutdown_signal()).await?;
         }
     }

@@ -224,7 +224,10 @@ impl Log {
                 batch_window: Duration::from_micros(config.batch_window_us),
             },
         )?;
-        let cosigned = witnessing::start(sequencer.clone(), storage.clone(), witnesses);
+        // The log asks every witness it names and counts a checkpoint as
+        // witnessed only once all of them cosigned it.
+        let threshold = witnesses.len();
+        let cosigned = witnessing::start(sequencer.clone(), storage.clone(), witnesses, threshold);
         Ok(Log {
             engine: Engine {
                 cosigned,

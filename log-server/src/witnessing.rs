@@ -37,6 +37,10 @@ pub struct Cosigned {
     pub size: u64,
     pub root: acd_core::merkle::Hash,
     pub note: String,
+    /// The size of the newest checkpoint that carried the cosignatures the
+    /// log's witness policy needs (0 until one did): `note` may carry
+    /// fewer, or none, while a witness is down.
+    pub witnessed_size: u64,
 }
 
 struct PeerState {
@@ -47,19 +51,24 @@ struct PeerState {
 
 /// Starts the witnessing task; returns what `/checkpoint` should serve, or
 /// `None` without witnesses (then it serves each published checkpoint).
+/// A checkpoint counts as witnessed once `threshold` of the witnesses
+/// cosigned it (at most all of them; see [`Cosigned::witnessed_size`]).
 pub fn start(
     sequencer: SequencerHandle,
     storage: Arc<dyn Storage>,
     peers: Vec<WitnessPeer>,
+    threshold: usize,
 ) -> Option<watch::Receiver<Arc<Cosigned>>> {
     if peers.is_empty() {
         return None;
     }
+    let threshold = threshold.clamp(1, peers.len());
     let first = sequencer.published();
     let (tx, rx) = watch::channel(Arc::new(Cosigned {
         size: first.size,
         root: first.root,
         note: first.checkpoint.clone(),
+        witnessed_size: 0,
     }));
     let http = acd_serve::http_client_with(WITNESS_TIMEOUT);
     let mut states: Vec<PeerState> = peers
@@ -72,6 +81,7 @@ pub fn start(
         let mut current = String::new();
         let mut lines: Vec<Option<String>> = vec![None; states.len()];
         let mut backoff = RETRY_MIN;
+        let mut witnessed_size = 0;
         loop {
             let p = published.borrow_and_update().clone();
             if p.checkpoint != current {
@@ -80,6 +90,9 @@ pub fn start(
                 backoff = RETRY_MIN;
             }
             round(&http, &*storage, &p, &mut states, &mut lines).await;
+            if lines.iter().flatten().count() >= threshold {
+                witnessed_size = p.size;
+            }
             tx.send_replace(Arc::new(Cosigned {
                 size: p.size,
                 root: p.root,
@@ -88,6 +101,7 @@ pub fn start(
                     p.checkpoint,
                     lines.iter().flatten().cloned().collect::<String>()
                 ),
+                witnessed_size,
             }));
             if lines.iter().all(Option::is_some) {
                 if published.changed().await.is_err() {

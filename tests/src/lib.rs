@@ -130,16 +130,21 @@ impl ServerProcess {
         banks: &[[u8; 32]],
         witnesses: &[String],
     ) -> ServerProcess {
+        Self::start_log_at(data, origin, banks, witnesses, "127.0.0.1:0")
+    }
+
+    /// [`ServerProcess::start_log`] listening on `listen` (to restart a log
+    /// where its clients expect it).
+    pub fn start_log_at(
+        data: &Path,
+        origin: &str,
+        banks: &[[u8; 32]],
+        witnesses: &[String],
+        listen: &str,
+    ) -> ServerProcess {
         let mut cmd = Command::new(binary("acd-log"));
-        cmd.args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--origin",
-            origin,
-            "--data",
-        ])
-        .arg(data);
+        cmd.args(["serve", "--listen", listen, "--origin", origin, "--data"])
+            .arg(data);
         for b in banks {
             cmd.arg("--trust-bank").arg(hex::encode(b));
         }

@@ -524,7 +524,7 @@ async fn delivered_paid_and_provable_offline() {
     assert_eq!(v.entry.merchant(), shop.key);
     assert_eq!(bundle.offer.offer.price, PRICE);
     let record = wallet.purchase_by_tid(&tid).unwrap();
-    let ciphertext = std::fs::read(record.ciphertext.as_ref().unwrap()).unwrap();
+    let ciphertext = std::fs::read(wallet.resolve(record.ciphertext.as_ref().unwrap())).unwrap();
     assert_eq!(goods::decrypt(&v.key, &tid, &ciphertext).unwrap(), GOODS);
     // Altered, or under another log's key, it does not verify.
     let mut altered = bundle.clone();

@@ -213,3 +213,43 @@ async fn wait_for_checkpoint(log: &ServerProcess, done: impl Fn(u64, &Note) -> b
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+// The cosigned-size gauge counts only checkpoints that carry the witness's cosignature: 0 without witnesses, 0 while the log's one witness is down, the tree size once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cosigned_gauge_counts_only_cosigned_checkpoints() {
+    use acd_tests::{metric, wait_for_metric};
+    const TREE: &str = "acd_log_tree_size";
+    const COSIGNED: &str = "acd_log_cosigned_tree_size";
+
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = ServerProcess::start(plain_dir.path(), ORIGIN, &[]);
+    let client = LogClient::new(&plain.url, NoteVerifier::from_vkey(&plain.vkey).unwrap());
+    append(&client, 2).await;
+    wait_for_metric(&plain.url, TREE, 2).await;
+    assert_eq!(metric(&plain.url, COSIGNED).await, 0);
+    drop(plain);
+
+    let log_dir = tempfile::tempdir().unwrap();
+    let w_dir = tempfile::tempdir().unwrap();
+    let vkey = ServerProcess::start(log_dir.path(), ORIGIN, &[])
+        .vkey
+        .clone();
+    // The witness's key and address exist; then it goes down.
+    let w = ServerProcess::start_witness(w_dir.path(), "witness.test/w1", &[&vkey]);
+    let (spec, addr) = (format!("{}@{}", w.vkey, w.url), w.addr());
+    drop(w);
+    let log = ServerProcess::start_witnessed(log_dir.path(), ORIGIN, &[spec]);
+    let client = LogClient::new(&log.url, NoteVerifier::from_vkey(&log.vkey).unwrap());
+    append(&client, 3).await;
+    wait_for_metric(&log.url, TREE, 3).await;
+    // A witness round (a failed one) has run for the published checkpoint.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(metric(&log.url, COSIGNED).await, 0, "nobody cosigned");
+
+    let _w = ServerProcess::start_witness_at(w_dir.path(), "witness.test/w1", &[&vkey], &addr);
+    wait_for_metric(&log.url, COSIGNED, 3).await;
+    assert_eq!(
+        metric(&log.url, COSIGNED).await,
+        metric(&log.url, TREE).await
+    );
+}

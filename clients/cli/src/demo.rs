@@ -37,7 +37,7 @@ const ORIGIN: &str = "demo.acd.example/log";
 const PRICE: u64 = 35;
 
 fn section(n: u32, title: &str) {
-    println!("\n== {n}. {title}");
+    outln!("\n== {n}. {title}");
 }
 
 fn short(key: &[u8]) -> String {
@@ -111,9 +111,9 @@ async fn start_merchant(
 
 fn print_report(report: &acd_wallet::PurchaseReport) {
     for s in &report.steps {
-        println!("   customer: {s}");
+        outln!("   customer: {s}");
     }
-    println!("   outcome: {}", report.outcome);
+    outln!("   outcome: {}", report.outcome);
 }
 
 /// Fails the demo unless the purchase was refunded for `reason`, in full.
@@ -167,8 +167,8 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
     };
     let log_vkey = LogClient::fetch_vkey(&log_url).await?;
     let log_client = LogClient::new(&log_url, log_vkey.clone());
-    println!("   log {ORIGIN} at {log_url}");
-    println!("   log key {}", log_vkey.vkey());
+    outln!("   log {ORIGIN} at {log_url}");
+    outln!("   log key {}", log_vkey.vkey());
 
     let mut bank_config = BankConfig::new(bank_dir.clone());
     bank_config.logs = vec![TrustedLog {
@@ -178,7 +178,7 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
     bank_config.denominations = vec![1, 10, 100];
     bank_config.min_expiration_ms = 1_000;
     bank_config.sweep_interval_ms = 250;
-    println!("   bank: creating its keys (one RSA-2048 blind-signing key per denomination)…");
+    outln!("   bank: creating its keys (one RSA-2048 blind-signing key per denomination)…");
     let bank = tokio::task::spawn_blocking(move || Bank::open(&bank_config)).await??;
     let admin_token = bank.admin_token().to_owned();
     let (l, bank_url) = listener().await?;
@@ -191,7 +191,7 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
     };
     let admin = BankClient::new(&bank_url).with_admin_token(&admin_token);
     let info = admin.info().await?;
-    println!(
+    outln!(
         "   bank at {bank_url}, key {}…, denominations {:?}; trusts the log for aborts",
         short(&bank_pub),
         info.denominations
@@ -246,7 +246,7 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
                 kind: AccountKind::Merchant,
             })
             .await?;
-        println!(
+        outln!(
             "   merchant {:<11} at {}, key {}…, account registered at the bank",
             shop.name,
             shop.url,
@@ -273,19 +273,19 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
     admin
         .credit(&Credit::new(&mut rand::rng(), account, 500))
         .await?;
-    println!(
+    outln!(
         "   bank: account {}… credited 500 (money entering the system)",
         short(&account)
     );
     let w = wallet.withdraw(4 * PRICE + 10).await?;
-    println!(
+    outln!(
         "   customer: sent {} blinded token message(s) signed by the account key; {w}",
         w.tokens.len()
     );
-    println!(
+    outln!(
         "   verified: every unblinded token verifies under its denomination's RSA key (RFC 9474)"
     );
-    println!("   customer wallet: {}", wallet.balance());
+    outln!("   customer wallet: {}", wallet.balance());
 
     section(
         3,
@@ -297,16 +297,17 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
     if std::fs::read(&out)? != essay {
         bail!("the delivered goods differ from the merchant's file");
     }
-    println!(
+    outln!(
         "   verified: the goods written to {} are the merchant's file",
         out.display()
     );
     let tid = report.tid.ok_or_else(|| anyhow!("no TID"))?;
     let bundle = wallet.proof(&tid)?;
     let checked = bundle.verify(&log_vkey, &acd_core::proof::WitnessPolicy::none())?;
-    println!(
+    outln!(
         "   certified delivery: the proof bundle (offer + C2SP tlog-proof) verifies offline: entry #{} in a tree of {}",
-        checked.index, checked.checkpoint.checkpoint.size
+        checked.index,
+        checked.checkpoint.checkpoint.size
     );
 
     section(
@@ -324,7 +325,7 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
         5,
         "The merchant never commits: the escrow expires, the log aborts, the bank refunds",
     );
-    println!(
+    outln!(
         "   (this merchant's offers expire after 3 s; the bank's sweeper asks the log to abort)"
     );
     let out = dir.join("bought-silent.pdf");
@@ -348,9 +349,9 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
     double_spend(&admin, &shops[0].url).await?;
 
     section(8, "Final balances");
-    println!("   customer wallet: {}", wallet.balance());
+    outln!("   customer wallet: {}", wallet.balance());
     let customer = admin.account(&account).await?;
-    println!("   customer account at the bank: {}", customer.balance);
+    outln!("   customer account at the bank: {}", customer.balance);
     if customer.balance != 500 - (4 * PRICE + 10) as i64 {
         bail!("the customer's account should hold what was not withdrawn");
     }
@@ -360,13 +361,13 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
     let mut unexpected = Vec::new();
     for (shop, want) in shops.iter().zip([price, price, 0, 0]) {
         let balance = settled_balance(&admin, &shop.key, want).await?;
-        println!("   merchant {:<11} balance: {balance}", shop.name);
+        outln!("   merchant {:<11} balance: {balance}", shop.name);
         if balance != want {
             unexpected.push(format!("{} holds {balance}, not {want}", shop.name));
         }
     }
     let sums = admin.sums().await?;
-    println!(
+    outln!(
         "   bank sums: credited {} = customers {} + merchants {} + live tokens {} + escrowed {}: {}",
         sums.credited,
         sums.customer_balances,
@@ -380,7 +381,7 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
         }
     );
     let checkpoint = log_client.checkpoint().await?;
-    println!(
+    outln!(
         "   log: {} entries under checkpoint root {}… (the log saw TIDs, merchants and keys; never a price, an item or a customer)",
         checkpoint.checkpoint.size,
         short(&checkpoint.checkpoint.root)
@@ -397,7 +398,7 @@ pub async fn run(data: Option<PathBuf>) -> anyhow::Result<()> {
     if !unexpected.is_empty() {
         bail!("merchant balances: {}", unexpected.join("; "));
     }
-    println!(
+    outln!(
         "\nEverything above was verified; the files are in {}",
         dir.display()
     );
@@ -448,7 +449,7 @@ async fn double_spend(admin: &BankClient, merchant_url: &str) -> anyhow::Result<
             customer,
         })
         .await?;
-    println!("   customer: withdrew one token of 100 and registered it to Q");
+    outln!("   customer: withdrew one token of 100 and registered it to Q");
     let merchant = MerchantClient::new(merchant_url);
     let mut spends = Vec::new();
     for _ in 0..2 {
@@ -488,7 +489,7 @@ async fn double_spend(admin: &BankClient, merchant_url: &str) -> anyhow::Result<
         match r {
             Ok(s) => {
                 escrowed += 1;
-                println!(
+                outln!(
                     "   spend {}: escrowed for TID {} (price {}, change {} tokens)",
                     i + 1,
                     s.terms.tid,
@@ -496,14 +497,14 @@ async fn double_spend(admin: &BankClient, merchant_url: &str) -> anyhow::Result<
                     s.change.len()
                 );
             }
-            Err(e) => println!("   spend {}: refused as it must be: {e}", i + 1),
+            Err(e) => outln!("   spend {}: refused as it must be: {e}", i + 1),
         }
     }
     if escrowed != 1 {
         bail!("expected exactly one escrow, got {escrowed}");
     }
-    println!("   verified: the bank's single writer decided the race; the token is escrowed once");
-    println!(
+    outln!("   verified: the bank's single writer decided the race; the token is escrowed once");
+    outln!(
         "   (nobody completes that purchase: its 35 stay escrowed until the expiration, then the sweeper aborts it)"
     );
     Ok(())

@@ -11,6 +11,10 @@
 //! - [`wallet_cmd`]: `acd wallet` (init, withdraw, balance, buy, resume,
 //!   proof).
 //! - [`verify`]: `acd verify FILE`, offline checking of proof bundles.
+//! - [`output`]: standard output that ends quietly on a closed pipe.
+
+#[macro_use]
+pub mod output;
 
 pub mod demo;
 pub mod loadgen;

@@ -72,7 +72,7 @@ pub async fn run(target: LoadTarget) -> anyhow::Result<()> {
             };
             eprintln!("{count} withdrawals, then {count} purchases, concurrency {concurrency}");
             let report = loadgen_purchases::run(&spec).await?;
-            println!("{report}");
+            outln!("{report}");
             if report.purchases.errors > 0 || report.withdrawals.errors > 0 || !report.conserved {
                 bail!("the run had errors or the bank's sums do not hold");
             }
@@ -90,7 +90,7 @@ pub async fn run(target: LoadTarget) -> anyhow::Result<()> {
             };
             eprintln!("signing {entries} commits, then appending with concurrency {concurrency}");
             let report = loadgen::run(&spec).await?;
-            println!("{report}");
+            outln!("{report}");
             if report.errors > 0 {
                 bail!("{} appends failed", report.errors);
             }

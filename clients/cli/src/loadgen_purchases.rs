@@ -14,11 +14,14 @@
 //! commit entry's inclusion proof under a checkpoint signed by the log,
 //! decryption and plaintext hash. A purchase counts only once all of that
 //! verified. At the end the bank's conservation sums must hold and, once the
-//! merchant's deposits land, nothing may stay in escrow.
+//! merchant's deposits land, nothing may stay in escrow. Requests failing
+//! on the way are repeated ([`RetryPolicy::default`]): a server restarted
+//! during a run costs time, not errors.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use acd_client::RetryPolicy;
 use acd_client::bank::BankClient;
 use acd_client::merchant::MerchantClient;
 use acd_core::bank_api::{
@@ -433,8 +436,13 @@ pub async fn run(spec: &PurchaseSpec) -> anyhow::Result<PurchaseReport> {
     let http = acd_client::http_client_builder(acd_client::REQUEST_TIMEOUT)
         .pool_max_idle_per_host(spec.concurrency.max(1))
         .build()?;
-    let bank = BankClient::with_http(http.clone(), &spec.bank).with_admin_token(&spec.admin_token);
-    let merchant = MerchantClient::with_http(http, &spec.merchant);
+    // Every request of a run may be repeated (see `RetryPolicy`), so a
+    // server that is down for a moment slows the run but does not fail it.
+    let bank = BankClient::with_http(http.clone(), &spec.bank)
+        .with_admin_token(&spec.admin_token)
+        .with_retry(RetryPolicy::default());
+    let merchant =
+        MerchantClient::with_http(http, &spec.merchant).with_retry(RetryPolicy::default());
     let info = bank.info().await.context("bank info")?;
     let catalog = merchant.catalog().await.context("merchant catalog")?;
     let item = catalog

@@ -111,7 +111,7 @@ pub async fn run(command: MerchantCommand) -> anyhow::Result<()> {
     match command {
         MerchantCommand::Key { data } => {
             let key = acd_merchant::keys::load_or_create(&data)?;
-            println!("{}", hex::encode(key.verifying_key().to_bytes()));
+            outln!("{}", hex::encode(key.verifying_key().to_bytes()));
         }
         MerchantCommand::Serve(args) => {
             acd_serve::init_tracing();
@@ -126,8 +126,8 @@ pub async fn run(command: MerchantCommand) -> anyhow::Result<()> {
             let merchant = Merchant::open(config).await?;
             let addr = listener.local_addr()?;
             // Scripts and tests read these two lines.
-            println!("listening on http://{addr}");
-            println!("vkey {}", hex::encode(merchant.public_key()));
+            outln!("listening on http://{addr}");
+            outln!("vkey {}", hex::encode(merchant.public_key()));
             merchant.run(listener, acd_serve::shutdown_signal()).await?;
         }
     }

@@ -210,11 +210,11 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
         .map_err(|e| anyhow::anyhow!("reading {}: {e}", args.file.display()))?;
     match verify_file(&contents, &trust) {
         Ok(v) => {
-            println!("{v}");
+            outln!("{v}");
             Ok(true)
         }
         Err(e) => {
-            println!("INVALID: {e}");
+            outln!("INVALID: {e}");
             Ok(false)
         }
     }

@@ -28,6 +28,15 @@ pub struct WalletArgs {
     /// How often to ask the log while waiting for an outcome, in ms.
     #[arg(long, global = true, default_value_t = 2000)]
     pub poll_ms: u64,
+    /// How long to wait, in ms, for another command that has the wallet
+    /// open before giving up (one command at a time changes a wallet).
+    #[arg(
+        long,
+        global = true,
+        env = "ACD_WALLET_LOCK_WAIT_MS",
+        default_value_t = 30_000
+    )]
+    pub lock_wait_ms: u64,
     #[command(subcommand)]
     pub command: WalletCommand,
 }
@@ -66,6 +75,13 @@ pub enum WalletCommand {
         /// Leave purchases that still wait for the log's outcome.
         #[arg(long)]
         no_wait: bool,
+        /// Write the goods of a purchase that is paid for but whose goods
+        /// could not be written here (state `unwritten`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Which purchase `--out` is for (needed when several wait).
+        #[arg(long, requires = "out")]
+        purchase: Option<u64>,
     },
     /// Write the proof bundle of a delivered purchase (check it with
     /// `acd verify`).
@@ -100,10 +116,24 @@ fn extra_policy(args: &WalletArgs) -> anyhow::Result<Option<WitnessPolicy>> {
     Ok(Some(WitnessPolicy::new(threshold, witnesses)))
 }
 
+/// Opens the wallet for writing: waits for another command that has it.
 fn open(args: &WalletArgs) -> anyhow::Result<Wallet> {
-    let mut wallet = Wallet::open(&args.file)?
+    configure(
+        args,
+        Wallet::open_waiting(&args.file, Duration::from_millis(args.lock_wait_ms))?,
+    )
+}
+
+/// Opens the wallet to look at it, without waiting for a command that has
+/// it open.
+fn open_read_only(args: &WalletArgs) -> anyhow::Result<Wallet> {
+    configure(args, Wallet::open_read_only(&args.file)?)
+}
+
+fn configure(args: &WalletArgs, wallet: Wallet) -> anyhow::Result<Wallet> {
+    let mut wallet = wallet
         .with_poll_interval(Duration::from_millis(args.poll_ms))
-        .on_step(Box::new(|step| println!("  - {step}")));
+        .on_step(Box::new(|step| outln!("  - {step}")));
     if let Some(policy) = extra_policy(args)? {
         wallet = wallet.with_witness_policy(policy);
     }
@@ -116,30 +146,31 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
         WalletCommand::Init { bank } => {
             let wallet = Wallet::create(&args.file, bank).await?;
             let info = wallet.bank_info();
-            println!("created {}", args.file.display());
-            println!("bank key:    {}", hex::encode(info.bank));
+            outln!("created {}", args.file.display());
+            outln!("bank key:    {}", hex::encode(info.bank));
             let mut values: Vec<u64> = info.denominations.iter().map(|d| d.value).collect();
             values.sort_unstable();
-            println!("denominations: {values:?}");
-            println!("account key: {}", hex::encode(wallet.account_key()));
-            println!(
-                "ask the bank's admin to create a customer account for this key and credit it"
-            );
+            outln!("denominations: {values:?}");
+            outln!("account key: {}", hex::encode(wallet.account_key()));
+            outln!("ask the bank's admin to create a customer account for this key and credit it");
         }
         WalletCommand::Withdraw { amount } => {
             let mut wallet = open(&args)?;
             let report = wallet.withdraw(*amount).await?;
-            println!("{report}");
-            println!("balance: {}", wallet.balance());
+            outln!("{report}");
+            outln!("balance: {}", wallet.balance());
         }
         WalletCommand::Balance => {
-            let wallet = open(&args)?;
-            println!("{}", wallet.balance());
+            let wallet = open_read_only(&args)?;
+            outln!("{}", wallet.balance());
             for p in wallet.purchases().iter().filter(|p| !p.state.is_final()) {
                 let tid = p.tid().map(|t| t.to_string()).unwrap_or_else(|| "-".into());
-                println!(
+                outln!(
                     "unfinished purchase {} ({} from {}, TID {tid}): {}",
-                    p.id, p.item, p.merchant_url, p.state
+                    p.id,
+                    p.item,
+                    p.merchant_url,
+                    p.state
                 );
             }
         }
@@ -150,33 +181,37 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             no_wait,
         } => {
             let mut wallet = open(&args)?;
-            println!("buying {item} from {merchant}");
-            let report = if *no_wait {
-                let (id, _) = wallet.start_purchase(merchant, item, out).await?;
-                wallet.drive(id, false).await?
-            } else {
-                wallet.buy(merchant, item, out).await?
-            };
-            println!("=> {}", report.outcome);
+            outln!("buying {item} from {merchant}");
+            let report = wallet.buy_waiting(merchant, item, out, !no_wait).await?;
+            outln!("=> {}", report.outcome);
             if let Some(tid) = report.tid {
-                println!("TID {tid}");
+                outln!("TID {tid}");
             }
-            println!("balance: {}", wallet.balance());
+            outln!("balance: {}", wallet.balance());
             if let PurchaseOutcome::Cancelled { reason } = &report.outcome {
                 bail!("the purchase was cancelled: {reason}");
             }
         }
-        WalletCommand::Resume { no_wait } => {
+        WalletCommand::Resume {
+            no_wait,
+            out,
+            purchase,
+        } => {
             let mut wallet = open(&args)?;
+            if let Some(out) = out {
+                let id = wallet.unwritten(*purchase)?;
+                // The step hook prints where the goods went.
+                wallet.write_goods(id, Some(out))?;
+            }
             let report = wallet.resume(!no_wait).await;
-            println!("{report}");
-            println!("balance: {}", wallet.balance());
+            outln!("{report}");
+            outln!("balance: {}", wallet.balance());
             if report.has_errors() {
                 bail!("some operations could not be finished; run resume again later");
             }
         }
         WalletCommand::Proof { tid, out } => {
-            let wallet = open(&args)?;
+            let wallet = open_read_only(&args)?;
             let bundle = wallet.proof(tid)?;
             let text = serde_json::to_string_pretty(&bundle)?;
             std::fs::write(out, text + "\n")
@@ -191,8 +226,8 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                 })
                 .map(|l| l.vkey.clone())
                 .unwrap_or_default();
-            println!("wrote the proof bundle of TID {tid} to {}", out.display());
-            println!("check it with: acd verify {} --log '{log}'", out.display());
+            outln!("wrote the proof bundle of TID {tid} to {}", out.display());
+            outln!("check it with: acd verify {} --log '{log}'", out.display());
         }
     }
     Ok(())

@@ -11,12 +11,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ClientError, read_json};
+use crate::retry::RetryPolicy;
 
 #[derive(Debug, Clone)]
 pub struct BankClient {
     http: reqwest::Client,
     base: String,
     admin_token: Option<String>,
+    retry: RetryPolicy,
 }
 
 impl BankClient {
@@ -29,7 +31,18 @@ impl BankClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             admin_token: None,
+            retry: RetryPolicy::NONE,
         }
+    }
+
+    /// Repeats every request after a transient failure as `policy` says.
+    /// Every route of the bank may be repeated: the protocol's requests
+    /// carry what makes a repetition give the first answer (a withdrawal's
+    /// request id, a token id, a credit's nonce); a new account's repeat
+    /// is refused as existing.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
     }
 
     /// For the admin routes.
@@ -47,19 +60,27 @@ impl BankClient {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
-        if let (true, Some(token)) = (path.starts_with("/admin/"), &self.admin_token) {
-            req = req.bearer_auth(token);
-        }
-        read_json(req.send().await?).await
+        self.retry
+            .run(|| async {
+                let mut req = self.http.post(format!("{}{path}", self.base)).json(body);
+                if let (true, Some(token)) = (path.starts_with("/admin/"), &self.admin_token) {
+                    req = req.bearer_auth(token);
+                }
+                read_json(req.send().await?).await
+            })
+            .await
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let mut req = self.http.get(format!("{}{path}", self.base));
-        if let (true, Some(token)) = (path.starts_with("/admin/"), &self.admin_token) {
-            req = req.bearer_auth(token);
-        }
-        read_json(req.send().await?).await
+        self.retry
+            .run(|| async {
+                let mut req = self.http.get(format!("{}{path}", self.base));
+                if let (true, Some(token)) = (path.starts_with("/admin/"), &self.admin_token) {
+                    req = req.bearer_auth(token);
+                }
+                read_json(req.send().await?).await
+            })
+            .await
     }
 
     pub async fn info(&self) -> Result<BankInfo, ClientError> {

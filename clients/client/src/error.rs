@@ -32,6 +32,19 @@ impl ClientError {
         }
     }
 
+    /// True when the request may succeed if repeated: no connection, a
+    /// timeout, a broken exchange, or a server (or a proxy before it) that
+    /// answered 429, 502, 503 or 504.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Http(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+            ClientError::Refused { status, .. } | ClientError::Status { status } => {
+                matches!(status, 429 | 502 | 503 | 504)
+            }
+            ClientError::Invalid(_) => false,
+        }
+    }
+
     /// The HTTP status of a refusal.
     pub fn status(&self) -> Option<u16> {
         match self {

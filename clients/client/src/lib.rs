@@ -6,13 +6,16 @@
 //! - [`bank`]: the bank's API.
 //! - [`merchant`]: a merchant's shop.
 //! - [`error`]: the one error type, with the server's JSON error body.
+//! - [`retry`]: repeating idempotent requests after transient failures.
 
 pub mod bank;
 pub mod error;
 pub mod log;
 pub mod merchant;
+pub mod retry;
 
 pub use error::ClientError;
+pub use retry::RetryPolicy;
 
 use std::time::Duration;
 

@@ -4,6 +4,7 @@
 
 pub use crate::error::ClientError;
 use crate::error::read_json;
+use crate::retry::RetryPolicy;
 use acd_core::checkpoint::SignedCheckpoint;
 use acd_core::entry::{LogEntry, Tid};
 use acd_core::log_api::{AbortRequest, CommitRequest, ConsistencyProof, EntryProof};
@@ -41,6 +42,7 @@ pub struct LogClient {
     http: reqwest::Client,
     base: String,
     verifier: NoteVerifier,
+    retry: RetryPolicy,
 }
 
 impl LogClient {
@@ -54,7 +56,16 @@ impl LogClient {
             http,
             base: base.trim_end_matches('/').to_owned(),
             verifier,
+            retry: RetryPolicy::NONE,
         }
+    }
+
+    /// Repeats every request after a transient failure as `policy` says:
+    /// reads, and appends whose repetition is answered with the entry
+    /// already logged.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
     }
 
     /// Fetches the log's vkey from `GET /vkey` (trust on first use; prefer
@@ -80,13 +91,10 @@ impl LogClient {
 
     /// Appends a commit (P4); unverified, for callers that verify in bulk.
     pub async fn commit_unverified(&self, req: &CommitRequest) -> Result<EntryProof, ClientError> {
-        let resp = self
-            .http
-            .post(format!("{}/api/v1/commit", self.base))
-            .json(req)
-            .send()
-            .await?;
-        Self::json(resp).await
+        let url = format!("{}/api/v1/commit", self.base);
+        self.retry
+            .run(|| async { Self::json(self.http.post(&url).json(req).send().await?).await })
+            .await
     }
 
     /// Appends a commit (P4) and verifies the answer.
@@ -97,42 +105,58 @@ impl LogClient {
 
     /// Appends an abort and verifies the answer.
     pub async fn abort(&self, req: &AbortRequest) -> Result<VerifiedEntry, ClientError> {
-        let resp = self
-            .http
-            .post(format!("{}/api/v1/abort", self.base))
-            .json(req)
-            .send()
+        let url = format!("{}/api/v1/abort", self.base);
+        let p: EntryProof = self
+            .retry
+            .run(|| async { Self::json(self.http.post(&url).json(req).send().await?).await })
             .await?;
-        let p: EntryProof = Self::json(resp).await?;
         verify_entry_proof(&p, &self.verifier)
     }
 
     /// Q1/Q2: the outcome of `tid`, verified; `None` if it has none yet.
     pub async fn transaction(&self, tid: &Tid) -> Result<Option<VerifiedEntry>, ClientError> {
-        let resp = self
-            .http
-            .get(format!("{}/tx/{tid}", self.base))
-            .send()
+        let url = format!("{}/tx/{tid}", self.base);
+        let p: Option<EntryProof> = self
+            .retry
+            .run(|| async {
+                let resp = self.http.get(&url).send().await?;
+                if resp.status() == reqwest::StatusCode::NOT_FOUND {
+                    return Ok(None);
+                }
+                Self::json(resp).await.map(Some)
+            })
             .await?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        let p: EntryProof = Self::json(resp).await?;
-        verify_entry_proof(&p, &self.verifier).map(Some)
+        p.map(|p| verify_entry_proof(&p, &self.verifier))
+            .transpose()
     }
 
     /// The latest checkpoint, signature verified.
     pub async fn checkpoint(&self) -> Result<SignedCheckpoint, ClientError> {
+        let url = format!("{}/checkpoint", self.base);
         let text = self
-            .http
-            .get(format!("{}/checkpoint", self.base))
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
+            .retry
+            .run(|| async {
+                let resp = self.http.get(&url).send().await?;
+                let status = resp.status();
+                if !status.is_success() {
+                    return Err(ClientError::Status {
+                        status: status.as_u16(),
+                    });
+                }
+                Ok(resp.text().await?)
+            })
             .await?;
         SignedCheckpoint::open(&text, &self.verifier)
             .map_err(|e| ClientError::Invalid(format!("checkpoint: {e}")))
+    }
+
+    /// The log's consistency proof from size `from` to size `to`,
+    /// unverified (the caller holds both roots).
+    pub async fn consistency(&self, from: u64, to: u64) -> Result<ConsistencyProof, ClientError> {
+        let url = format!("{}/api/v1/consistency?from={from}&to={to}", self.base);
+        self.retry
+            .run(|| async { Self::json(self.http.get(&url).send().await?).await })
+            .await
     }
 
     /// Proves that `new` extends `old`, with a consistency proof from the log.
@@ -146,15 +170,7 @@ impl LogClient {
             // Every tree extends the empty one; RFC 9162 has no proof for it.
             return Ok(());
         }
-        let resp = self
-            .http
-            .get(format!(
-                "{}/api/v1/consistency?from={from}&to={to}",
-                self.base
-            ))
-            .send()
-            .await?;
-        let p: ConsistencyProof = Self::json(resp).await?;
+        let p = self.consistency(from, to).await?;
         merkle::verify_consistency(
             from,
             to,

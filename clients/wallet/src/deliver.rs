@@ -7,12 +7,14 @@
 
 use acd_client::merchant::MerchantClient;
 use acd_core::bank_api::PurchaseRequest;
+use acd_core::entry::LogEntry;
 use acd_core::log_api::EntryProof;
+use std::path::Path;
 
 use crate::checks::{check_commit, open_goods};
 use crate::error::WalletError;
 use crate::file::{PurchaseState, write_atomic};
-use crate::purchase::offer_of;
+use crate::purchase::{check_output, offer_of};
 use crate::report::{Source, Step};
 use crate::wallet::Wallet;
 
@@ -42,7 +44,10 @@ impl Wallet {
                 .await
             {
                 Ok((_, steps)) => return Ok(steps),
-                Err(e @ WalletError::LogInconsistent { .. }) => return Err(e),
+                // Forks and our own disk are nothing the merchant did.
+                Err(e @ (WalletError::LogInconsistent { .. } | WalletError::Output { .. })) => {
+                    return Err(e);
+                }
                 Err(e) => format!("its delivery does not verify: {e}"),
             },
             Err(e) => e.to_string(),
@@ -74,26 +79,103 @@ impl Wallet {
             tree_size: proof.tree_size,
             key,
         })];
-        let ct_path = r.ciphertext.clone().ok_or(WalletError::WrongState {
-            id,
-            state: r.state,
-            wanted: "no ciphertext stored",
-        })?;
+        let ct_path = self.ciphertext_path(&r)?;
         let ciphertext = std::fs::read(&ct_path).map_err(|e| WalletError::io(&ct_path, e))?;
         match open_goods(&key, &offer, &ciphertext) {
             Ok(plain) => {
-                write_atomic(&r.out_path, &plain)?;
                 let rec = self.record_mut(id)?;
                 rec.commit = Some(proof.clone());
-                rec.state = PurchaseState::Delivered;
-                self.save()?;
-                steps.push(self.emit(Step::Goods {
-                    bytes: plain.len(),
-                    path: r.out_path.clone(),
-                }));
+                steps.push(self.write_plain(id, &plain)?);
             }
             Err(finding) => steps.push(self.start_dispute(id, proof, finding)?),
         }
         Ok((key, steps))
+    }
+
+    /// Writes checked goods to the purchase's `out_path`: delivered, or,
+    /// if that fails, [`PurchaseState::Unwritten`] (the commit is stored
+    /// with the ciphertext, so [`Wallet::write_goods`] can try again) and
+    /// [`WalletError::Output`].
+    fn write_plain(&mut self, id: u64, plain: &[u8]) -> Result<Step, WalletError> {
+        let out = self.resolve(&self.purchase(id)?.out_path);
+        let written = write_atomic(&out, plain);
+        let rec = self.record_mut(id)?;
+        if let Err(e) = written {
+            let source = match e {
+                WalletError::Io { source, .. } => source,
+                other => std::io::Error::other(other.to_string()),
+            };
+            rec.state = PurchaseState::Unwritten;
+            rec.note = Some(format!(
+                "paid and delivered, but the goods could not be written to {}: {source}; \
+                 write them with resume --out PATH",
+                out.display()
+            ));
+            self.save()?;
+            return Err(WalletError::Output { path: out, source });
+        }
+        rec.state = PurchaseState::Delivered;
+        self.save()?;
+        Ok(self.emit(Step::Goods {
+            bytes: plain.len(),
+            path: out,
+        }))
+    }
+
+    /// Writes the goods of an [`PurchaseState::Unwritten`] purchase, to
+    /// `out` if given (which is then stored as its path), from its stored
+    /// ciphertext and the key of its proven commit.
+    pub fn write_goods(&mut self, id: u64, out: Option<&Path>) -> Result<Step, WalletError> {
+        let r = self.expect_state(id, &[PurchaseState::Unwritten], "not waiting to be written")?;
+        if let Some(out) = out {
+            check_output(out)?;
+            let stored = self.stored_path(out)?;
+            self.record_mut(id)?.out_path = stored;
+        }
+        let offer = offer_of(&r)?.offer.clone();
+        let commit = r.commit.as_ref().ok_or(WalletError::WrongState {
+            id,
+            state: r.state,
+            wanted: "no commit stored",
+        })?;
+        // The commit was verified before it was stored.
+        let key = match LogEntry::decode(&commit.entry) {
+            Ok(LogEntry::Commit { key, .. }) => key,
+            _ => {
+                return Err(WalletError::WrongState {
+                    id,
+                    state: r.state,
+                    wanted: "the stored commit is not a commit",
+                });
+            }
+        };
+        let ct_path = self.ciphertext_path(&r)?;
+        let ciphertext = std::fs::read(&ct_path).map_err(|e| WalletError::io(&ct_path, e))?;
+        let plain = open_goods(&key, &offer, &ciphertext).map_err(|_| WalletError::WrongState {
+            id,
+            state: r.state,
+            wanted: "the stored goods do not open",
+        })?;
+        self.write_plain(id, &plain)
+    }
+
+    /// The one purchase waiting to have its goods written, or `id`.
+    pub fn unwritten(&self, id: Option<u64>) -> Result<u64, WalletError> {
+        let waiting: Vec<u64> = self
+            .purchases()
+            .iter()
+            .filter(|p| p.state == PurchaseState::Unwritten)
+            .map(|p| p.id)
+            .collect();
+        match (id, waiting.as_slice()) {
+            (Some(id), _) => Ok(id),
+            (None, [id]) => Ok(*id),
+            (None, []) => Err(WalletError::NoUnwritten(
+                "no purchase waits to have its goods written".into(),
+            )),
+            (None, ids) => Err(WalletError::NoUnwritten(format!(
+                "purchases {ids:?} wait to have their goods written; choose one with --purchase"
+            ))),
+        }
     }
 }

@@ -51,11 +51,7 @@ impl Wallet {
         signature: [u8; 64],
         offer: SignedOffer,
     ) -> Result<Vec<Vec<u8>>, WalletError> {
-        let ct_path = r.ciphertext.clone().ok_or(WalletError::WrongState {
-            id: r.id,
-            state: r.state,
-            wanted: "no ciphertext stored",
-        })?;
+        let ct_path = self.ciphertext_path(r)?;
         let ciphertext = std::fs::read(&ct_path).map_err(|e| WalletError::io(&ct_path, e))?;
         let request = dispute_request(r, refund, signature, offer, ciphertext)?;
         Ok(self.bank.dispute(&request).await?.blind_signatures)

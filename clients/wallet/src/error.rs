@@ -22,6 +22,29 @@ pub enum WalletError {
     Format { path: PathBuf, reason: String },
     #[error("{} exists already; refusing to overwrite a wallet", .0.display())]
     Exists(PathBuf),
+    /// Another command has the wallet open; it waited `waited_ms`.
+    #[error(
+        "{} is in use by another command (waited {waited_ms} ms); try again when it has finished",
+        path.display()
+    )]
+    Busy { path: PathBuf, waited_ms: u64 },
+    /// The goods cannot be written to `path`: found before paying, or after
+    /// (then the purchase waits in `unwritten` for `resume --out PATH`).
+    #[error("cannot write the goods to {}: {source}", path.display())]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The bank refused a token as spent or registered to another key; it
+    /// was set aside and the purchase cancelled, to start again without it.
+    #[error("the bank refused a token of {value} ({reason}); it was set aside")]
+    TokenSetAside { value: u64, reason: String },
+    /// No purchase waits to have its goods written, or several do.
+    #[error("{0}")]
+    NoUnwritten(String),
+    /// The wallet was opened read-only.
+    #[error("{} is open read-only", .0.display())]
+    ReadOnly(PathBuf),
     /// A server could not be reached, refused, or answered nonsense.
     #[error(transparent)]
     Client(#[from] ClientError),

@@ -6,14 +6,20 @@
 //! before they are registered), so a crash at any point leaves a file from
 //! which [`crate::Wallet::resume`] can repeat the same, idempotent, request.
 //!
-//! A save writes a temporary file in the same directory (mode 0600), syncs
-//! it, renames it over the wallet and syncs the directory: a reader sees
-//! either the old file or the new one, never a mixture.
+//! A save writes a temporary file of its own in the same directory (mode
+//! 0600), syncs it, renames it over the wallet and syncs the directory: a
+//! reader sees either the old file or the new one, never a mixture.
+//!
+//! One command at a time changes a wallet: [`WalletLock`] is an advisory
+//! lock on the sidecar file `.NAME.lock`, held for as long as the wallet is
+//! open for writing, so that two commands never both take the same token or
+//! overwrite each other's saves.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use acd_core::bank_api::{BankInfo, DisputeFinding, SignedOffer, SignedReceipt, SpendResponse};
 use acd_core::entry::Tid;
@@ -43,6 +49,11 @@ pub struct WalletFile {
     pub bank: BankInfo,
     /// Spendable tokens.
     pub tokens: Vec<StoredToken>,
+    /// Tokens the bank reports spent or registered elsewhere (a wallet
+    /// restored from a backup holds tokens it spent since): never picked
+    /// again, not in the balance, kept as the record of what happened.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_aside: Vec<SetAsideToken>,
     /// Withdrawals sent (or about to be sent) and not yet unblinded.
     pub withdrawals: Vec<PendingWithdrawal>,
     pub purchases: Vec<PurchaseRecord>,
@@ -63,6 +74,16 @@ pub struct StoredToken {
     pub value: u64,
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_hex")]
     pub bound_to: Option<[u8; 32]>,
+}
+
+/// A token taken out of the wallet because the bank refused it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetAsideToken {
+    pub token: Token,
+    pub value: u64,
+    /// The bank's error code (`token_spent`, `already_registered`).
+    pub reason: String,
 }
 
 /// A withdrawal whose blinding secrets are on disk.
@@ -97,6 +118,10 @@ pub enum PurchaseState {
     AwaitingOutcome,
     /// A refund's blinding secrets are saved; the request may be in flight.
     Refunding,
+    /// Goods delivered and checked, but writing them to `out_path` failed:
+    /// the commit (the key) and the ciphertext are kept, and
+    /// `resume --out PATH` writes them.
+    Unwritten,
     /// Goods delivered and checked. Final.
     Delivered,
     /// The escrowed price came back as fresh tokens. Final.
@@ -165,7 +190,8 @@ pub struct PurchaseRecord {
     pub id: u64,
     pub merchant_url: String,
     pub item: String,
-    /// Where the goods are written.
+    /// Where the goods are written: relative to the wallet file's
+    /// directory, or absolute when outside it.
     pub out_path: PathBuf,
     /// The merchant's key and the price, as the catalog named them; the
     /// offer must match both.
@@ -181,7 +207,8 @@ pub struct PurchaseRecord {
     pub tokens: Vec<PurchaseToken>,
     #[serde(default)]
     pub offer: Option<SignedOffer>,
-    /// The encrypted goods as received with the offer.
+    /// The encrypted goods as received with the offer (a path relative to
+    /// the wallet file's directory; older files hold other paths).
     #[serde(default)]
     pub ciphertext: Option<PathBuf>,
     /// Blinding secrets of the change, saved before the spend is sent.
@@ -221,6 +248,7 @@ impl WalletFile {
             bank_url: bank_url.to_owned(),
             bank,
             tokens: vec![],
+            set_aside: vec![],
             withdrawals: vec![],
             purchases: vec![],
             checkpoints: BTreeMap::new(),
@@ -268,16 +296,72 @@ impl WalletFile {
     }
 }
 
-/// The temporary file a save writes before renaming it over `path`.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
+fn file_name(path: &Path) -> String {
+    path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
+        .unwrap_or_default()
 }
 
-fn parent_dir(path: &Path) -> PathBuf {
+/// The name older versions gave the temporary file of a save; a save now
+/// writes a temporary file of its own, `.NAME.<random>.tmp`.
+pub fn temp_path(path: &Path) -> PathBuf {
+    path.with_file_name(format!(".{}.tmp", file_name(path)))
+}
+
+/// The sidecar file whose lock guards the wallet at `path`.
+pub fn lock_path(path: &Path) -> PathBuf {
+    path.with_file_name(format!(".{}.lock", file_name(path)))
+}
+
+/// How long opening a wallet waits for another command to release it.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// How often a waiting open tries the lock again.
+const LOCK_POLL: Duration = Duration::from_millis(25);
+
+/// The exclusive advisory lock of one wallet file, released when dropped
+/// (or when the process ends, however it ends). The lock file stays: removing
+/// it would let two commands lock two different files.
+#[derive(Debug)]
+pub struct WalletLock {
+    _file: File,
+}
+
+impl WalletLock {
+    /// Locks the wallet at `path`, waiting up to `wait` for another command
+    /// to finish, then fails with [`WalletError::Busy`].
+    pub fn acquire(path: &Path, wait: Duration) -> Result<WalletLock, WalletError> {
+        let lock = lock_path(path);
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&lock).map_err(|e| WalletError::io(&lock, e))?;
+        let started = Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(WalletLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(WalletError::io(&lock, e)),
+            }
+            let waited = started.elapsed();
+            if waited >= wait {
+                return Err(WalletError::Busy {
+                    path: path.to_owned(),
+                    waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+            // Opening is synchronous and short; a blocking pause keeps it so.
+            std::thread::sleep(LOCK_POLL.min(wait - waited));
+        }
+    }
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
@@ -285,30 +369,25 @@ fn parent_dir(path: &Path) -> PathBuf {
 }
 
 /// Replaces `path` with `bytes` so that a crash leaves either the old or
-/// the new contents: temp file (0600) in the same directory, fsync, rename,
-/// fsync of the directory.
+/// the new contents: a temp file of its own (0600, a unique name) in the
+/// same directory, fsync, rename, fsync of the directory. A failed write
+/// removes its temp file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WalletError> {
-    let tmp = temp_path(path);
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(&tmp).map_err(|e| WalletError::io(&tmp, e))?;
-    #[cfg(unix)]
-    {
-        // An existing temp file keeps its mode through `open`.
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| WalletError::io(&tmp, e))?;
-    }
-    f.write_all(bytes).map_err(|e| WalletError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| WalletError::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| WalletError::io(path, e))?;
     let dir = parent_dir(path);
+    // tempfile creates the file with mode 0600 and a name nobody else has.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", file_name(path)))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| WalletError::io(path, e))?;
+    let tmp_path = tmp.path().to_owned();
+    tmp.write_all(bytes)
+        .map_err(|e| WalletError::io(&tmp_path, e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| WalletError::io(&tmp_path, e))?;
+    tmp.persist(path)
+        .map_err(|e| WalletError::io(path, e.error))?;
     File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| WalletError::io(&dir, e))?;
@@ -421,6 +500,45 @@ mod tests {
             WalletFile::load(&path),
             Err(WalletError::Format { .. })
         ));
+    }
+
+    #[test]
+    fn one_lock_at_a_time() {
+        // A second lock on the same wallet waits, then is refused as busy;
+        // once the first is released it is granted.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.json");
+        let first = WalletLock::acquire(&path, Duration::ZERO).expect("first lock");
+        let second = WalletLock::acquire(&path, Duration::from_millis(100));
+        assert!(
+            matches!(second, Err(WalletError::Busy { .. })),
+            "{second:?}"
+        );
+        drop(first);
+        WalletLock::acquire(&path, Duration::ZERO).expect("free again");
+    }
+
+    #[test]
+    fn saves_use_temp_files_of_their_own() {
+        // Two saves of one wallet from two threads never meet in one temp
+        // file, and none is left behind.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.json");
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        sample().save(&path).expect("save");
+                    }
+                });
+            }
+        });
+        assert_eq!(WalletFile::load(&path).expect("load"), sample());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("w.json")]);
     }
 
     #[test]

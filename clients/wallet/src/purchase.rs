@@ -35,7 +35,10 @@ use crate::checks::{
 };
 use crate::coins::select;
 use crate::error::WalletError;
-use crate::file::{PurchaseRecord, PurchaseState, PurchaseToken, StoredToken, write_atomic};
+use crate::file::{
+    PurchaseRecord, PurchaseState, PurchaseToken, SetAsideToken, StoredToken, parent_dir,
+    write_atomic,
+};
 use crate::report::{PurchaseReport, Step};
 use crate::wallet::Wallet;
 
@@ -81,6 +84,25 @@ impl Wallet {
         self.path.with_file_name(name)
     }
 
+    /// The stored ciphertext of a purchase. Older wallets stored the path
+    /// as the working directory of that command saw it; such a path is
+    /// found beside this wallet by its file name.
+    pub(crate) fn ciphertext_path(&self, r: &PurchaseRecord) -> Result<PathBuf, WalletError> {
+        let stored = r.ciphertext.as_ref().ok_or(WalletError::WrongState {
+            id: r.id,
+            state: r.state,
+            wanted: "no ciphertext stored",
+        })?;
+        let path = self.resolve(stored);
+        if path.exists() || stored.is_absolute() {
+            return Ok(path);
+        }
+        Ok(match stored.file_name() {
+            Some(name) if self.goods_dir().join(name).exists() => self.goods_dir().join(name),
+            _ => path,
+        })
+    }
+
     /// The purchase of a TID.
     pub fn purchase_by_tid(&self, tid: &Tid) -> Result<&PurchaseRecord, WalletError> {
         self.data
@@ -97,21 +119,52 @@ impl Wallet {
         item: &str,
         out: &Path,
     ) -> Result<PurchaseReport, WalletError> {
-        let (id, steps) = self.start_purchase(merchant_url, item, out).await?;
-        let mut report = self.drive(id, true).await?;
-        report.steps.splice(0..0, steps);
-        Ok(report)
+        self.buy_waiting(merchant_url, item, out, true).await
+    }
+
+    /// [`Wallet::buy`]; without `wait`, returns once only the log's outcome
+    /// is left to wait for ([`Wallet::resume`] finishes). A token the bank
+    /// refuses as spent is set aside and the purchase starts again with
+    /// others, each time with one token fewer.
+    pub async fn buy_waiting(
+        &mut self,
+        merchant_url: &str,
+        item: &str,
+        out: &Path,
+        wait: bool,
+    ) -> Result<PurchaseReport, WalletError> {
+        let mut earlier = Vec::new();
+        loop {
+            let (id, steps) = self.start_purchase(merchant_url, item, out).await?;
+            earlier.extend(steps);
+            match self.drive(id, wait).await {
+                Err(WalletError::TokenSetAside { .. }) => {
+                    let r = self.purchase(id)?;
+                    earlier.push(Step::Cancelled {
+                        reason: r.note.clone().unwrap_or_default(),
+                    });
+                }
+                Err(e) => return Err(e),
+                Ok(mut report) => {
+                    report.steps.splice(0..0, earlier);
+                    return Ok(report);
+                }
+            }
+        }
     }
 
     /// Asks the merchant's catalog for the price, chooses tokens (and the
     /// key q, fresh unless tokens bound to an earlier key must be spent),
-    /// and saves the new purchase before anything is sent.
+    /// and saves the new purchase before anything is sent. Fails with
+    /// [`WalletError::Output`], before anything else, if the goods could
+    /// not be written to `out`.
     pub async fn start_purchase(
         &mut self,
         merchant_url: &str,
         item: &str,
         out: &Path,
     ) -> Result<(u64, Vec<Step>), WalletError> {
+        check_output(out)?;
         let merchant = MerchantClient::with_http(self.http.clone(), merchant_url);
         let catalog = merchant.catalog().await?;
         if catalog.bank != self.data.bank.bank {
@@ -150,7 +203,7 @@ impl Wallet {
         tokens.reverse();
         let id = self.data.next_purchase;
         self.data.next_purchase += 1;
-        let out_path = std::path::absolute(out).map_err(|e| WalletError::io(out, e))?;
+        let out_path = self.stored_path(out)?;
         self.data.purchases.push(PurchaseRecord {
             id,
             merchant_url: merchant.base().to_owned(),
@@ -187,17 +240,27 @@ impl Wallet {
         let r = self.expect_state(id, &[PurchaseState::Registering], "not registering")?;
         let bank = self.data.bank.bank;
         let mut receipts = Vec::new();
-        for t in &r.tokens {
+        for (i, t) in r.tokens.iter().enumerate() {
             let receipt = match &t.receipt {
                 Some(receipt) => receipt.clone(),
                 None => {
-                    let receipt = self
+                    let answer = self
                         .bank
                         .register(&RegisterRequest {
                             token: t.token.clone(),
                             customer: r.customer,
                         })
-                        .await?;
+                        .await;
+                    let receipt = match answer {
+                        Ok(receipt) => receipt,
+                        Err(e) => match e.code() {
+                            Some(code @ ("token_spent" | "already_registered")) => {
+                                let code = code.to_owned();
+                                return Err(self.set_aside(id, i, &code)?);
+                            }
+                            _ => return Err(e.into()),
+                        },
+                    };
                     check_receipt(&receipt, &bank, &t.token.id(), &r.customer)?;
                     receipt
                 }
@@ -212,6 +275,30 @@ impl Wallet {
         let count = rec.tokens.len();
         self.save()?;
         Ok(self.emit(Step::Registered { tokens: count }))
+    }
+
+    /// Takes token `index` of purchase `id` out of it and out of the
+    /// wallet, for good: the bank refused it with `code` (a wallet restored
+    /// from a backup holds tokens spent since). The purchase is then
+    /// cancelled by [`Wallet::drive`] and its other tokens come back.
+    fn set_aside(&mut self, id: u64, index: usize, code: &str) -> Result<WalletError, WalletError> {
+        let rec = self.record_mut(id)?;
+        if index >= rec.tokens.len() {
+            return Err(WalletError::UnknownPurchase(format!(
+                "token {index} of purchase {id}"
+            )));
+        }
+        let t = rec.tokens.remove(index);
+        self.data.set_aside.push(SetAsideToken {
+            token: t.token,
+            value: t.value,
+            reason: code.to_owned(),
+        });
+        self.save()?;
+        Ok(WalletError::TokenSetAside {
+            value: t.value,
+            reason: code.to_owned(),
+        })
     }
 
     /// P1: asks the merchant for an offer for Q, checks it
@@ -247,9 +334,10 @@ impl Wallet {
         std::fs::create_dir_all(&dir).map_err(|e| WalletError::io(&dir, e))?;
         let path = dir.join(format!("{}.ciphertext", o.tid));
         write_atomic(&path, &resp.ciphertext)?;
+        let stored = self.stored_path(&path)?;
         let rec = self.record_mut(id)?;
         rec.offer = Some(resp.offer);
-        rec.ciphertext = Some(path);
+        rec.ciphertext = Some(stored);
         rec.state = PurchaseState::Offered;
         self.save()?;
         Ok(self.emit(Step::Offer {
@@ -358,4 +446,34 @@ pub(crate) fn offer_of(r: &PurchaseRecord) -> Result<&SignedOffer, WalletError> 
         state: r.state,
         wanted: "no offer stored",
     })
+}
+
+/// Checks, before anything is paid, that the goods could be written to
+/// `out`: not a directory, its directory exists or can be made, a new file
+/// can be made in it, and an existing `out` opens for writing.
+pub fn check_output(out: &Path) -> Result<(), WalletError> {
+    let fail = |source| WalletError::Output {
+        path: out.to_owned(),
+        source,
+    };
+    if out.is_dir() {
+        return Err(fail(std::io::Error::new(
+            std::io::ErrorKind::IsADirectory,
+            "it is a directory",
+        )));
+    }
+    let dir = parent_dir(out);
+    std::fs::create_dir_all(&dir).map_err(fail)?;
+    // Removed when dropped.
+    tempfile::Builder::new()
+        .prefix(".acd-probe.")
+        .tempfile_in(&dir)
+        .map_err(fail)?;
+    if out.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(out)
+            .map_err(fail)?;
+    }
+    Ok(())
 }

@@ -293,6 +293,9 @@ pub struct Balance {
     pub in_purchases: u64,
     /// Count of spendable tokens by value, ascending.
     pub by_value: Vec<(u64, usize)>,
+    /// Value of the tokens set aside because the bank refused them (not
+    /// part of `spendable`).
+    pub set_aside: u64,
 }
 
 impl fmt::Display for Balance {
@@ -322,6 +325,13 @@ impl fmt::Display for Balance {
         }
         if self.in_purchases > 0 {
             write!(f, "; {} in unfinished purchases", self.in_purchases)?;
+        }
+        if self.set_aside > 0 {
+            write!(
+                f,
+                "; {} set aside (the bank reports it spent)",
+                self.set_aside
+            )?;
         }
         Ok(())
     }

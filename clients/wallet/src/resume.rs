@@ -21,6 +21,7 @@ impl Wallet {
             PurchaseState::Escrowed => self.deliver(id).await?,
             PurchaseState::AwaitingOutcome => self.settle(id, wait).await?,
             PurchaseState::Refunding => vec![self.refund(id).await?],
+            PurchaseState::Unwritten => vec![self.write_goods(id, None)?],
             PurchaseState::Delivered | PurchaseState::Refunded | PurchaseState::Cancelled => {
                 vec![]
             }
@@ -63,8 +64,8 @@ impl Wallet {
         let r = self.purchase(id)?;
         let outcome = match r.state {
             PurchaseState::Delivered => PurchaseOutcome::Delivered {
-                path: r.out_path.clone(),
-                bytes: std::fs::metadata(&r.out_path)
+                path: self.resolve(&r.out_path),
+                bytes: std::fs::metadata(self.resolve(&r.out_path))
                     .map(|m| m.len() as usize)
                     .unwrap_or(0),
             },

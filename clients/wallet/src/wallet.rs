@@ -7,14 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use acd_client::ClientError;
 use acd_client::bank::BankClient;
-use acd_client::error::read_json;
 use acd_client::log::LogClient;
+use acd_client::{ClientError, RetryPolicy};
 use acd_core::bank_api::BankInfo;
 use acd_core::checkpoint::SignedCheckpoint;
 use acd_core::cosignature::CosignatureVerifier;
-use acd_core::log_api::{ConsistencyProof, EntryProof};
+use acd_core::log_api::EntryProof;
 use acd_core::note::NoteVerifier;
 use acd_core::proof::{LogView, VerifiedEntry, WitnessPolicy, verify_entry_proof};
 use acd_core::token::{BlindedToken, Denomination};
@@ -23,7 +22,7 @@ use rand_core::Rng as _;
 
 use crate::coins::decompose;
 use crate::error::WalletError;
-use crate::file::{StoredToken, WalletFile};
+use crate::file::{DEFAULT_LOCK_WAIT, StoredToken, WalletFile, WalletLock};
 use crate::report::{Balance, Step};
 
 pub use acd_core::clock::{Clock, SystemClock};
@@ -55,7 +54,11 @@ pub(crate) struct TrustedLog {
 /// saves the file before returning, and before any request whose answer
 /// could not be used without what it saved.
 pub struct Wallet {
+    /// Absolute, so that paths stored relative to the wallet's directory
+    /// resolve from any working directory.
     pub(crate) path: PathBuf,
+    /// Held while the wallet is open for writing; `None` when read-only.
+    pub(crate) lock: Option<WalletLock>,
     pub(crate) data: WalletFile,
     pub(crate) http: reqwest::Client,
     pub(crate) bank: BankClient,
@@ -70,6 +73,9 @@ pub struct Wallet {
     pub(crate) poll_interval: Duration,
     pub(crate) on_step: Option<StepHook>,
     pub(crate) rng: Mutex<Rng>,
+    /// How the log's answers (outcome polls, proofs) are asked again after
+    /// a transient failure.
+    pub(crate) retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for Wallet {
@@ -97,35 +103,56 @@ impl Wallet {
         bank_url: &str,
         mut rng: Rng,
     ) -> Result<Wallet, WalletError> {
-        let path = path.as_ref();
+        let path = absolute(path.as_ref())?;
+        let lock = WalletLock::acquire(&path, DEFAULT_LOCK_WAIT)?;
         if path.exists() {
-            return Err(WalletError::Exists(path.to_owned()));
+            return Err(WalletError::Exists(path));
         }
         let http = acd_client::http_client();
         let info = BankClient::with_http(http.clone(), bank_url).info().await?;
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
         let data = WalletFile::new(seed, bank_url, info);
-        let wallet = Wallet::from_file(path, data, http)?.with_rng(rng);
+        let wallet = Wallet::from_file(&path, Some(lock), data, http)?.with_rng(rng);
         wallet.save()?;
         Ok(wallet)
     }
 
-    /// Opens an existing wallet file (no network).
+    /// Opens an existing wallet file for writing (no network), waiting up
+    /// to [`DEFAULT_LOCK_WAIT`] for another command that has it open.
     pub fn open(path: impl AsRef<Path>) -> Result<Wallet, WalletError> {
-        let path = path.as_ref();
-        let data = WalletFile::load(path)?;
-        Wallet::from_file(path, data, acd_client::http_client())
+        Wallet::open_waiting(path, DEFAULT_LOCK_WAIT)
+    }
+
+    /// [`Wallet::open`], waiting up to `wait` for the lock, then failing
+    /// with [`WalletError::Busy`].
+    pub fn open_waiting(path: impl AsRef<Path>, wait: Duration) -> Result<Wallet, WalletError> {
+        let path = absolute(path.as_ref())?;
+        let lock = WalletLock::acquire(&path, wait)?;
+        let data = WalletFile::load(&path)?;
+        Wallet::from_file(&path, Some(lock), data, acd_client::http_client())
+    }
+
+    /// Opens the wallet without the lock, to look at it (balance, proof
+    /// bundles): saves sees whole files only, so no lock is needed to read,
+    /// and every method that would save fails with
+    /// [`WalletError::ReadOnly`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Wallet, WalletError> {
+        let path = absolute(path.as_ref())?;
+        let data = WalletFile::load(&path)?;
+        Wallet::from_file(&path, None, data, acd_client::http_client())
     }
 
     fn from_file(
         path: &Path,
+        lock: Option<WalletLock>,
         data: WalletFile,
         http: reqwest::Client,
     ) -> Result<Wallet, WalletError> {
         let (denominations, logs, policy) = parse_info(&data.bank)?;
         Ok(Wallet {
             path: path.to_owned(),
+            lock,
             bank: BankClient::with_http(http.clone(), &data.bank_url),
             http,
             data,
@@ -137,6 +164,7 @@ impl Wallet {
             poll_interval: DEFAULT_POLL_INTERVAL,
             on_step: None,
             rng: Mutex::new(os_rng()),
+            retry: RetryPolicy::default(),
         })
     }
 
@@ -178,6 +206,13 @@ impl Wallet {
         self
     }
 
+    /// How requests to the logs are repeated after transient failures
+    /// ([`RetryPolicy::default`] unless set).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
     /// Calls `hook` with every purchase step as it happens.
     pub fn on_step(mut self, hook: StepHook) -> Self {
         self.on_step = Some(hook);
@@ -207,7 +242,30 @@ impl Wallet {
     }
 
     pub(crate) fn save(&self) -> Result<(), WalletError> {
+        if self.lock.is_none() {
+            return Err(WalletError::ReadOnly(self.path.clone()));
+        }
         self.data.save(&self.path)
+    }
+
+    /// The directory holding the wallet file: stored paths are relative
+    /// to it, so that any working directory finds them.
+    pub fn dir(&self) -> PathBuf {
+        crate::file::parent_dir(&self.path)
+    }
+
+    /// `path` as stored: relative to [`Wallet::dir`] when inside it.
+    pub(crate) fn stored_path(&self, path: &Path) -> Result<PathBuf, WalletError> {
+        let path = absolute(path)?;
+        Ok(match path.strip_prefix(self.dir()) {
+            Ok(rel) if !rel.as_os_str().is_empty() => rel.to_owned(),
+            _ => path,
+        })
+    }
+
+    /// A stored path as a path to open (absolute paths as they are).
+    pub fn resolve(&self, stored: &Path) -> PathBuf {
+        self.dir().join(stored)
     }
 
     pub(crate) fn emit(&self, step: Step) -> Step {
@@ -281,6 +339,7 @@ impl Wallet {
             *by_value.entry(t.value).or_default() += 1;
         }
         Balance {
+            set_aside: self.data.set_aside.iter().map(|t| t.value).sum(),
             spendable: self.data.tokens.iter().map(|t| t.value).sum(),
             tokens: self.data.tokens.len(),
             bound: self
@@ -311,11 +370,10 @@ impl Wallet {
 
     pub(crate) fn log_client(&self, origin: &str) -> Result<LogClient, WalletError> {
         let log = self.trusted_log(origin)?;
-        Ok(LogClient::with_http(
-            self.http.clone(),
-            &log.url,
-            log.verifier.clone(),
-        ))
+        Ok(
+            LogClient::with_http(self.http.clone(), &log.url, log.verifier.clone())
+                .with_retry(self.retry),
+        )
     }
 
     /// Checks an entry proof from the log `origin` completely: signature,
@@ -361,9 +419,7 @@ impl Wallet {
         let proof = match view.proof_needed(new) {
             None => vec![],
             Some((from, to)) => {
-                let url = format!("{}/api/v1/consistency?from={from}&to={to}", log.url);
-                let p: ConsistencyProof =
-                    read_json(self.http.get(url).send().await.map_err(ClientError::from)?).await?;
+                let p = self.log_client(&origin)?.consistency(from, to).await?;
                 if (p.from, p.to) != (from, to) {
                     return Err(ClientError::Invalid(format!(
                         "asked for consistency {from} -> {to}, got {} -> {}",
@@ -388,6 +444,10 @@ impl Wallet {
             }),
         }
     }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, WalletError> {
+    std::path::absolute(path).map_err(|e| WalletError::io(path, e))
 }
 
 /// Parses and checks the bank's published keys.

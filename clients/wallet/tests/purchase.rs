@@ -214,7 +214,7 @@ async fn delivered_with_change_and_a_proof_bundle() {
     assert_eq!(v.entry.tid(), tid);
 
     // Everything is on disk: a reopened wallet has the same state.
-    let again = Wallet::open(&w.wallet_path).unwrap();
+    let again = Wallet::open_read_only(&w.wallet_path).unwrap();
     assert_eq!(again.file(), wallet.file());
     assert!(again.file().checkpoints.contains_key(ORIGIN));
     w.conserved().await;
@@ -314,7 +314,8 @@ async fn crashes_are_finished_by_resume() {
     // debit; a purchase stopped right after the spend is finished from the
     // file alone.
     let w = World::start(Behaviour::default(), Duration::from_secs(60)).await;
-    let wallet = w.wallet(20).await;
+    // One command at a time has the file: this one ends here.
+    drop(w.wallet(20).await);
 
     // The request reached the bank, the answer was lost.
     let mut file = WalletFile::load(&w.wallet_path).unwrap();
@@ -369,7 +370,6 @@ async fn crashes_are_finished_by_resume() {
         PurchaseState::Escrowed
     );
     drop(reopened);
-    drop(wallet);
 
     let mut after = Wallet::open(&w.wallet_path).unwrap();
     let report = after.resume(true).await;
@@ -409,6 +409,7 @@ async fn secrets_are_saved_before_requests_during_an_outage() {
     let file = WalletFile::load(&w.wallet_path).unwrap();
     assert_eq!(file.withdrawals.len(), 1);
     assert_eq!(file.withdrawals[0].amount, 20);
+    drop(down);
 
     // The purchase gets its offer from the merchant, but the spend cannot
     // reach the bank: it stays in `spending` with the change's secrets.
@@ -509,7 +510,7 @@ async fn finish_all(wallet: &mut Wallet) -> u64 {
         assert!(p.state.is_final(), "{:?}", p.state);
         if p.state == PurchaseState::Delivered {
             delivered += 1;
-            assert_eq!(std::fs::read(&p.out_path).unwrap(), GOODS);
+            assert_eq!(std::fs::read(wallet.resolve(&p.out_path)).unwrap(), GOODS);
         }
     }
     delivered

@@ -1,7 +1,7 @@
 //! `GET /metrics`: the log's metrics in the OpenMetrics text format. HTTP
 //! requests by route and status (commits and aborts appended or refused
 //! among them) and their latency, the published tree size and the size of
-//! the newest cosigned checkpoint. Everything here is public anyway: the
+//! the newest checkpoint its witnesses all cosigned. Everything here is public anyway: the
 //! log publishes every entry.
 
 use axum::extract::State;
@@ -33,7 +33,7 @@ impl LogMetrics {
         let cosigned_size = Gauge::default();
         registry.register(
             "cosigned_tree_size",
-            "Entries under the newest checkpoint its witnesses cosigned (0 without witnesses)",
+            "Entries under the newest checkpoint that carried every witness's cosignature (0 without witnesses, or before the first)",
             cosigned_size.clone(),
         );
         LogMetrics {
@@ -57,7 +57,7 @@ pub async fn page(State(state): State<AppState>) -> Response {
     m.tree_size
         .set(gauge_value(state.engine.sequencer.published().size));
     if let Some(c) = &state.engine.cosigned {
-        m.cosigned_size.set(gauge_value(c.borrow().size));
+        m.cosigned_size.set(gauge_value(c.borrow().witnessed_size));
     }
     acd_serve::metrics::render(&m.registry)
 }

@@ -46,6 +46,10 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# What the build needs beyond a Rust toolchain and gcc: OpenSSL's headers
+# for the bank's signer.
+command -v dpkg-query >/dev/null && apt_install libssl-dev pkg-config
+
 if [ "${ACD_SERVICES:-all}" != "none" ]; then
     for f in scripts/services/*.sh; do
         [ -e "$f" ] || continue

@@ -41,6 +41,7 @@ pub mod ledger;
 pub mod logs;
 pub mod metrics;
 pub mod records;
+pub mod signer;
 pub mod store;
 pub mod sweeper;
 pub mod writer;
@@ -58,7 +59,7 @@ use acd_core::cosignature::CosignatureVerifier;
 use acd_core::error::DomainError;
 use acd_core::note::NoteVerifier;
 use acd_core::proof::WitnessPolicy;
-use acd_core::token::{BlindSecretKey, Denomination};
+use acd_core::token::Denomination;
 use acd_serve::AdminToken;
 use axum::Router;
 use rand_core::CryptoRng;
@@ -92,10 +93,10 @@ pub enum OpenError {
     },
 }
 
-/// One denomination: its public description and its secret key.
+/// One denomination: its public description and its blind signer.
 pub struct DenominationKey {
     pub denomination: Denomination,
-    pub(crate) secret: Arc<BlindSecretKey>,
+    pub(crate) signer: Arc<signer::BlindSigner>,
 }
 
 /// An opened bank: its state, its writer thread and its settings.
@@ -207,6 +208,9 @@ impl Bank {
             let invalid = |e: String| OpenError::Config(format!("denomination {value}: {e}"));
             let public_key = secret.public_key().map_err(|e| invalid(e.to_string()))?;
             let pem = public_key.to_pem().map_err(|e| invalid(e.to_string()))?;
+            let der = secret.to_der().map_err(|e| invalid(e.to_string()))?;
+            let signer =
+                signer::BlindSigner::from_pkcs8_der(&der).map_err(|e| invalid(e.to_string()))?;
             let denomination =
                 Denomination::new(value, public_key).map_err(|e| invalid(e.to_string()))?;
             published.push(DenominationInfo {
@@ -219,7 +223,7 @@ impl Bank {
                 denomination.id(),
                 DenominationKey {
                     denomination,
-                    secret: Arc::new(secret),
+                    signer: Arc::new(signer),
                 },
             );
         }

@@ -38,7 +38,7 @@ use acd_core::error::DomainError;
 use acd_core::log_api::EntryProof;
 use acd_core::proof::WitnessPolicy;
 use acd_core::purchase::MAX_ITEMS;
-use acd_core::token::{self, BlindedMessage, Token};
+use acd_core::token::{BlindedMessage, Token};
 use acd_serve::{AdminToken, AdminTokenSource};
 use ed25519_dalek::SigningKey;
 use sha2::{Digest, Sha256};
@@ -48,6 +48,7 @@ use crate::ledger::{Ledger, Tx, corrupt_totals};
 use crate::logs::{self, Logs, Proven};
 use crate::metrics::BankMetrics;
 use crate::records::{Escrow, EscrowStatus, Totals, due_key};
+use crate::signer::SignerError;
 use crate::writer::WriterHandle;
 
 /// The engine: everything the steps share.
@@ -201,26 +202,33 @@ impl BankState {
         Ok(total)
     }
 
-    /// Blind-signs `list` (already checked) on the blocking pool.
+    /// Blind-signs `list` (already checked) on the blocking pool, so that
+    /// signing runs on every core and never inside the writer.
     pub(crate) async fn sign_blinded(
         &self,
         list: Vec<BlindedMessage>,
     ) -> Result<Vec<Vec<u8>>, DomainError> {
-        let keys = list
+        let signers = list
             .iter()
             .map(|b| {
                 self.denominations
                     .get(&b.denomination)
-                    .map(|d| d.secret.clone())
+                    .map(|d| d.signer.clone())
                     .ok_or_else(|| DomainError::bad("unknown_denomination", "unknown denomination"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         blocking(move || {
             list.iter()
-                .zip(keys)
-                .map(|(b, key)| {
-                    token::blind_sign(&key, &b.message)
-                        .map_err(|e| DomainError::bad("bad_blinded_message", e.to_string()))
+                .zip(signers)
+                .map(|(b, signer)| {
+                    signer.blind_sign(&b.message).map_err(|e| match e {
+                        SignerError::Length { .. } | SignerError::OutOfRange => {
+                            DomainError::bad("bad_blinded_message", e.to_string())
+                        }
+                        SignerError::Key(_) | SignerError::Rsa(_) | SignerError::Faulty => {
+                            DomainError::internal(format!("blind signing: {e}"))
+                        }
+                    })
                 })
                 .collect()
         })

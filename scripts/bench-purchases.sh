@@ -17,6 +17,12 @@ wait_port() {
     echo "nothing listens on port $1" >&2; return 1
 }
 
+# The machine's limit beside each run: OpenSSL's RSA-2048 signatures/s on
+# one core (`openssl speed`), measured right after the run.
+openssl_rate() {
+    openssl speed -seconds 2 rsa2048 2>/dev/null | awk '/^rsa 2048 bits/ {print $6}'
+}
+
 one_run() {
     local bin=$1 label=$2
     local dir; dir=$(mktemp -d)
@@ -47,7 +53,7 @@ CAT
     out=$("$bin/acd" loadgen purchases --bank http://127.0.0.1:$bp \
         --admin-token-file "$dir/bank/admin.token" --merchant http://127.0.0.1:$mp \
         --item item --count "$COUNT" --concurrency "$CONC" 2>/dev/null) || out="FAILED"
-    echo "$label load=$(cut -d' ' -f1 /proc/loadavg) $(echo "$out" | grep -E '^(withdrawals|purchases) ' | tr '\n' ' ')"
+    echo "$label load=$(cut -d' ' -f1 /proc/loadavg) openssl-rsa2048-signs/s=$(openssl_rate) $(echo "$out" | grep -E '^(withdrawals|purchases) ' | tr '\n' ' ')"
     kill "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
     rm -rf "$dir"

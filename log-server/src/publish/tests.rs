@@ -2,6 +2,8 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use acd_core::tile::{self, TileId, TilePath};
 use proptest::prelude::*;
@@ -226,4 +228,87 @@ fn cache_headers() {
     assert_eq!(Kind::Checkpoint.cache_control(), "no-cache");
     assert_eq!(Kind::Checkpoint.content_type(), "text/plain; charset=utf-8");
     assert_eq!(Kind::Immutable.content_type(), "application/octet-stream");
+}
+
+fn signed_commit(merchant: &ed25519_dalek::SigningKey, i: u16) -> acd_core::log_api::CommitRequest {
+    let mut tid = [0u8; 16];
+    tid[..2].copy_from_slice(&i.to_be_bytes());
+    let kc = acd_core::entry::KeyCommit {
+        log_origin: "log.test/publish".into(),
+        tid: acd_core::entry::Tid(tid),
+        merchant: merchant.verifying_key().to_bytes(),
+        expiration_ms: 2_000_000,
+        key: [9; 32],
+    };
+    acd_core::log_api::CommitRequest {
+        tid: kc.tid,
+        merchant: kc.merchant,
+        expiration_ms: kc.expiration_ms,
+        key: kc.key,
+        signature: kc.sign(merchant),
+    }
+}
+
+fn target_size(root: &std::path::Path) -> Option<u64> {
+    let text = std::fs::read_to_string(root.join("checkpoint")).ok()?;
+    text.lines().nth(1)?.parse().ok()
+}
+
+// While the target refuses writes, appends still succeed and the target's checkpoint stays behind (never ahead of its tiles); once the target works again the publisher retries by itself and catches up, every file identical to what the log serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_target_never_blocks_appends_and_catches_up() {
+    use crate::Log;
+    use crate::clock::ManualClock;
+    use crate::config::LogConfig;
+    use crate::storage::MemoryStorage;
+
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("pub");
+    std::fs::create_dir(&root).unwrap();
+    // A file where the tile directory must go: every tile write fails.
+    std::fs::write(root.join("tile"), b"in the way").unwrap();
+    let mut config = LogConfig::new("/nonexistent".into(), "log.test/publish".into());
+    config.tiles = Some(format!("file://{}", root.display()));
+    let signer = acd_core::note::NoteSigner::new(
+        "log.test/publish",
+        ed25519_dalek::SigningKey::from_bytes(&[4; 32]),
+    )
+    .unwrap();
+    let log = Log::with_storage(
+        &config,
+        Arc::new(MemoryStorage::new()),
+        signer,
+        Arc::new(ManualClock::new(1_000_000)),
+    )
+    .unwrap();
+    let engine = log.state().clone();
+    let merchant = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    for i in 0..300u16 {
+        engine.commit(signed_commit(&merchant, i)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        target_size(&root).unwrap_or(0) == 0,
+        "a checkpoint was published without its tiles"
+    );
+
+    std::fs::remove_file(root.join("tile")).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while target_size(&root) != Some(300) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the target did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("checkpoint")).unwrap(),
+        engine.checkpoint()
+    );
+    for p in changed_paths(0, 300) {
+        let path = p.to_path();
+        let on_disk = std::fs::read(root.join(&path)).unwrap();
+        let served = engine.tile(path.strip_prefix("tile/").unwrap()).unwrap();
+        assert_eq!(on_disk, served, "{path}");
+    }
 }

@@ -54,6 +54,13 @@ pub struct LogConfig {
     /// Most entries returned by one `GET /api/v1/entries`.
     #[serde(default = "default_max_entries")]
     pub max_entries_per_request: u64,
+    /// Also publish the read path (checkpoint, tiles, entry bundles) at
+    /// their C2SP paths to `file:///DIR` or `s3://BUCKET/PREFIX` (S3
+    /// endpoint and credentials from the standard `AWS_*` variables), for
+    /// a static web server, bucket or CDN to serve. The log serves the read
+    /// path itself as well.
+    #[serde(default)]
+    pub tiles: Option<String>,
     /// Timeouts and the connection cap (`[http]` table).
     #[serde(default)]
     pub http: acd_serve::HttpLimits,
@@ -119,6 +126,7 @@ impl LogConfig {
             queue: default_queue(),
             max_body_bytes: default_max_body(),
             max_entries_per_request: default_max_entries(),
+            tiles: None,
             http: acd_serve::HttpLimits::default(),
         }
     }

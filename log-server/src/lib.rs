@@ -20,6 +20,8 @@
 //! - [`check`]: `check_log`, the from-scratch verification tests run.
 //! - [`witnessing`]: asks witnesses to cosign each checkpoint (C2SP
 //!   tlog-witness) and keeps the cosigned checkpoint `/checkpoint` serves.
+//! - [`publish`]: with `--tiles`, writes the read path to a directory or
+//!   an S3 bucket after each checkpoint, for static serving.
 //! - [`clock`]: the injected clock that decides expirations.
 //!
 //! A server is [`Log::open`] then [`Log::run`] on a bound listener.
@@ -30,6 +32,7 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod keys;
+pub mod publish;
 pub mod sequencer;
 pub mod storage;
 pub mod tree;
@@ -69,6 +72,8 @@ pub enum OpenError {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Publish(#[from] publish::PublishError),
 }
 
 /// An opened log: its engine, its metrics and its sequencer thread.
@@ -76,8 +81,13 @@ pub struct Log {
     engine: Engine,
     metrics: Arc<http::metrics::LogMetrics>,
     sequencer: std::thread::JoinHandle<()>,
+    /// With `tiles`: the task publishing the read path.
+    publisher: Option<tokio::task::JoinHandle<()>>,
     http: acd_serve::HttpLimits,
 }
+
+/// How long a stopping log waits for its last checkpoint to be published.
+const PUBLISH_ON_STOP: Duration = Duration::from_secs(10);
 
 fn parse_banks(config: &LogConfig) -> Result<HashSet<[u8; 32]>, OpenError> {
     config
@@ -98,9 +108,13 @@ fn parse_banks(config: &LogConfig) -> Result<HashSet<[u8; 32]>, OpenError> {
 
 /// The configuration's checks that need no key and no storage, with the
 /// trusted banks and witnesses it names.
-fn check_config(
-    config: &LogConfig,
-) -> Result<(HashSet<[u8; 32]>, Vec<witnessing::WitnessPeer>), OpenError> {
+type Checked = (
+    HashSet<[u8; 32]>,
+    Vec<witnessing::WitnessPeer>,
+    Option<publish::TilesUrl>,
+);
+
+fn check_config(config: &LogConfig) -> Result<Checked, OpenError> {
     if config.checkpoint_interval_ms == 0 || config.max_batch == 0 {
         return Err(OpenError::Config(
             "checkpoint_interval_ms and max_batch must be positive".into(),
@@ -124,7 +138,12 @@ fn check_config(
                 .map_err(|e| OpenError::Config(format!("witness vkey {:?}: {e}", w.vkey)))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok((trusted_banks, witnesses))
+    let tiles = config
+        .tiles
+        .as_deref()
+        .map(publish::TilesUrl::parse)
+        .transpose()?;
+    Ok((trusted_banks, witnesses, tiles))
 }
 
 impl Log {
@@ -210,7 +229,10 @@ impl Log {
                 config.origin
             )));
         }
-        let (trusted_banks, witnesses) = check_config(config)?;
+        let (trusted_banks, witnesses, tiles) = check_config(config)?;
+        // The target is opened before the sequencer starts, so that a bad
+        // one fails the start-up.
+        let target = tiles.as_ref().map(publish::Target::open).transpose()?;
         let verifier = signer.verifier();
         let (sequencer, thread) = start(
             storage.clone(),
@@ -228,6 +250,17 @@ impl Log {
         // witnessed only once all of them cosigned it.
         let threshold = witnesses.len();
         let cosigned = witnessing::start(sequencer.clone(), storage.clone(), witnesses, threshold);
+        let publisher = target.map(|target| {
+            publish::start(
+                target,
+                publish::Sources {
+                    storage: storage.clone(),
+                    verifier: verifier.clone(),
+                    published: sequencer.subscribe(),
+                    cosigned: cosigned.clone(),
+                },
+            )
+        });
         Ok(Log {
             engine: Engine {
                 cosigned,
@@ -240,6 +273,7 @@ impl Log {
             },
             metrics: Arc::default(),
             sequencer: thread,
+            publisher,
             http: config.http,
         })
     }
@@ -277,6 +311,7 @@ impl Log {
         let Log {
             engine,
             sequencer,
+            publisher,
             http,
             ..
         } = self;
@@ -288,6 +323,12 @@ impl Log {
         let joined = tokio::task::spawn_blocking(move || sequencer.join()).await;
         if !matches!(joined, Ok(Ok(()))) {
             tracing::error!("the sequencer thread panicked");
+        }
+        // The publisher ends once it has published the last checkpoint.
+        if let Some(p) = publisher
+            && tokio::time::timeout(PUBLISH_ON_STOP, p).await.is_err()
+        {
+            tracing::warn!("the read path publisher did not finish; it catches up on start");
         }
         served
     }

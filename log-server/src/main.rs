@@ -48,6 +48,10 @@ enum Command {
         /// Microseconds appends may gather before a group commit.
         #[arg(long)]
         batch_window_us: Option<u64>,
+        /// Also publish the read path to `file:///DIR` or
+        /// `s3://BUCKET/PREFIX` (S3 settings from the `AWS_*` variables).
+        #[arg(long)]
+        tiles: Option<String>,
         #[command(flatten)]
         http: Box<acd_serve::HttpFlags>,
     },
@@ -102,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
             witness,
             checkpoint_interval_ms,
             batch_window_us,
+            tiles,
             http,
         } => {
             let mut c = config_from(config, data, origin)?;
@@ -115,6 +120,9 @@ async fn main() -> anyhow::Result<()> {
             }
             if let Some(w) = batch_window_us {
                 c.batch_window_us = w;
+            }
+            if tiles.is_some() {
+                c.tiles = tiles;
             }
             http.apply(&mut c.http);
             // Nothing is written before the configuration is checked and

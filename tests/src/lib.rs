@@ -122,6 +122,23 @@ impl ServerProcess {
         Self::spawn(cmd, data)
     }
 
+    /// [`ServerProcess::start_log_with`] with these environment variables
+    /// set for the server (such as the `AWS_*` settings of an S3 target).
+    pub fn start_log_env(
+        data: &Path,
+        origin: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
+        let mut cmd = Command::new(binary("acd-log"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--origin", origin])
+            .arg("--data")
+            .arg(data)
+            .args(extra)
+            .envs(env.iter().copied());
+        Self::spawn(cmd, data)
+    }
+
     /// Starts the log on `data` with `origin`, trusting `banks` for aborts
     /// and asking `witnesses` (`<vkey>@<url>`) to cosign.
     pub fn start_log(

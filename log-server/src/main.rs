@@ -48,6 +48,13 @@ enum Command {
         /// Microseconds appends may gather before a group commit.
         #[arg(long)]
         batch_window_us: Option<u64>,
+        /// PostgreSQL database instead of sled, `postgres://...`; shared by
+        /// an active log and its standbys (same key). Also ACD_LOG_DATABASE.
+        #[arg(long, env = "ACD_LOG_DATABASE", hide_env_values = true)]
+        database: Option<String>,
+        /// On a shared database: how long the sequencer's lease lasts (ms).
+        #[arg(long)]
+        lease_ms: Option<u64>,
         #[command(flatten)]
         http: Box<acd_serve::HttpFlags>,
     },
@@ -102,6 +109,8 @@ async fn main() -> anyhow::Result<()> {
             witness,
             checkpoint_interval_ms,
             batch_window_us,
+            database,
+            lease_ms,
             http,
         } => {
             let mut c = config_from(config, data, origin)?;
@@ -115,6 +124,12 @@ async fn main() -> anyhow::Result<()> {
             }
             if let Some(w) = batch_window_us {
                 c.batch_window_us = w;
+            }
+            if database.is_some() {
+                c.database = database;
+            }
+            if let Some(l) = lease_ms {
+                c.lease_ms = l;
             }
             http.apply(&mut c.http);
             // Nothing is written before the configuration is checked and

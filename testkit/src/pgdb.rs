@@ -19,20 +19,26 @@ pub fn scratch_database(test: &str) -> Option<String> {
         return None;
     };
     let name = format!("acd_{:016x}", rand::random::<u64>());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(&url)
-            .await
-            .expect("the test cluster at ACD_TEST_POSTGRES_URL answers");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("CREATE DATABASE");
-        let _ = conn.close().await;
-    });
+    // On a thread of its own: callers may be inside a runtime already.
+    let (url_c, name_c) = (url.clone(), name.clone());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&url_c)
+                .await
+                .expect("the test cluster at ACD_TEST_POSTGRES_URL answers");
+            sqlx::query(&format!("CREATE DATABASE {name_c}"))
+                .execute(&mut conn)
+                .await
+                .expect("CREATE DATABASE");
+            let _ = conn.close().await;
+        });
+    })
+    .join()
+    .expect("the database is created");
     let (path, query) = match url.split_once('?') {
         Some((p, q)) => (p, format!("?{q}")),
         None => (url.as_str(), String::new()),

@@ -20,6 +20,18 @@ struct Cli {
     command: Command,
 }
 
+/// Where the log's state lives when it is not sled.
+#[derive(clap::Args)]
+struct DatabaseFlags {
+    /// PostgreSQL database instead of sled, `postgres://...`; shared by
+    /// an active log and its standbys (same key). Also ACD_LOG_DATABASE.
+    #[arg(long, env = "ACD_LOG_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+    /// On a shared database: how long the sequencer's lease lasts (ms).
+    #[arg(long)]
+    lease_ms: Option<u64>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the log over HTTP; creates the key and database on first start.
@@ -48,13 +60,8 @@ enum Command {
         /// Microseconds appends may gather before a group commit.
         #[arg(long)]
         batch_window_us: Option<u64>,
-        /// PostgreSQL database instead of sled, `postgres://...`; shared by
-        /// an active log and its standbys (same key). Also ACD_LOG_DATABASE.
-        #[arg(long, env = "ACD_LOG_DATABASE", hide_env_values = true)]
-        database: Option<String>,
-        /// On a shared database: how long the sequencer's lease lasts (ms).
-        #[arg(long)]
-        lease_ms: Option<u64>,
+        #[command(flatten)]
+        database: Box<DatabaseFlags>,
         #[command(flatten)]
         http: Box<acd_serve::HttpFlags>,
     },
@@ -110,7 +117,6 @@ async fn main() -> anyhow::Result<()> {
             checkpoint_interval_ms,
             batch_window_us,
             database,
-            lease_ms,
             http,
         } => {
             let mut c = config_from(config, data, origin)?;
@@ -125,10 +131,10 @@ async fn main() -> anyhow::Result<()> {
             if let Some(w) = batch_window_us {
                 c.batch_window_us = w;
             }
-            if database.is_some() {
-                c.database = database;
+            if database.database.is_some() {
+                c.database = database.database;
             }
-            if let Some(l) = lease_ms {
+            if let Some(l) = database.lease_ms {
                 c.lease_ms = l;
             }
             http.apply(&mut c.http);

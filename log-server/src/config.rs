@@ -160,6 +160,8 @@ mod tests {
         assert_eq!(c.origin, "log.example.com/acd/1");
         assert_eq!(c.trusted_banks.len(), 1);
         assert_eq!(c.checkpoint_interval_ms, 1000);
+        assert_eq!(c.lease_ms, 5000);
+        assert_eq!(c.database, None);
         assert_eq!(c.http, acd_serve::HttpLimits::default());
     }
 

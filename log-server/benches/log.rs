@@ -12,7 +12,8 @@
 //! benchmark, `ACD_BENCH_APPENDS` (default 100,000) the sequencer run; a
 //! quick run: `ACD_BENCH_LEAVES=200000 ACD_BENCH_APPENDS=20000 cargo bench -p
 //! acd-log-server --bench log`. Temporary databases live under the target
-//! directory, on the project's disk.
+//! directory, on the project's disk. With `ACD_BENCH_DATABASE` (an empty
+//! PostgreSQL database's URL) the sequencer run is repeated on PostgreSQL.
 
 #![allow(clippy::unwrap_used)]
 
@@ -396,10 +397,8 @@ fn proofs(rows: &mut Vec<Row>) {
     );
 }
 
-fn sequencer_appends(rows: &mut Vec<Row>) {
+fn sequencer_appends(rows: &mut Vec<Row>, storage: Arc<dyn Storage>, store: &str) {
     let n = env_or("ACD_BENCH_APPENDS", 100_000);
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let storage = Arc::new(SledStorage::open(dir.path()).unwrap());
     let signer = NoteSigner::new("bench.test/log", SigningKey::from_bytes(&[9; 32])).unwrap();
     let (handle, thread) = sequencer::start(
         storage,
@@ -411,6 +410,7 @@ fn sequencer_appends(rows: &mut Vec<Row>) {
             queue: 65536,
             checkpoint_interval: Duration::from_secs(1),
             batch_window: Duration::from_millis(2),
+            lease_renew: Duration::from_secs(1),
         },
     )
     .unwrap();
@@ -464,24 +464,24 @@ fn sequencer_appends(rows: &mut Vec<Row>) {
     latencies.sort_unstable();
     row(
         rows,
-        "durable appends through the sequencer, 256 concurrent",
+        &format!("durable appends through the sequencer, 256 concurrent, {store}"),
         n as f64 / elapsed.as_secs_f64(),
         "entries/s",
         &format!(
-            "{} appends, SystemClock, sled; pre-signed, no HTTP, no signature checks",
+            "{} appends, SystemClock, {store}; pre-signed, no HTTP, no signature checks",
             figure(n as f64)
         ),
     );
     row(
         rows,
-        "sequencer append latency, p50",
+        &format!("sequencer append latency, p50, {store}"),
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         "ms",
         "queued to durable and answered with its proof",
     );
     row(
         rows,
-        "sequencer append latency, p99",
+        &format!("sequencer append latency, p99, {store}"),
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
         "ms",
         "",
@@ -495,7 +495,17 @@ fn main() {
     signatures(&mut rows);
     hashing(&mut rows);
     sled_commits(&mut rows);
-    sequencer_appends(&mut rows);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    sequencer_appends(
+        &mut rows,
+        Arc::new(SledStorage::open(dir.path()).unwrap()),
+        "sled",
+    );
+    if let Ok(url) = std::env::var("ACD_BENCH_DATABASE") {
+        let storage =
+            acd_log_server::storage::PgStorage::connect(&url, Default::default()).unwrap();
+        sequencer_appends(&mut rows, Arc::new(storage), "PostgreSQL");
+    }
     proofs(&mut rows);
     println!("\nMachine: {}\n", machine());
     println!("| measure | figure | unit | notes |");

@@ -61,6 +61,19 @@ pub struct LogConfig {
     /// path itself as well.
     #[serde(default)]
     pub tiles: Option<String>,
+    /// The database, when not the sled one in `data/db/`: a PostgreSQL URL
+    /// `postgres://user:password@host:port/dbname`. Several `acd-log`
+    /// processes with the same key (`data/log.key`) on one database form
+    /// one log: the lease holder sequences, the others serve reads and
+    /// take over when the lease expires.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// On a shared database: milliseconds a lease lasts. The holder renews
+    /// it five times per lease; a standby takes over at most this long
+    /// after the holder stopped renewing (was killed, hung, lost the
+    /// network).
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
     /// Timeouts and the connection cap (`[http]` table).
     #[serde(default)]
     pub http: acd_serve::HttpLimits,
@@ -91,6 +104,9 @@ impl std::str::FromStr for WitnessConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8700))
+}
+fn default_lease_ms() -> u64 {
+    5000
 }
 fn default_checkpoint_interval_ms() -> u64 {
     1000
@@ -127,6 +143,8 @@ impl LogConfig {
             max_body_bytes: default_max_body(),
             max_entries_per_request: default_max_entries(),
             tiles: None,
+            database: None,
+            lease_ms: default_lease_ms(),
             http: acd_serve::HttpLimits::default(),
         }
     }
@@ -150,6 +168,8 @@ mod tests {
         assert_eq!(c.origin, "log.example.com/acd/1");
         assert_eq!(c.trusted_banks.len(), 1);
         assert_eq!(c.checkpoint_interval_ms, 1000);
+        assert_eq!(c.lease_ms, 5000);
+        assert_eq!(c.database, None);
         assert_eq!(c.http, acd_serve::HttpLimits::default());
     }
 

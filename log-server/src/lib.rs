@@ -6,7 +6,9 @@
 //! Layout:
 //! - [`config`]: the operator's settings.
 //! - [`keys`]: the log's signed-note key on disk.
-//! - [`storage`]: the storage contract, with sled and in-memory backends.
+//! - [`storage`]: the storage contract, with sled, PostgreSQL (shared by
+//!   an active log and its standbys: lease and compare-and-swap) and
+//!   in-memory backends.
 //! - [`tree`]: tiles as the tree's store; the append edge and proof reads.
 //! - [`sequencer`]: the single writer: protocol rules (one outcome per
 //!   TID, expiration), group commit, checkpoints.
@@ -54,7 +56,7 @@ pub use crate::http::router;
 #[cfg(any(test, feature = "faults"))]
 use crate::sequencer::Faults;
 use crate::sequencer::{SequencerConfig, SequencerHandle};
-use crate::storage::{SledStorage, Storage, StorageError};
+use crate::storage::{LeaseTiming, PgStorage, SledStorage, Storage, StorageError};
 
 /// Why a log could not start.
 #[derive(Debug, Error)]
@@ -125,6 +127,17 @@ fn check_config(config: &LogConfig) -> Result<Checked, OpenError> {
             "batch_window_us must be shorter than the checkpoint interval".into(),
         ));
     }
+    if config.lease_ms < 100 {
+        return Err(OpenError::Config("lease_ms must be at least 100".into()));
+    }
+    if let Some(url) = &config.database
+        && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        // The URL may hold a password: never repeat it.
+        return Err(OpenError::Config(
+            "database must be a postgres:// URL".into(),
+        ));
+    }
     let trusted_banks = parse_banks(config)?;
     let witnesses = config
         .witnesses
@@ -153,14 +166,20 @@ impl Log {
         check_config(config).map(drop)
     }
 
-    /// Opens the log in `config.data` on sled, creating key and database on
-    /// first start (a new data directory, see [`acd_serve::secret`]). The
+    /// Opens the log in `config.data` on sled, or on the PostgreSQL
+    /// database `config.database` (shared with standbys), creating key and
+    /// database on first start (a new data directory, see [`acd_serve::secret`]). The
     /// configuration is checked first; a damaged database is an error
     /// naming it, never a panic.
     pub fn open(config: &LogConfig, clock: Arc<dyn Clock>) -> Result<Log, OpenError> {
         check_config(config)?;
         let dir = acd_serve::secret::DataDir::inspect(&config.data);
         let signer = keys::load_or_create_in(&mut rand::rng(), &dir, &config.origin)?;
+        if let Some(url) = &config.database {
+            let timing = LeaseTiming::of(Duration::from_millis(config.lease_ms));
+            let storage = Arc::new(PgStorage::connect(url, timing)?);
+            return Log::with_storage(config, storage, signer, clock);
+        }
         let path = dir.database();
         let at = |source| OpenError::StorageAt {
             path: path.clone(),
@@ -244,6 +263,7 @@ impl Log {
                 queue: config.queue,
                 checkpoint_interval: Duration::from_millis(config.checkpoint_interval_ms),
                 batch_window: Duration::from_micros(config.batch_window_us),
+                lease_renew: LeaseTiming::of(Duration::from_millis(config.lease_ms)).renew,
             },
         )?;
         // The log asks every witness it names and counts a checkpoint as

@@ -20,6 +20,18 @@ struct Cli {
     command: Command,
 }
 
+/// Where the log's state lives when it is not sled.
+#[derive(clap::Args)]
+struct DatabaseFlags {
+    /// PostgreSQL database instead of sled, `postgres://...`; shared by
+    /// an active log and its standbys (same key). Also ACD_LOG_DATABASE.
+    #[arg(long, env = "ACD_LOG_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+    /// On a shared database: how long the sequencer's lease lasts (ms).
+    #[arg(long)]
+    lease_ms: Option<u64>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the log over HTTP; creates the key and database on first start.
@@ -52,6 +64,8 @@ enum Command {
         /// `s3://BUCKET/PREFIX` (S3 settings from the `AWS_*` variables).
         #[arg(long)]
         tiles: Option<String>,
+        #[command(flatten)]
+        database: Box<DatabaseFlags>,
         #[command(flatten)]
         http: Box<acd_serve::HttpFlags>,
     },
@@ -107,6 +121,7 @@ async fn main() -> anyhow::Result<()> {
             checkpoint_interval_ms,
             batch_window_us,
             tiles,
+            database,
             http,
         } => {
             let mut c = config_from(config, data, origin)?;
@@ -123,6 +138,12 @@ async fn main() -> anyhow::Result<()> {
             }
             if tiles.is_some() {
                 c.tiles = tiles;
+            }
+            if database.database.is_some() {
+                c.database = database.database;
+            }
+            if let Some(l) = database.lease_ms {
+                c.lease_ms = l;
             }
             http.apply(&mut c.http);
             // Nothing is written before the configuration is checked and

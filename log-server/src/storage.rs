@@ -3,13 +3,22 @@
 //!
 //! The log writes only through [`Storage::commit`], one [`Batch`] per group
 //! commit, so a crash leaves either the state before a batch or the state
-//! after it. Two implementations: [`SledStorage`] (the real one) and
-//! [`MemoryStorage`] (for tests, with failure injection).
+//! after it. Three implementations: [`SledStorage`] (the default, one
+//! process), [`PgStorage`] (PostgreSQL, shared by an active log and its
+//! standbys) and [`MemoryStorage`] (for tests, with failure injection).
+//!
+//! A batch names the checkpoint it extends ([`Batch::previous`]) and is
+//! stored only if that is still the latest one: a compare-and-swap, so two
+//! writers can never publish conflicting checkpoints. A storage shared by
+//! several processes also grants a lease ([`Storage::lease`]); only its
+//! holder's commits succeed.
 
 mod memory;
+mod postgres;
 mod sled_store;
 
 pub use memory::{FailMode, MemoryStorage};
+pub use postgres::{LeaseTiming, PgStorage};
 pub use sled_store::SledStorage;
 
 use acd_core::entry::Tid;
@@ -25,6 +34,10 @@ pub enum StorageError {
     Corrupt(String),
     #[error("injected failure")]
     Injected,
+    /// This process may not write: another one holds the lease, or the
+    /// latest checkpoint is no longer the one the batch extends.
+    #[error("not the sequencer: {0}")]
+    NotSequencer(String),
 }
 
 impl From<sled::Error> for StorageError {
@@ -41,6 +54,9 @@ impl From<StorageError> for acd_core::error::DomainError {
             StorageError::Corrupt(_) => acd_core::error::DomainError::internal(e.to_string()),
             StorageError::Io(_) | StorageError::Injected => {
                 acd_core::error::DomainError::unavailable("storage_unavailable", e.to_string())
+            }
+            StorageError::NotSequencer(_) => {
+                acd_core::error::DomainError::unavailable("not_sequencer", e.to_string())
             }
         }
     }
@@ -66,6 +82,10 @@ pub struct Batch {
     pub leaves: Vec<(Hash, u64)>,
     /// The checkpoint that covers this batch.
     pub checkpoint: Option<StoredCheckpoint>,
+    /// The latest checkpoint when the batch was made (`None`: the store is
+    /// empty). The commit fails with [`StorageError::NotSequencer`], storing
+    /// nothing, unless it is still the latest.
+    pub previous: Option<StoredCheckpoint>,
 }
 
 /// The log's store. Implementations are usable concurrently: one writer
@@ -93,6 +113,32 @@ pub trait Storage: Send + Sync + 'static {
     fn reopen(&self) -> Result<(), StorageError> {
         Ok(())
     }
+    /// Takes or renews the lease to sequence: `Ok(true)` if this process
+    /// holds it now. A store only one process can open always grants it.
+    fn lease(&self) -> Result<bool, StorageError> {
+        Ok(true)
+    }
+    /// Gives the lease up (on shutdown), so that a standby takes over at
+    /// once instead of when it expires.
+    fn release(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+/// The compare-and-swap of every implementation: is `previous` the latest
+/// checkpoint `latest`?
+fn check_previous(
+    latest: Option<&StoredCheckpoint>,
+    previous: Option<&StoredCheckpoint>,
+) -> Result<(), StorageError> {
+    if latest == previous {
+        return Ok(());
+    }
+    Err(StorageError::NotSequencer(format!(
+        "the latest checkpoint has size {}, the batch extends size {}",
+        latest.map_or_else(|| "none".to_owned(), |c| c.size.to_string()),
+        previous.map_or_else(|| "none".to_owned(), |c| c.size.to_string()),
+    )))
 }
 
 #[cfg(test)]

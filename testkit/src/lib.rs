@@ -4,7 +4,9 @@
 //!
 //! - [`mutation`]: hostile peers: valid JSON mutated at one place, the
 //!   check every answer to it must pass, and a server's own count of 500s.
+//! - [`pgdb`]: scratch PostgreSQL databases.
 
 #![allow(clippy::unwrap_used)]
 
 pub mod mutation;
+pub mod pgdb;

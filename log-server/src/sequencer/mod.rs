@@ -14,11 +14,21 @@
 //! checkpoint and probes with a write, retrying on the
 //! [`acd_serve::backoff`] schedule (100 ms doubling to 5 s); then it
 //! sequences again by itself. Reads of published data go on meanwhile.
+//!
+//! On a storage shared by several processes (PostgreSQL) the sequencer
+//! sequences only while it holds the storage's lease, renewed every
+//! [`SequencerConfig::lease_renew`]. Without it, it is a standby: appends
+//! are answered 503 `not_sequencer`, the published checkpoint follows the
+//! stored one (so reads answer what the active process committed), and
+//! the lease is tried for at each renewal; once taken, the tree is
+//! reloaded from the latest stored checkpoint (the recovery path) and the
+//! sequencer continues it. A commit refused because the lease is gone or
+//! the checkpoint moved makes it a standby at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use acd_core::checkpoint::{Checkpoint, SignedCheckpoint};
 use acd_core::entry::{LogEntry, Tid};
@@ -109,6 +119,8 @@ pub enum AppendError {
     Unavailable(String),
     #[error("the log's storage failed and is recovering; retry: {0}")]
     Storage(String),
+    #[error("this log process is a standby, not the sequencer; retry (at the active one): {0}")]
+    NotSequencer(String),
 }
 
 /// The step's refusals as the log answers them: another outcome is 409
@@ -126,6 +138,7 @@ impl From<AppendError> for DomainError {
             AppendError::Busy => DomainError::unavailable("busy", message),
             AppendError::Unavailable(_) => DomainError::unavailable("unavailable", message),
             AppendError::Storage(_) => DomainError::unavailable("storage_unavailable", message),
+            AppendError::NotSequencer(_) => DomainError::unavailable("not_sequencer", message),
         }
     }
 }
@@ -148,6 +161,9 @@ pub struct SequencerConfig {
     /// After the first queued append, how long to let more gather before
     /// committing: larger batches cost less per entry.
     pub batch_window: Duration,
+    /// How often the storage's lease is renewed (or, by a standby, tried
+    /// for); see [`Storage::lease`].
+    pub lease_renew: Duration,
 }
 
 /// The handlers' side of the sequencer.
@@ -224,6 +240,14 @@ struct Sequencer<S: Storage + ?Sized> {
     /// succeeded, rather than risk rewriting history.
     recovering: Option<String>,
     backoff: Backoff,
+    /// The latest stored checkpoint as far as this sequencer knows: what
+    /// its next batch extends (the storage's compare-and-swap).
+    head: StoredCheckpoint,
+    /// Another process holds the storage's lease: refuse appends, follow
+    /// the stored checkpoint.
+    standby: bool,
+    /// When the lease is next renewed or tried for.
+    lease_due: Instant,
 }
 
 /// What to answer a request that did not append a new entry.
@@ -264,34 +288,22 @@ fn start_faulty<S: Storage + ?Sized>(
     config: SequencerConfig,
     faults: Faults,
 ) -> Result<(SequencerHandle, std::thread::JoinHandle<()>), StorageError> {
-    let latest = match storage.latest_checkpoint()? {
-        Some(c) => c,
-        None => {
-            let note = sign_checkpoint(&signer, &config.origin, 0, merkle::empty_root())?;
-            let c = StoredCheckpoint { size: 0, note };
-            storage.commit(&Batch {
-                checkpoint: Some(c.clone()),
-                ..Batch::default()
-            })?;
-            c
-        }
-    };
+    let (latest, holds) = first_checkpoint(&*storage, &signer, &config)?;
     let (edge, root) = load_edge(&*storage, &signer, &latest)?;
-    let last_timestamp = if latest.size == 0 {
-        0
-    } else {
-        let mut reader = TreeReader::new(&*storage, latest.size);
-        let entry = reader.entry(latest.size - 1)?;
-        LogEntry::decode(&entry)
-            .map_err(|e| StorageError::Corrupt(format!("last entry: {e}")))?
-            .timestamp_ms()
-    };
+    let last_timestamp = last_timestamp(&*storage, latest.size)?;
+    if !holds {
+        tracing::info!(
+            size = latest.size,
+            "another process holds the lease; serving reads as a standby"
+        );
+    }
     let (published_tx, published_rx) = watch::channel(Arc::new(Published {
         size: latest.size,
         root,
-        checkpoint: latest.note,
+        checkpoint: latest.note.clone(),
     }));
     let (tx, rx) = mpsc::sync_channel(config.queue.max(1));
+    let lease_due = Instant::now() + config.lease_renew;
     let mut seq = Sequencer {
         storage,
         signer,
@@ -303,6 +315,9 @@ fn start_faulty<S: Storage + ?Sized>(
         published: published_tx,
         recovering: None,
         backoff: Backoff::default(),
+        head: latest.clone(),
+        standby: !holds,
+        lease_due,
     };
     let thread = std::thread::Builder::new()
         .name("sequencer".into())
@@ -315,6 +330,63 @@ fn start_faulty<S: Storage + ?Sized>(
         },
         thread,
     ))
+}
+
+/// The latest stored checkpoint, and whether this process holds the lease.
+/// The lease holder signs and stores the empty tree's checkpoint if there
+/// is none; a standby waits (a while) for the holder to do so.
+fn first_checkpoint<S: Storage + ?Sized>(
+    storage: &S,
+    signer: &NoteSigner,
+    config: &SequencerConfig,
+) -> Result<(StoredCheckpoint, bool), StorageError> {
+    let deadline = Instant::now() + FIRST_CHECKPOINT_WAIT;
+    loop {
+        let holds = storage.lease()?;
+        if let Some(c) = storage.latest_checkpoint()? {
+            return Ok((c, holds));
+        }
+        if holds {
+            let note = sign_checkpoint(signer, &config.origin, 0, merkle::empty_root())?;
+            let c = StoredCheckpoint { size: 0, note };
+            match storage.commit(&Batch {
+                checkpoint: Some(c.clone()),
+                ..Batch::default()
+            }) {
+                Ok(()) => return Ok((c, true)),
+                // Another process stored it first: read it next round.
+                Err(StorageError::NotSequencer(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(StorageError::Io(
+                "no checkpoint stored and the lease is held by another process".into(),
+            ));
+        }
+        std::thread::sleep(config.lease_renew.min(Duration::from_millis(200)));
+    }
+}
+
+/// How long a standby that found an empty store waits for the lease
+/// holder's first checkpoint.
+const FIRST_CHECKPOINT_WAIT: Duration = Duration::from_secs(30);
+
+/// How often a standby re-reads the stored checkpoint, so that its reads
+/// follow the active process closely.
+const STANDBY_REFRESH: Duration = Duration::from_millis(200);
+
+/// The timestamp of the last entry of the stored tree of `size` leaves:
+/// the sequencer's clock never goes below it.
+fn last_timestamp<S: Storage + ?Sized>(storage: &S, size: u64) -> Result<u64, StorageError> {
+    if size == 0 {
+        return Ok(0);
+    }
+    let mut reader = TreeReader::new(storage, size);
+    let entry = reader.entry(size - 1)?;
+    Ok(LogEntry::decode(&entry)
+        .map_err(|e| StorageError::Corrupt(format!("last entry: {e}")))?
+        .timestamp_ms())
 }
 
 /// The tree's edge at the stored checkpoint `latest`, checked against it.
@@ -356,7 +428,18 @@ fn sign_checkpoint(
 impl<S: Storage + ?Sized> Sequencer<S> {
     fn run(&mut self, rx: mpsc::Receiver<Job>) {
         loop {
+            if Instant::now() >= self.lease_due {
+                self.check_lease();
+            }
+            if self.standby {
+                self.refresh();
+            }
             let mut wait = self.config.checkpoint_interval;
+            wait = wait.min(self.lease_due.saturating_duration_since(Instant::now()));
+            if self.standby {
+                wait = wait.min(STANDBY_REFRESH);
+            }
+            wait = wait.max(Duration::from_millis(1));
             if self.recovering.is_some() {
                 if self.backoff.due() && !self.try_recover() {
                     self.backoff.failed();
@@ -371,6 +454,7 @@ impl<S: Storage + ?Sized> Sequencer<S> {
                     // Entries stored by a commit that reported failure are
                     // published here, within one interval.
                     if self.recovering.is_none()
+                        && !self.standby
                         && self.edge.size() > self.published.borrow().size
                         && let Err(e) = self.publish(Batch::default())
                     {
@@ -392,10 +476,96 @@ impl<S: Storage + ?Sized> Sequencer<S> {
             }
             self.process(jobs);
         }
+        if !self.standby
+            && let Err(e) = self.storage.release()
+        {
+            tracing::warn!(error = %e, "could not give up the lease");
+        }
         tracing::info!(size = self.edge.size(), "sequencer stopped");
     }
 
+    /// Renews the lease, or tries to take it. Losing it makes this process
+    /// a standby at once; taking it reloads the tree from storage first.
+    fn check_lease(&mut self) {
+        self.lease_due = Instant::now() + self.config.lease_renew;
+        match self.storage.lease() {
+            Ok(true) if self.standby => {
+                self.refresh();
+                match self.recover() {
+                    Ok(()) => {
+                        self.standby = false;
+                        self.recovering = None;
+                        self.backoff.reset();
+                        tracing::info!(size = self.edge.size(), "took the lease; sequencing");
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "took the lease but cannot load the tree");
+                    }
+                }
+            }
+            Ok(true) => {}
+            Ok(false) => {
+                if !self.standby {
+                    self.become_standby("another process took the lease");
+                }
+            }
+            Err(e) => {
+                // A commit checks the lease itself: nothing is stored
+                // without it, so sequencing may go on until one fails.
+                tracing::warn!(error = %e, "cannot renew the lease");
+            }
+        }
+    }
+
+    fn become_standby(&mut self, why: &str) {
+        tracing::warn!(
+            size = self.edge.size(),
+            why,
+            "not the sequencer any more; serving reads as a standby"
+        );
+        self.standby = true;
+        self.recovering = None;
+        // Try to take the lease again only after the holder had a chance
+        // to renew it.
+        self.lease_due = Instant::now() + self.config.lease_renew;
+    }
+
+    /// As a standby: publishes the stored checkpoint if it is newer, after
+    /// checking its signature.
+    fn refresh(&mut self) {
+        let latest = match self.storage.latest_checkpoint() {
+            Ok(Some(c)) => c,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the latest checkpoint");
+                return;
+            }
+        };
+        if latest.size <= self.published.borrow().size {
+            return;
+        }
+        match SignedCheckpoint::open(&latest.note, &self.signer.verifier()) {
+            Ok(parsed) if parsed.checkpoint.size == latest.size => {
+                self.published.send_replace(Arc::new(Published {
+                    size: latest.size,
+                    root: parsed.checkpoint.root,
+                    checkpoint: latest.note,
+                }));
+            }
+            Ok(_) => tracing::error!(size = latest.size, "stored checkpoint has another size"),
+            Err(e) => tracing::error!(error = %e, "stored checkpoint does not verify"),
+        }
+    }
+
     fn process(&mut self, jobs: Vec<Job>) {
+        if self.standby {
+            for job in jobs {
+                let _ = job.reply.send(Err(AppendError::NotSequencer(
+                    "another process holds the lease".into(),
+                )));
+            }
+            return;
+        }
         if let Some(why) = &self.recovering {
             for job in jobs {
                 let _ = job.reply.send(Err(AppendError::Storage(why.clone())));
@@ -480,11 +650,15 @@ impl<S: Storage + ?Sized> Sequencer<S> {
             self.last_timestamp = now;
             if let Err(e) = self.publish(batch) {
                 let why = e.to_string();
+                let err = |why: String| match e {
+                    StorageError::NotSequencer(_) => AppendError::NotSequencer(why),
+                    _ => AppendError::Storage(why),
+                };
                 for (reply, _, _) in accepted {
-                    let _ = reply.send(Err(AppendError::Storage(why.clone())));
+                    let _ = reply.send(Err(err(why.clone())));
                 }
                 for (reply, _, _) in deferred {
-                    let _ = reply.send(Err(AppendError::Storage(why.clone())));
+                    let _ = reply.send(Err(err(why.clone())));
                 }
                 return;
             }
@@ -534,11 +708,14 @@ impl<S: Storage + ?Sized> Sequencer<S> {
             let size = self.edge.size();
             let note = sign_checkpoint(&self.signer, &self.config.origin, size, root)?;
             self.edge.flush_into(&mut batch);
-            batch.checkpoint = Some(StoredCheckpoint {
+            let checkpoint = StoredCheckpoint {
                 size,
                 note: note.clone(),
-            });
+            };
+            batch.checkpoint = Some(checkpoint.clone());
+            batch.previous = Some(self.head.clone());
             self.storage.commit(&batch)?;
+            self.head = checkpoint;
             Ok(Published {
                 size,
                 root,
@@ -549,6 +726,10 @@ impl<S: Storage + ?Sized> Sequencer<S> {
             Ok(p) => {
                 self.published.send_replace(Arc::new(p));
                 Ok(())
+            }
+            Err(e @ StorageError::NotSequencer(_)) => {
+                self.become_standby(&e.to_string());
+                Err(e)
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; recovering the storage");
@@ -570,6 +751,10 @@ impl<S: Storage + ?Sized> Sequencer<S> {
                 );
                 self.recovering = None;
                 self.backoff.reset();
+                true
+            }
+            Err(e @ StorageError::NotSequencer(_)) => {
+                self.become_standby(&e.to_string());
                 true
             }
             Err(e) => {
@@ -599,11 +784,15 @@ impl<S: Storage + ?Sized> Sequencer<S> {
             )));
         }
         let (edge, root) = load_edge(&*self.storage, &self.signer, &latest)?;
+        let last_timestamp = last_timestamp(&*self.storage, latest.size)?;
         self.storage.commit(&Batch {
             checkpoint: Some(latest.clone()),
+            previous: Some(latest.clone()),
             ..Batch::default()
         })?;
         self.edge = edge;
+        self.head = latest.clone();
+        self.last_timestamp = self.last_timestamp.max(last_timestamp);
         if latest.size > published.size {
             self.published.send_replace(Arc::new(Published {
                 size: latest.size,

@@ -47,6 +47,7 @@ impl Fixture {
                 queue: 1024,
                 checkpoint_interval: Duration::from_millis(50),
                 batch_window: Duration::ZERO,
+                lease_renew: Duration::from_secs(1),
             },
         )
         .unwrap();

@@ -84,6 +84,15 @@ impl Storage for MemoryStorage {
         if fail == Some(FailMode::NotSaved) {
             return Err(StorageError::Injected);
         }
+        let latest = g
+            .checkpoints
+            .iter()
+            .next_back()
+            .map(|(size, note)| StoredCheckpoint {
+                size: *size,
+                note: note.clone(),
+            });
+        super::check_previous(latest.as_ref(), batch.previous.as_ref())?;
         for (level, index, bytes) in &batch.tiles {
             g.tiles.insert((*level, *index), bytes.clone());
         }

@@ -4,7 +4,7 @@
 //! [`Storage::reopen`] closes the database and opens it again.
 
 use std::path::{Path, PathBuf};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use acd_core::entry::Tid;
 use acd_core::merkle::Hash;
@@ -59,6 +59,8 @@ pub struct SledStorage {
     dir: PathBuf,
     /// `None` only while [`Storage::reopen`] runs or after it failed.
     open: RwLock<Option<Open>>,
+    /// Held from the compare-and-swap's read to its write.
+    commit: Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -83,6 +85,7 @@ impl SledStorage {
         Ok(SledStorage {
             dir: dir.to_owned(),
             open: RwLock::new(Some(open_at(dir)?)),
+            commit: Mutex::new(()),
         })
     }
 
@@ -120,6 +123,8 @@ impl Storage for SledStorage {
         if let Some(c) = &batch.checkpoint {
             b.insert(&u64_key(CHECKPOINT, c.size)[..], c.note.as_bytes());
         }
+        let _one_writer = self.commit.lock().unwrap_or_else(|e| e.into_inner());
+        super::check_previous(self.latest_checkpoint()?.as_ref(), batch.previous.as_ref())?;
         self.with(|o| {
             o.tree.apply_batch(b)?;
             o.db.flush()?;

@@ -221,14 +221,17 @@ fn sled_commits(rows: &mut Vec<Row>) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let storage = SledStorage::open(dir.path()).unwrap();
     let mut n = 0u64;
+    let mut previous = None;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(1) {
+        let checkpoint = StoredCheckpoint {
+            size: n,
+            note: "x\n".into(),
+        };
         storage
             .commit(&Batch {
-                checkpoint: Some(StoredCheckpoint {
-                    size: n,
-                    note: "x\n".into(),
-                }),
+                checkpoint: Some(checkpoint.clone()),
+                previous: previous.replace(checkpoint),
                 ..Batch::default()
             })
             .unwrap();
@@ -247,6 +250,7 @@ fn sled_commits(rows: &mut Vec<Row>) {
         let storage = SledStorage::open(dir.path()).unwrap();
         let mut edge = Edge::load(&storage, 0).unwrap();
         let mut total = 0u64;
+        let mut previous = None;
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(2) {
             let mut batch = Batch::default();
@@ -261,10 +265,12 @@ fn sled_commits(rows: &mut Vec<Row>) {
                 total += 1;
             }
             edge.flush_into(&mut batch);
-            batch.checkpoint = Some(StoredCheckpoint {
+            let checkpoint = StoredCheckpoint {
                 size: total,
                 note: "x\n".into(),
-            });
+            };
+            batch.checkpoint = Some(checkpoint.clone());
+            batch.previous = previous.replace(checkpoint);
             storage.commit(&batch).unwrap();
         }
         row(

@@ -308,11 +308,15 @@ async fn check_final(url: &str, o: &Observed, verifier: &NoteVerifier) -> Signed
 
 /// Creates the log's key in `dir` (a first start on the database) and
 /// returns its vkey. The clean shutdown gives the lease up.
-fn make_key(dir: &std::path::Path, db: &str) -> String {
+async fn make_key(dir: &std::path::Path, db: &str) -> String {
     let first = ServerProcess::start_log_with(dir, ORIGIN, &["--database", db]);
     let vkey = first.vkey.clone();
-    let status = first
-        .terminate(Duration::from_secs(10))
+    // Serving, so its SIGTERM handler is in place.
+    checkpoint(&first.url).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = tokio::task::spawn_blocking(move || first.terminate(Duration::from_secs(10)))
+        .await
+        .unwrap()
         .expect("exits on SIGTERM");
     assert!(status.success());
     vkey
@@ -352,7 +356,7 @@ async fn standby_takes_over_when_the_active_log_is_killed() {
     };
     let dir = tempfile::tempdir().unwrap();
     let witness_dir = tempfile::tempdir().unwrap();
-    let vkey = make_key(dir.path(), &db);
+    let vkey = make_key(dir.path(), &db).await;
     let verifier = NoteVerifier::from_vkey(&vkey).unwrap();
     let witness = ServerProcess::start_witness(witness_dir.path(), "witness.test/w1", &[&vkey]);
     let wv = CosignatureVerifier::from_vkey(&witness.vkey).unwrap();
@@ -425,7 +429,7 @@ async fn a_paused_sequencer_cannot_fork_the_log() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let vkey = make_key(dir.path(), &db);
+    let vkey = make_key(dir.path(), &db).await;
     let verifier = NoteVerifier::from_vkey(&vkey).unwrap();
     let a = start(dir.path(), &db, &["--lease-ms", "1000"]);
     let b = start(dir.path(), &db, &["--lease-ms", "1000"]);

@@ -1,5 +1,6 @@
 //! Sequencer tests on the in-memory store: rules, group commit, failure
-//! injection and restart, with `check_log` after every step.
+//! injection and restart, with `check_log` after every step; and on
+//! PostgreSQL, a standby's role switch.
 
 #![allow(clippy::unwrap_used)]
 
@@ -323,4 +324,74 @@ async fn restart_resumes() {
         Err(AppendError::Conflict { .. })
     ));
     assert_eq!(f.check(), 301);
+}
+
+// Two sequencers on one PostgreSQL database: the second is a standby that refuses appends with not_sequencer and follows the first's checkpoints; when the first stops (giving the lease up) the standby takes over within a renewal, continues the same tree, and the stored log checks out.
+#[test]
+fn a_standby_follows_and_takes_over_on_postgres() {
+    use crate::storage::{LeaseTiming, PgStorage};
+    let Some(url) =
+        acd_testkit::pgdb::scratch_database("a_standby_follows_and_takes_over_on_postgres")
+    else {
+        return;
+    };
+    let timing = LeaseTiming::of(Duration::from_millis(500));
+    let config = SequencerConfig {
+        origin: ORIGIN.into(),
+        max_batch: 64,
+        queue: 1024,
+        checkpoint_interval: Duration::from_millis(50),
+        batch_window: Duration::ZERO,
+        lease_renew: timing.renew,
+    };
+    let signer = || NoteSigner::new(ORIGIN, SigningKey::from_bytes(&[7; 32])).unwrap();
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let a_store = Arc::new(PgStorage::connect(&url, timing).unwrap());
+    let (a, a_thread) = start(a_store, signer(), clock.clone(), config.clone()).unwrap();
+    let b_store = Arc::new(PgStorage::connect(&url, timing).unwrap());
+    let (b, b_thread) = start(b_store.clone(), signer(), clock.clone(), config).unwrap();
+
+    for n in 0..10 {
+        let p = rt.block_on(a.append(commit(n, 2_000_000, 1))).unwrap();
+        verify_answer(&p);
+    }
+    let refused = rt.block_on(b.append(commit(100, 2_000_000, 1)));
+    assert!(
+        matches!(refused, Err(AppendError::NotSequencer(_))),
+        "{refused:?}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while b.published().size < 10 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the standby does not follow"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(b.published(), a.published());
+
+    // The active sequencer stops; its lease is given up on the way out.
+    drop(a);
+    a_thread.join().unwrap();
+    let stopped = std::time::Instant::now();
+    let p = loop {
+        match rt.block_on(b.append(commit(10, 2_000_000, 1))) {
+            Ok(p) => break p,
+            Err(AppendError::NotSequencer(_)) => {
+                assert!(stopped.elapsed() < Duration::from_secs(5), "no takeover");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(p.index, 10, "the standby continues the same tree");
+    verify_answer(&p);
+    // A repeat of an entry the first sequencer stored is answered as such.
+    let again = rt.block_on(b.append(commit(3, 2_000_000, 1))).unwrap();
+    assert_eq!(again.index, 3);
+    let v = signer().verifier();
+    assert_eq!(check_log(&*b_store, &v).unwrap(), 11);
+    drop(b);
+    b_thread.join().unwrap();
 }

@@ -108,14 +108,16 @@ fn parse_banks(config: &LogConfig) -> Result<HashSet<[u8; 32]>, OpenError> {
         .collect()
 }
 
-/// The configuration's checks that need no key and no storage, with the
-/// trusted banks and witnesses it names.
+/// What a checked configuration names: trusted banks, witnesses and the
+/// read path's publication target.
 type Checked = (
     HashSet<[u8; 32]>,
     Vec<witnessing::WitnessPeer>,
     Option<publish::TilesUrl>,
 );
 
+/// The configuration's checks that need no key and no storage, with the
+/// trusted banks, witnesses and `--tiles` target it names.
 fn check_config(config: &LogConfig) -> Result<Checked, OpenError> {
     if config.checkpoint_interval_ms == 0 || config.max_batch == 0 {
         return Err(OpenError::Config(

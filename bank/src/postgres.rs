@@ -164,7 +164,9 @@ fn items(
 /// Writes a batch: per table, one upsert of all its new values and one
 /// delete of its removed keys.
 async fn write_batch(conn: &mut PgConnection, writes: &Writes) -> Result<(), StoreError> {
-    let mut puts: Vec<(Vec<Vec<u8>>, Vec<Vec<u8>>)> = vec![(Vec::new(), Vec::new()); TABLES.len()];
+    // Per table: the keys and the values to upsert.
+    type Column = Vec<Vec<u8>>;
+    let mut puts: Vec<(Column, Column)> = vec![(Vec::new(), Vec::new()); TABLES.len()];
     let mut deletes: Vec<Vec<Vec<u8>>> = vec![Vec::new(); TABLES.len()];
     for (key, value) in writes {
         let (t, k) = split(key)?;

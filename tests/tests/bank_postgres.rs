@@ -23,7 +23,7 @@ use acd_wallet::Wallet;
 use ed25519_dalek::SigningKey;
 
 /// Tests that stop the server hold it alone; the others share it.
-static SERVER: std::sync::RwLock<()> = std::sync::RwLock::new(());
+static SERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 /// Two front-ends on one database.
 struct Banks {
@@ -110,7 +110,7 @@ async fn fifty_spends_of_one_token_at_two_front_ends_escrow_once() {
     let Some(pg) = Postgres::from_env() else {
         return;
     };
-    let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = SERVER.read().await;
     let banks = blocking(|| Banks::start(&pg));
     let merchant = key(0xa1).verifying_key().to_bytes();
     banks
@@ -278,7 +278,7 @@ async fn a_front_end_killed_under_load_loses_nothing() {
     let Some(pg) = Postgres::from_env() else {
         return;
     };
-    let _shared = SERVER.read().unwrap_or_else(|e| e.into_inner());
+    let _shared = SERVER.read().await;
     let mut banks = blocking(|| Banks::start(&pg));
     let keys = accounts(&banks).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -304,7 +304,7 @@ async fn postgres_stopped_at_once_under_load_loses_nothing() {
     let Some(pg) = Postgres::from_env() else {
         return;
     };
-    let _alone = SERVER.write().unwrap_or_else(|e| e.into_inner());
+    let _alone = SERVER.write().await;
     let banks = blocking(|| Banks::start(&pg));
     let pids: Vec<u32> = banks
         .fronts

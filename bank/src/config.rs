@@ -32,6 +32,11 @@ pub struct Overrides {
     /// Data directory (database, keys, admin token).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Keep the ledger in this PostgreSQL database
+    /// (`postgres://user:password@host:port/db`) instead of sled in the
+    /// data directory.
+    #[arg(long)]
+    pub database: Option<DatabaseUrl>,
     /// Listen address, e.g. 127.0.0.1:8800 (port 0: any free port).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
@@ -72,6 +77,9 @@ impl Overrides {
         if let Some(l) = self.listen {
             c.listen = l;
         }
+        if let Some(d) = self.database {
+            c.database = Some(d);
+        }
         c.logs.extend(self.logs);
         c.witnesses.extend(self.witnesses);
         if let Some(k) = self.witness_threshold {
@@ -106,6 +114,12 @@ pub struct BankConfig {
     /// mode 0600. Back it up: the keys are the bank's identity and its
     /// money, the database its books.
     pub data: PathBuf,
+    /// The ledger in PostgreSQL instead of sled: `postgres://...`. The data
+    /// directory then holds only the keys and the admin token, and any
+    /// number of banks started with the same keys and database serve as
+    /// one bank. The URL may carry a password; it is never logged.
+    #[serde(default)]
+    pub database: Option<DatabaseUrl>,
     /// Address the HTTP server listens on; port 0 picks a free port.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
@@ -183,6 +197,49 @@ pub const DISPUTE_GOODS_BYTES: usize = 1024 * 1024;
 /// 15 KB): about 94 KB in all.
 pub const DISPUTE_EVIDENCE_BYTES: usize = 128 * 1024;
 
+/// A PostgreSQL connection URL. It may carry a password, so it shows
+/// (in `Debug` and `Display`, hence in logs) only its host, port and
+/// database.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The whole URL, password included: for the driver only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(DatabaseUrl(s.to_owned()))
+        } else {
+            Err("expected a postgres:// URL".into())
+        }
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Everything before the last '@' of the authority is user and
+        // password; the query may carry a password too.
+        let rest = self.0.split_once("://").map_or("", |(_, r)| r);
+        let rest = rest.split(['?', '#']).next().unwrap_or_default();
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        write!(f, "postgres://{host}/{path}")
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
 /// A log the bank trusts.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -247,6 +304,7 @@ impl BankConfig {
     pub fn new(data: PathBuf) -> Self {
         BankConfig {
             data,
+            database: None,
             listen: default_listen(),
             logs: Vec::new(),
             witnesses: Vec::new(),
@@ -343,6 +401,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c, BankConfig::new("/tmp/d".into()));
+    }
+
+    // A database URL never shows its password, in Debug or Display.
+    #[test]
+    fn database_url_hides_its_password() {
+        let u: DatabaseUrl = "postgres://bank:s3cret@db.example:5433/ledger?password=x2"
+            .parse()
+            .unwrap();
+        assert_eq!(u.to_string(), "postgres://db.example:5433/ledger");
+        let c =
+            BankConfig::from_toml("data = 'x'\ndatabase = 'postgres://a:s3cret@h/d'\n").unwrap();
+        let shown = format!("{c:?} {u:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("x2"),
+            "{shown}"
+        );
+        assert_eq!(
+            c.database.as_ref().map(DatabaseUrl::expose),
+            Some("postgres://a:s3cret@h/d")
+        );
+        assert!("mysql://h/d".parse::<DatabaseUrl>().is_err());
     }
 
     // The flag form of a trusted log splits at the first '@'.

@@ -19,7 +19,8 @@
 //!   atomic batch per group commit.
 //! - [`writer`]: the single writer thread in front of the ledger.
 //! - [`store`]: the table under the ledger (sled, or memory with failure
-//!   injection for tests).
+//!   injection for tests); [`postgres`]: the same in PostgreSQL, for
+//!   several bank processes on one database.
 //! - [`records`]: what the ledger stores and the key layout.
 //! - [`logs`]: the trusted logs and the checking of their proofs and
 //!   checkpoints.
@@ -40,6 +41,7 @@ pub mod keys;
 pub mod ledger;
 pub mod logs;
 pub mod metrics;
+pub mod postgres;
 pub mod records;
 pub mod signer;
 pub mod store;
@@ -89,6 +91,12 @@ pub enum OpenError {
     #[error("the database at {path}: {reason}")]
     DatabaseAt {
         path: std::path::PathBuf,
+        reason: String,
+    },
+    #[error("the ledger's PostgreSQL database {url}: {reason}")]
+    Postgres {
+        /// Shown without its password.
+        url: config::DatabaseUrl,
         reason: String,
     },
 }
@@ -227,22 +235,41 @@ impl Bank {
                 },
             );
         }
-        let path = dir.database();
-        // The start-up reads run under the guard too: sled panics on some
-        // damaged pages.
-        let (ledger, stored) = acd_serve::storage::guard(&path, || {
-            let at = |reason: String| OpenError::DatabaseAt {
-                path: path.clone(),
-                reason,
-            };
-            let ledger = Ledger::open(&path).map_err(|e| at(e.to_string()))?;
-            let stored: HashMap<String, String> = ledger
-                .checkpoints()
-                .map_err(|e| at(e.to_string()))?
-                .into_iter()
-                .collect();
-            Ok::<_, OpenError>((Arc::new(ledger), stored))
-        })??;
+        let (ledger, stored) = match &config.database {
+            // The data directory holds only the keys and the admin token.
+            Some(url) => {
+                let at = |reason: String| OpenError::Postgres {
+                    url: url.clone(),
+                    reason,
+                };
+                let ledger = Ledger::open_postgres(url).map_err(|e| at(e.to_string()))?;
+                let stored: HashMap<String, String> = ledger
+                    .checkpoints()
+                    .map_err(|e| at(e.to_string()))?
+                    .into_iter()
+                    .collect();
+                (Arc::new(ledger), stored)
+            }
+            None => {
+                let path = dir.database();
+                // The start-up reads run under the guard too: sled panics on some
+                // damaged pages.
+                let (ledger, stored) = acd_serve::storage::guard(&path, || {
+                    let at = |reason: String| OpenError::DatabaseAt {
+                        path: path.clone(),
+                        reason,
+                    };
+                    let ledger = Ledger::open(&path).map_err(|e| at(e.to_string()))?;
+                    let stored: HashMap<String, String> = ledger
+                        .checkpoints()
+                        .map_err(|e| at(e.to_string()))?
+                        .into_iter()
+                        .collect();
+                    Ok::<_, OpenError>((Arc::new(ledger), stored))
+                })??;
+                (ledger, stored)
+            }
+        };
         let http = acd_serve::http_client_with(Duration::from_secs(10));
         let mut logs = Logs::new();
         let mut log_infos = Vec::new();

@@ -2,9 +2,16 @@
 //! written only in whole batches, so that a crash leaves the books before a
 //! batch or after it, never in between.
 //!
-//! Two implementations: [`SledStore`] (the real one) and [`MemoryStore`]
-//! (for tests: it injects write failures, including the ones a real disk
-//! produces, and simulates a crash by dropping what was not yet durable).
+//! Three implementations: [`SledStore`] (one process, the default),
+//! [`crate::postgres::PgStore`] (PostgreSQL: any number of bank processes
+//! on one database) and [`MemoryStore`] (for tests: it injects write
+//! failures, including the ones a real disk produces, and simulates a
+//! crash by dropping what was not yet durable).
+//!
+//! The ledger decides a batch inside a [`StoreTx`]: its reads and its one
+//! write are one transaction. On sled and in memory the ledger's single
+//! writer thread is what makes that true; on PostgreSQL the database does,
+//! across processes.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -31,6 +38,10 @@ pub enum StoreError {
     /// A failure injected by a test.
     #[error("injected storage failure")]
     Injected,
+    /// A concurrent transaction (another bank process) conflicted with
+    /// this one, which changed nothing: decide the batch again.
+    #[error("storage conflict: {0}")]
+    Conflict(String),
 }
 
 /// A disk that failed may work on a retry (503 `storage_unavailable`); a
@@ -41,6 +52,7 @@ impl From<StoreError> for DomainError {
             StoreError::Io(_) | StoreError::Injected => {
                 DomainError::unavailable("storage_unavailable", e.to_string())
             }
+            StoreError::Conflict(_) => DomainError::unavailable("busy", e.to_string()),
             StoreError::Corrupt(_) => DomainError::internal(format!("storage: {e}")),
         }
     }
@@ -70,6 +82,49 @@ pub trait Store: Send + Sync + 'static {
     /// applied, and applied ones may or may not survive a crash: so every
     /// change the ledger makes must be safe to decide again.
     fn write(&self, writes: &Writes) -> Result<(), StoreError>;
+    /// A transaction: reads of one state that no other writer changes
+    /// until [`StoreTx::commit`] writes the batch decided on them.
+    fn begin(&self) -> Result<Box<dyn StoreTx + '_>, StoreError>;
+    /// Reads of one state (the sums' scan), written by no one meanwhile.
+    /// The ledger's gate already gives that on sled and in memory.
+    fn snapshot(&self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        self.begin()
+    }
+}
+
+/// Reads inside a transaction, then its one write.
+pub trait StoreTx {
+    /// [`Store::get`] inside the transaction.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// [`Store::range`] inside the transaction.
+    fn range(&self, start: &[u8], end: &[u8]) -> Items<'_>;
+    /// [`Store::scan_prefix`] inside the transaction.
+    fn scan_prefix(&self, prefix: &[u8]) -> Items<'_>;
+    /// Writes `writes` as [`Store::write`] does and ends the transaction;
+    /// dropping it instead changes nothing.
+    fn commit(self: Box<Self>, writes: &Writes) -> Result<(), StoreError>;
+}
+
+/// The transaction of a store that has one writer: reads and the write go
+/// straight to the store.
+struct Direct<'a, S: ?Sized>(&'a S);
+
+impl<S: Store + ?Sized> StoreTx for Direct<'_, S> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key)
+    }
+
+    fn range(&self, start: &[u8], end: &[u8]) -> Items<'_> {
+        self.0.range(start, end)
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Items<'_> {
+        self.0.scan_prefix(prefix)
+    }
+
+    fn commit(self: Box<Self>, writes: &Writes) -> Result<(), StoreError> {
+        self.0.write(writes)
+    }
 }
 
 /// The ledger on sled: one tree, one atomic batch and one flush per write.
@@ -119,6 +174,10 @@ impl Store for SledStore {
         self.db.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
+    }
+
+    fn begin(&self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        Ok(Box::new(Direct(self)))
     }
 }
 
@@ -251,6 +310,10 @@ impl Store for MemoryStore {
             Some(_) => Err(StoreError::Injected),
             None => Ok(()),
         }
+    }
+
+    fn begin(&self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        Ok(Box::new(Direct(self)))
     }
 }
 

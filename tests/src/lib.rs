@@ -481,3 +481,120 @@ pub async fn wait_for_metric(url: &str, name: &str, at_least: u64) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// The scratch PostgreSQL server of `scripts/services/postgres.sh`
+/// (`ACD_TEST_POSTGRES_URL`, `ACD_TEST_PG_BIN`, `ACD_TEST_PG_DATA`).
+pub struct Postgres {
+    /// A superuser URL, database `postgres`.
+    pub admin_url: String,
+    pub bin: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Postgres {
+    /// The server, or `None` after printing why the test is skipped; with
+    /// `CI` set a missing server fails the test instead.
+    pub fn from_env() -> Option<Postgres> {
+        let vars = [
+            "ACD_TEST_POSTGRES_URL",
+            "ACD_TEST_PG_BIN",
+            "ACD_TEST_PG_DATA",
+        ]
+        .map(|v| std::env::var(v).ok());
+        let [Some(admin_url), Some(bin), Some(data)] = vars else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "ACD_TEST_POSTGRES_URL, ACD_TEST_PG_BIN and ACD_TEST_PG_DATA are not set \
+                 (scripts/services/postgres.sh starts a server)"
+            );
+            eprintln!("skipped: no PostgreSQL to test on (ACD_TEST_POSTGRES_URL is not set)");
+            return None;
+        };
+        Some(Postgres {
+            admin_url,
+            bin: bin.into(),
+            data: data.into(),
+        })
+    }
+
+    /// Runs `psql` on `url` with `sql`; its output.
+    pub fn psql(&self, url: &str, sql: &str) -> String {
+        let out = Command::new(self.bin.join("psql"))
+            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", url, "-c", sql])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "psql {sql:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// A new, empty database; its URL.
+    pub fn fresh_database(&self) -> String {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let name = format!("acd_e2e_{}_{n}_{}", std::process::id(), now_ms());
+        self.psql(&self.admin_url, &format!("CREATE DATABASE {name}"));
+        let (base, _) = self
+            .admin_url
+            .rsplit_once('/')
+            .expect("a URL with a database");
+        format!("{base}/{name}")
+    }
+
+    /// `pg_ctl` as the server's owner (PostgreSQL refuses to run as root).
+    fn pg_ctl(&self, args: &[&str]) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(pg_ctl);
+            c
+        } else {
+            Command::new(pg_ctl)
+        };
+        let status = cmd
+            .arg("-D")
+            .arg(&self.data)
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .expect("pg_ctl runs");
+        assert!(status.success(), "pg_ctl {args:?} failed");
+    }
+
+    /// `pg_ctl -m immediate stop`: the server stops at once, as in a power
+    /// cut (recovery replays its WAL at the next start).
+    pub fn stop_immediately(&self) -> Vec<String> {
+        // The options it was started with, to start it again the same way.
+        let opts =
+            std::fs::read_to_string(self.data.join("postmaster.opts")).expect("postmaster.opts");
+        let mut args: Vec<String> = opts
+            .split_whitespace()
+            .skip(1)
+            .map(|a| a.trim_matches('"').to_owned())
+            .collect();
+        if let Some(i) = args.iter().position(|a| a == "-D") {
+            args.drain(i..(i + 2).min(args.len()));
+        }
+        self.pg_ctl(&["-m", "immediate", "stop"]);
+        args
+    }
+
+    /// Starts the server again with the options [`Postgres::stop_immediately`] returned.
+    pub fn start(&self, options: &[String]) {
+        let log = self.data.with_file_name("server.log");
+        let log = log.to_string_lossy().into_owned();
+        let options = options.join(" ");
+        self.pg_ctl(&["-w", "-t", "60", "-l", &log, "-o", &options, "start"]);
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}

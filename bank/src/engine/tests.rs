@@ -86,13 +86,48 @@ struct Fixture {
     merchant: SigningKey,
 }
 
+/// Where a behaviour test's bank keeps its books: each runs on both.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sled,
+    Postgres,
+}
+
+/// Each behaviour test, on sled and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sled {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Sled).await
+            })*
+        }
+        mod on_postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Postgres).await
+            })*
+        }
+    };
+}
+
 impl Fixture {
-    async fn new(funds: u64) -> Fixture {
+    /// None: no PostgreSQL to test on, and CI unset (the helper said so).
+    async fn on(b: Backend, funds: u64) -> Option<Fixture> {
+        let database = match b {
+            Backend::Sled => None,
+            Backend::Postgres => Some(crate::postgres::testing::fresh_database()?),
+        };
+        Some(Fixture::with_database(database, funds).await)
+    }
+
+    async fn with_database(database: Option<crate::config::DatabaseUrl>, funds: u64) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("bank");
         seed_keys(&data);
         let log = NoteSigner::new(ORIGIN, key(4)).unwrap();
         let mut config = BankConfig::new(data);
+        config.database = database;
         config.denominations = VALUES.to_vec();
         config.min_expiration_ms = 0;
         config.logs = vec![TrustedLog {
@@ -343,9 +378,10 @@ impl Fixture {
 // Figure 1 step 1: a withdrawal debits once and its signatures finish into
 // valid tokens; a retry gets the same ones; overdrafts and a reused request
 // id are refused.
-#[tokio::test]
-async fn withdraw_debits_once_and_refuses_overdrafts() {
-    let mut f = Fixture::new(25).await;
+async fn withdraw_debits_once_and_refuses_overdrafts(b: Backend) {
+    let Some(mut f) = Fixture::on(b, 25).await else {
+        return;
+    };
     let blinded = f.blinded(&[10, 10, 1]);
     let req = f.withdraw_request(1, &blinded);
     let w = f.state.withdraw(req.clone()).await.unwrap();
@@ -380,9 +416,10 @@ async fn withdraw_debits_once_and_refuses_overdrafts() {
 
 // Figure 1 steps 3, 4: a token registers to one Q with a receipt the bank
 // signed; another Q and a forged token are refused.
-#[tokio::test]
-async fn register_binds_a_token_to_one_key() {
-    let mut f = Fixture::new(10).await;
+async fn register_binds_a_token_to_one_key(b: Backend) {
+    let Some(mut f) = Fixture::on(b, 10).await else {
+        return;
+    };
     let blinded = f.blinded(&[10]);
     let req = f.withdraw_request(1, &blinded);
     let sigs = f.state.withdraw(req).await.unwrap();
@@ -424,9 +461,10 @@ async fn register_binds_a_token_to_one_key() {
 
 // P2/P3: a spend escrows the price, signs the terms, the notice and the
 // change; a second spend of the same token and a wrong change are refused.
-#[tokio::test]
-async fn spend_escrows_with_change_and_refuses_a_double_spend() {
-    let mut f = Fixture::new(20).await;
+async fn spend_escrows_with_change_and_refuses_a_double_spend(b: Backend) {
+    let Some(mut f) = Fixture::on(b, 20).await else {
+        return;
+    };
     let q = key(0x51);
     let tokens = f.tokens(1, &[10, 10], &q).await;
     let terms = f.terms(1, 15);
@@ -460,9 +498,10 @@ async fn spend_escrows_with_change_and_refuses_a_double_spend() {
 
 // Deposit: a proven commit pays the merchant once; an abort entry is not a
 // commit, and an unknown TID has no escrow.
-#[tokio::test]
-async fn deposit_pays_on_a_proven_commit() {
-    let mut f = Fixture::new(10).await;
+async fn deposit_pays_on_a_proven_commit(b: Backend) {
+    let Some(mut f) = Fixture::on(b, 10).await else {
+        return;
+    };
     let q = key(0x51);
     let terms = f.escrow(1, 1, 3, &q).await;
     let unknown = f.terms(9, 3);
@@ -507,9 +546,10 @@ async fn deposit_pays_on_a_proven_commit() {
 // The abort step: the log's abort is recorded, a commit found at expiry
 // pays the merchant, an entry for other terms is refused, and a log that
 // cannot be reached leaves the escrow open (retryable).
-#[tokio::test]
-async fn abort_records_the_logs_outcome() {
-    let mut f = Fixture::new(10).await;
+async fn abort_records_the_logs_outcome(b: Backend) {
+    let Some(mut f) = Fixture::on(b, 10).await else {
+        return;
+    };
     let q = key(0x51);
     let aborted = f.escrow(1, 1, 2, &q).await;
     let committed = f.escrow(2, 2, 3, &q).await;
@@ -561,9 +601,10 @@ async fn abort_records_the_logs_outcome() {
 // Refund: after an abort (recorded, or shown by Q) Q gets fresh blind
 // tokens worth the price once; an open escrow without a proof, the other
 // route's reason and a second refund are refused.
-#[tokio::test]
-async fn refund_after_an_abort() {
-    let mut f = Fixture::new(10).await;
+async fn refund_after_an_abort(b: Backend) {
+    let Some(mut f) = Fixture::on(b, 10).await else {
+        return;
+    };
     let q = key(0x51);
     let recorded = f.escrow(1, 1, 2, &q).await;
     let shown = f.escrow(2, 2, 3, &q).await;
@@ -634,9 +675,10 @@ async fn refund_after_an_abort() {
 
 // Dispute: a logged key that does not open the offered goods is upheld and
 // refunds Q (debiting the merchant already paid); a key that does is 422.
-#[tokio::test]
-async fn dispute_upholds_a_bogus_key_only() {
-    let mut f = Fixture::new(10).await;
+async fn dispute_upholds_a_bogus_key_only(b: Backend) {
+    let Some(mut f) = Fixture::on(b, 10).await else {
+        return;
+    };
     let q = key(0x51);
     let goods_bytes = b"a song".to_vec();
     let k = goods::fresh_key(&mut f.rng);
@@ -705,9 +747,10 @@ async fn dispute_upholds_a_bogus_key_only() {
 // The operator's steps: accounts open idempotently, credits apply once per
 // request id; a kind change, a zero amount, an unknown account and a bad
 // key are refused.
-#[tokio::test]
-async fn accounts_and_credits() {
-    let f = Fixture::new(0).await;
+async fn accounts_and_credits(b: Backend) {
+    let Some(f) = Fixture::on(b, 0).await else {
+        return;
+    };
     let m = f.merchant_key();
     let again = f
         .state
@@ -782,3 +825,14 @@ async fn accounts_and_credits() {
     assert_eq!((sums.credited, sums.customer_balances), (40, 40));
     assert!(sums.conserved);
 }
+
+on_both_backends!(
+    withdraw_debits_once_and_refuses_overdrafts,
+    register_binds_a_token_to_one_key,
+    spend_escrows_with_change_and_refuses_a_double_spend,
+    deposit_pays_on_a_proven_commit,
+    abort_records_the_logs_outcome,
+    refund_after_an_abort,
+    dispute_upholds_a_bogus_key_only,
+    accounts_and_credits,
+);

@@ -31,6 +31,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use acd_core::bank_api::{AccountInfo, AccountKind, Sums};
 use acd_core::entry::Tid;
@@ -40,7 +41,7 @@ use serde::de::DeserializeOwned;
 
 use crate::records::{self, Account, Escrow, Registration, Totals};
 use crate::records::{WithdrawalRecord, account_key, due_key, escrow_key};
-use crate::store::{SledStore, Store, StoreError, Writes};
+use crate::store::{SledStore, Store, StoreError, StoreTx, Writes};
 
 /// A newer checkpoint of a log, already proven consistent with every
 /// earlier one the bank accepted; stored with the batch whatever the op's
@@ -55,7 +56,7 @@ pub struct CheckpointUpdate {
 /// One step's state change, checked (and its blind signatures made)
 /// before it reaches the ledger: the step's rule decides it against the
 /// books through one [`Tx`] and answers with the step's own typed reply.
-pub trait LedgerOp: Send + 'static {
+pub trait LedgerOp: Clone + Send + 'static {
     /// What an accepted op answers.
     type Reply: Send + 'static;
     /// The op's name, as metrics label it.
@@ -76,6 +77,9 @@ pub trait Decide: Send {
     fn fail(&mut self, e: DomainError);
     /// Accepted, or the refusal's code (for metrics).
     fn outcome(&self) -> Result<(), &'static str>;
+    /// Forgets the decision: the batch is decided again from scratch (its
+    /// transaction conflicted with another bank process's).
+    fn retry(&mut self);
 }
 
 /// An op and, once decided, its decision.
@@ -105,7 +109,8 @@ impl<O: LedgerOp> Decide for Slot<O> {
     }
 
     fn decide(&mut self, tx: &mut Tx<'_>) -> bool {
-        let Some(op) = self.op.take() else {
+        // Kept until answered: a conflicting batch is decided again.
+        let Some(op) = self.op.clone() else {
             return false;
         };
         let decision = op.apply(tx);
@@ -126,6 +131,12 @@ impl<O: LedgerOp> Decide for Slot<O> {
             Some(Ok(_)) => Ok(()),
             Some(Err(e)) => Err(e.code),
             None => Err("undecided"),
+        }
+    }
+
+    fn retry(&mut self) {
+        if self.op.is_some() {
+            self.decision = None;
         }
     }
 }
@@ -184,11 +195,14 @@ pub(crate) fn corrupt_totals() -> DomainError {
     DomainError::internal("the maintained totals would leave their range")
 }
 
-/// One op's view: its own writes over the batch's over the database.
+/// One op's view: its own writes over the batch's over the database (read
+/// inside the batch's transaction).
 pub struct Tx<'a> {
-    store: &'a dyn Store,
+    store: &'a dyn StoreTx,
     batch: &'a Writes,
     writes: Writes,
+    /// A conflict met by a read: the whole batch is decided again.
+    conflict: &'a std::cell::Cell<bool>,
 }
 
 impl Tx<'_> {
@@ -196,7 +210,12 @@ impl Tx<'_> {
         if let Some(v) = self.writes.get(key).or_else(|| self.batch.get(key)) {
             return Ok(v.clone());
         }
-        Ok(self.store.get(key)?)
+        self.store.get(key).map_err(|e| {
+            if matches!(e, StoreError::Conflict(_)) {
+                self.conflict.set(true);
+            }
+            e.into()
+        })
     }
 
     pub(crate) fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, DomainError> {
@@ -281,6 +300,17 @@ impl Ledger {
         }))
     }
 
+    /// Opens the ledger in PostgreSQL at `url` (applying the migrations).
+    /// After a failed write the same pool is used again: it reconnects by
+    /// itself, and what is committed is what is durable.
+    pub fn open_postgres(url: &crate::config::DatabaseUrl) -> Result<Ledger, StoreError> {
+        let store = crate::postgres::PgStore::connect(url)?;
+        let shared: Arc<dyn Store> = Arc::new(store.clone());
+        Ok(Ledger::with_opener(shared, move || {
+            Ok(Arc::new(store.clone()) as Arc<dyn Store>)
+        }))
+    }
+
     /// The ledger on `store`; `reopen` opens it again after a failed write
     /// (tests use [`crate::store::MemoryStore`], whose reopening is a
     /// crash and restart).
@@ -315,6 +345,15 @@ impl Ledger {
             Some(store) => f(store),
             None => Err(recovering()),
         }
+    }
+
+    /// Runs `f` on one state of the books even with other bank processes
+    /// writing (on PostgreSQL a read-only snapshot).
+    fn view_snapshot<T>(
+        &self,
+        f: impl FnOnce(&dyn StoreTx) -> Result<T, DomainError>,
+    ) -> Result<T, DomainError> {
+        self.view(|store| f(&*store.snapshot()?))
     }
 
     /// Does the ledger take reads and writes (no failed write pending
@@ -397,7 +436,7 @@ impl Ledger {
     /// oldest first, at most `limit`.
     pub fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<Escrow>, DomainError> {
         let end = due_key(now_ms, &Tid([0xff; 16]));
-        self.view(|store| {
+        self.view_snapshot(|store| {
             let mut out = Vec::new();
             for item in store.range(records::DUE, &end).take(limit) {
                 let (k, _) = item?;
@@ -431,7 +470,7 @@ impl Ledger {
     /// accounts and escrows, both read from one state (no write runs
     /// meanwhile), so a mismatch is real.
     pub fn sums(&self) -> Result<Sums, DomainError> {
-        self.view(|store| {
+        self.view_snapshot(|store| {
             let totals: Totals = match store.get(records::TOTALS)? {
                 Some(b) => decode(records::TOTALS, &b)?,
                 None => Totals::default(),
@@ -482,66 +521,128 @@ impl Ledger {
     /// [`Ledger::recover`] is tried at once. A checkpoint update is stored
     /// with the batch whatever its op's fate.
     pub fn decide(&self, mut batch: Vec<(&mut dyn Decide, Option<CheckpointUpdate>)>) {
-        let writes = {
-            let gate = self.shared();
-            let Some(store) = gate.as_deref() else {
-                for (op, _) in batch {
-                    op.fail(recovering());
+        let checkpoints: Vec<_> = batch.iter_mut().map(|(_, c)| c.take()).collect();
+        let mut pause = Duration::from_millis(1);
+        for attempt in 1..=MAX_ATTEMPTS {
+            match self.attempt(&mut batch, &checkpoints) {
+                Attempt::Done => return,
+                Attempt::Failed(e) => {
+                    for (op, _) in batch {
+                        op.fail(e.clone());
+                    }
+                    let _ = self.recover();
+                    return;
                 }
-                return;
-            };
-            let mut writes = Writes::new();
-            for (op, checkpoint) in &mut batch {
-                if let Some(c) = checkpoint.take()
-                    && let Err(e) = stage_checkpoint(store, &mut writes, c)
-                {
-                    tracing::warn!(error = %e, "cannot store a checkpoint");
+                Attempt::Shut => {
+                    for (op, _) in batch {
+                        op.fail(recovering());
+                    }
+                    return;
                 }
-                let mut tx = Tx {
-                    store,
-                    batch: &writes,
-                    writes: Writes::new(),
-                };
-                if op.decide(&mut tx) {
-                    let own = tx.writes;
-                    writes.extend(own);
+                Attempt::Conflict => {
+                    tracing::debug!(attempt, "a batch conflicted; deciding it again");
+                    for (op, _) in &mut batch {
+                        op.retry();
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
                 }
             }
-            writes
-        };
-        if writes.is_empty() {
-            return;
         }
-        let failed = {
-            // Readers wait until the batch is durable or dropped: none may
-            // see it applied and not flushed.
-            let mut gate = self.exclusive();
-            match gate.as_deref().map(|store| store.write(&writes)) {
-                // Only this thread shuts the gate; were it shut, nothing of
-                // the batch is written.
-                None => true,
-                Some(Ok(())) => false,
-                Some(Err(e)) => {
-                    tracing::error!(error = %e, "the ledger could not write a batch");
-                    // The store may hold the batch applied and not durable
-                    // (and sled refuses every write after an I/O error):
-                    // only a reopened one is trusted.
-                    *gate = None;
-                    true
-                }
+        for (op, _) in batch {
+            op.fail(DomainError::unavailable(
+                "busy",
+                "the ledger's transactions keep conflicting; retry",
+            ));
+        }
+    }
+
+    /// Decides the batch once, in one transaction of the store.
+    fn attempt(
+        &self,
+        batch: &mut [(&mut dyn Decide, Option<CheckpointUpdate>)],
+        checkpoints: &[Option<CheckpointUpdate>],
+    ) -> Attempt {
+        // The store is held, not the gate: readers go on while the batch
+        // is decided (on sled no one else writes meanwhile).
+        let Some(store) = self.shared().clone() else {
+            return Attempt::Shut;
+        };
+        let tx = match store.begin() {
+            Ok(tx) => tx,
+            Err(StoreError::Conflict(_)) => return Attempt::Conflict,
+            Err(e) => {
+                tracing::error!(error = %e, "the ledger could not begin a batch");
+                *self.exclusive() = None;
+                return Attempt::Failed(storage_failed());
             }
         };
-        if failed {
-            for (op, _) in batch {
-                op.fail(storage_failed());
+        let conflict = std::cell::Cell::new(false);
+        let mut writes = Writes::new();
+        for ((op, _), checkpoint) in batch.iter_mut().zip(checkpoints) {
+            if let Some(c) = checkpoint
+                && let Err(e) = stage_checkpoint(&*tx, &mut writes, c.clone())
+            {
+                tracing::warn!(error = %e, "cannot store a checkpoint");
             }
-            let _ = self.recover();
+            let mut t = Tx {
+                store: &*tx,
+                batch: &writes,
+                writes: Writes::new(),
+                conflict: &conflict,
+            };
+            if op.decide(&mut t) {
+                let own = t.writes;
+                writes.extend(own);
+            }
+        }
+        if conflict.get() {
+            return Attempt::Conflict;
+        }
+        if writes.is_empty() {
+            return Attempt::Done;
+        }
+        // Readers wait until the batch is durable or dropped: none may see
+        // it applied and not flushed.
+        let mut gate = self.exclusive();
+        if gate.is_none() {
+            // Only this thread shuts the gate; were it shut, nothing of
+            // the batch is written.
+            return Attempt::Failed(storage_failed());
+        }
+        match tx.commit(&writes) {
+            Ok(()) => Attempt::Done,
+            Err(StoreError::Conflict(_)) => Attempt::Conflict,
+            Err(e) => {
+                tracing::error!(error = %e, "the ledger could not write a batch");
+                // The store may hold the batch applied and not durable
+                // (and sled refuses every write after an I/O error): only
+                // a reopened one is trusted.
+                *gate = None;
+                Attempt::Failed(storage_failed())
+            }
         }
     }
 }
 
+/// How often a batch whose transaction conflicted is decided again before
+/// its ops are answered 503 `busy`.
+const MAX_ATTEMPTS: u32 = 20;
+
+/// What one decision of a batch came to.
+enum Attempt {
+    /// Decided, and the accepted ops are durable.
+    Done,
+    /// Decide it again from scratch.
+    Conflict,
+    /// Nothing may have been written; the gate is shut.
+    Failed(DomainError),
+    /// The gate was shut before the batch began.
+    Shut,
+}
+
 fn stage_checkpoint(
-    store: &dyn Store,
+    store: &dyn StoreTx,
     batch: &mut Writes,
     c: CheckpointUpdate,
 ) -> Result<(), DomainError> {

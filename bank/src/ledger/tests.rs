@@ -205,10 +205,59 @@ fn decide(l: &Ledger, ops: Vec<(Op, Option<CheckpointUpdate>)>) -> Vec<Decision>
     slots.into_iter().map(Slot::into_decision).collect()
 }
 
-fn open() -> (tempfile::TempDir, Ledger) {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(&dir.path().join("db")).unwrap();
-    (dir, ledger)
+/// Where a behaviour test keeps its books: each runs on both.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Sled,
+    Postgres,
+}
+
+/// A fresh database of a backend, opened as often as a test restarts.
+struct Opened {
+    dir: Option<tempfile::TempDir>,
+    url: Option<crate::config::DatabaseUrl>,
+}
+
+impl Opened {
+    /// None: no PostgreSQL to test on, and CI unset (the helper said so).
+    fn new(b: Backend) -> Option<Opened> {
+        Some(match b {
+            Backend::Sled => Opened {
+                dir: Some(tempfile::tempdir().unwrap()),
+                url: None,
+            },
+            Backend::Postgres => Opened {
+                dir: None,
+                url: Some(crate::postgres::testing::fresh_database()?),
+            },
+        })
+    }
+
+    fn ledger(&self) -> Ledger {
+        match (&self.dir, &self.url) {
+            (Some(dir), _) => Ledger::open(&dir.path().join("db")).unwrap(),
+            (None, Some(url)) => Ledger::open_postgres(url).unwrap(),
+            (None, None) => unreachable!("one backend"),
+        }
+    }
+}
+
+/// Each behaviour test, on sled and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod on_sled {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::Sled)
+            })*
+        }
+        mod on_postgres {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::Postgres)
+            })*
+        }
+    };
 }
 
 /// A ledger on memory; reopening its store is a crash and restart.
@@ -368,9 +417,11 @@ fn assert_conserved(l: &Ledger) {
 }
 
 // A retried withdrawal returns the same signatures without a second debit; the refusals carry their codes.
-#[test]
-fn withdrawal_is_idempotent_and_checked() {
-    let (_d, l) = open();
+fn withdrawal_is_idempotent_and_checked(b: Backend) {
+    let Some(opened) = Opened::new(b) else {
+        return;
+    };
+    let l = opened.ledger();
     assert_eq!(code(one(&l, withdraw(1, 10))), "unknown_account");
     setup(&l, 100);
     let first = one(&l, withdraw(1, 60)).unwrap();
@@ -405,9 +456,11 @@ fn withdrawal_is_idempotent_and_checked() {
 }
 
 // A token registers to one Q only; the same registration again returns the same receipt.
-#[test]
-fn registration_binds_one_key() {
-    let (_d, l) = open();
+fn registration_binds_one_key(b: Backend) {
+    let Some(opened) = Opened::new(b) else {
+        return;
+    };
+    let l = opened.ledger();
     setup(&l, 0);
     assert_eq!(one(&l, register(7, Q)).unwrap(), Answer::Receipt([7; 64]));
     let mut again = register(7, Q);
@@ -419,9 +472,11 @@ fn registration_binds_one_key() {
 }
 
 // Two spends of one token in one batch: exactly one escrow, the other is a double spend.
-#[test]
-fn two_spends_of_one_token_in_one_batch() {
-    let (_d, l) = open();
+fn two_spends_of_one_token_in_one_batch(b: Backend) {
+    let Some(opened) = Opened::new(b) else {
+        return;
+    };
+    let l = opened.ledger();
     setup(&l, 100);
     one(&l, withdraw(1, 100)).unwrap();
     one(&l, register(1, Q)).unwrap();
@@ -445,9 +500,11 @@ fn two_spends_of_one_token_in_one_batch() {
 }
 
 // A spend refused on its second token leaves no trace of the first; repeats and TID reuse are decided.
-#[test]
-fn spend_rules_and_no_partial_write() {
-    let (_d, l) = open();
+fn spend_rules_and_no_partial_write(b: Backend) {
+    let Some(opened) = Opened::new(b) else {
+        return;
+    };
+    let l = opened.ledger();
     setup(&l, 100);
     one(&l, withdraw(1, 100)).unwrap();
     one(&l, register(1, Q)).unwrap();
@@ -491,9 +548,11 @@ fn spend_rules_and_no_partial_write() {
 }
 
 // A deposit pays the merchant once; its replay gives the same answer and no second credit.
-#[test]
-fn deposit_pays_once() {
-    let (_d, l) = open();
+fn deposit_pays_once(b: Backend) {
+    let Some(opened) = Opened::new(b) else {
+        return;
+    };
+    let l = opened.ledger();
     setup(&l, 50);
     one(&l, withdraw(1, 50)).unwrap();
     one(&l, register(1, Q)).unwrap();
@@ -519,9 +578,11 @@ fn deposit_pays_once() {
 }
 
 // A refund needs an abort, the escrow's key and the exact price; it is idempotent by digest.
-#[test]
-fn refund_rules() {
-    let (_d, l) = open();
+fn refund_rules(b: Backend) {
+    let Some(opened) = Opened::new(b) else {
+        return;
+    };
+    let l = opened.ledger();
     setup(&l, 50);
     one(&l, withdraw(1, 50)).unwrap();
     one(&l, register(1, Q)).unwrap();
@@ -558,9 +619,11 @@ fn refund_rules() {
 }
 
 // An upheld dispute after payment debits the merchant, even below zero; before payment it releases the escrow.
-#[test]
-fn dispute_debits_or_releases() {
-    let (_d, l) = open();
+fn dispute_debits_or_releases(b: Backend) {
+    let Some(opened) = Opened::new(b) else {
+        return;
+    };
+    let l = opened.ledger();
     setup(&l, 100);
     one(&l, withdraw(1, 100)).unwrap();
     one(&l, register(1, Q)).unwrap();
@@ -590,11 +653,12 @@ fn dispute_debits_or_releases() {
 }
 
 // State survives closing and reopening the database.
-#[test]
-fn restart_keeps_state() {
-    let dir = tempfile::tempdir().unwrap();
+fn restart_keeps_state(b: Backend) {
+    let Some(opened) = Opened::new(b) else {
+        return;
+    };
     {
-        let l = Ledger::open(&dir.path().join("db")).unwrap();
+        let l = opened.ledger();
         setup(&l, 70);
         one(&l, withdraw(1, 20)).unwrap();
         decide(
@@ -609,7 +673,7 @@ fn restart_keeps_state() {
             )],
         );
     }
-    let l = Ledger::open(&dir.path().join("db")).unwrap();
+    let l = opened.ledger();
     assert_eq!(balance(&l, &CUSTOMER), 50);
     assert!(l.registration(&[1; 32]).unwrap().is_some());
     assert_eq!(
@@ -685,9 +749,11 @@ fn to_op(l: &Ledger, a: Action) -> Op {
 }
 
 // A credit is applied once per request id, whatever its retries.
-#[test]
-fn credit_is_idempotent() {
-    let (_d, l) = open();
+fn credit_is_idempotent(b: Backend) {
+    let Some(opened) = Opened::new(b) else {
+        return;
+    };
+    let l = opened.ledger();
     setup(&l, 0);
     let credit = |amount| Op::Credit {
         key: CUSTOMER,
@@ -789,9 +855,11 @@ fn a_credit_whose_flush_failed_is_never_shown() {
 
 // The sums read the totals and the scan from one state: polled while
 // credits and withdrawals are written, every answer conserves.
-#[test]
-fn sums_conserve_under_concurrent_writes() {
-    let (_d, l) = open();
+fn sums_conserve_under_concurrent_writes(b: Backend) {
+    let Some(opened) = Opened::new(b) else {
+        return;
+    };
+    let l = opened.ledger();
     setup(&l, 0);
     let accounts: Vec<[u8; 32]> = (0..32u8).map(|i| [i; 32]).collect();
     for key in &accounts {
@@ -891,7 +959,8 @@ proptest! {
     // Whatever sequence of operations, in whatever batches, money is conserved and the scan agrees.
     #[test]
     fn conservation_holds(batches in prop::collection::vec(prop::collection::vec(action(), 1..5), 1..12)) {
-        let (_d, l) = open();
+        let opened = Opened::new(Backend::Sled).unwrap();
+        let l = opened.ledger();
         setup(&l, 0);
         for batch in batches {
             let ops = batch.into_iter().map(|a| (to_op(&l, a), None)).collect();
@@ -952,4 +1021,67 @@ proptest! {
             prop_assert!(faulty.sums().unwrap().conserved);
         }
     }
+}
+
+on_both_backends!(
+    withdrawal_is_idempotent_and_checked,
+    registration_binds_one_key,
+    two_spends_of_one_token_in_one_batch,
+    spend_rules_and_no_partial_write,
+    deposit_pays_once,
+    refund_rules,
+    dispute_debits_or_releases,
+    restart_keeps_state,
+    credit_is_idempotent,
+    sums_conserve_under_concurrent_writes,
+);
+
+// Two ledgers on one PostgreSQL database (two bank processes) are one
+// bank: spends of one token decided by both at once have exactly one
+// winner, and both see the same conserved sums.
+#[test]
+fn two_ledgers_on_one_database_are_one_bank() {
+    let Some(opened) = Opened::new(Backend::Postgres) else {
+        return;
+    };
+    let (a, b) = (opened.ledger(), opened.ledger());
+    setup(&a, 100);
+    one(&b, withdraw(1, 100)).unwrap();
+    one(&a, register(1, Q)).unwrap();
+    let decisions: Vec<Decision> = std::thread::scope(|s| {
+        let spends: Vec<_> = (0..24u8)
+            .map(|i| {
+                let l = if i % 2 == 0 { &a } else { &b };
+                s.spawn(move || one(l, spend(100 + i, &[1], 10, 10)))
+            })
+            .collect();
+        spends.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let won: Vec<_> = decisions.iter().filter(|d| d.is_ok()).collect();
+    assert_eq!(won.len(), 1, "{decisions:?}");
+    assert!(
+        decisions
+            .iter()
+            .filter(|d| d.is_err())
+            .all(|d| matches!(d, Err(e) if e.code == "double_spend")),
+        "{decisions:?}"
+    );
+    let winner = a.spent(&[1; 32]).unwrap().unwrap();
+    assert_eq!(b.spent(&[1; 32]).unwrap(), Some(winner));
+    for l in [&a, &b] {
+        let s = l.sums().unwrap();
+        assert_eq!((s.escrowed, s.live_tokens), (10, 90), "{s:?}");
+        assert!(s.conserved);
+    }
+    // A deposit decided by both at once pays once.
+    let paid: Vec<Decision> = std::thread::scope(|s| {
+        let hs: Vec<_> = [&a, &b, &a, &b]
+            .into_iter()
+            .map(|l| s.spawn(move || one(l, deposit(winner.0[0]))))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(paid.iter().all(Result::is_ok), "{paid:?}");
+    assert_eq!(balance(&b, &MERCHANT), 10);
+    assert_conserved(&a);
 }

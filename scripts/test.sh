@@ -66,3 +66,14 @@ if [ "${ACD_SERVICES:-all}" != "none" ]; then
 fi
 
 cargo test --workspace --locked "$@"
+
+# The behaviour and hostile-input suites of the bank and the merchant once
+# more with both on PostgreSQL (each test its own scratch database; the
+# bank's engine tests already run on both). Skipped with ACD_SERVICES=none
+# or when arguments narrow the run.
+if [ "${ACD_SERVICES:-all}" != "none" ] && [ $# -eq 0 ]; then
+    echo "again with the bank and the merchant on PostgreSQL:"
+    ACD_TEST_BACKEND=postgres cargo test --locked \
+        -p acd-bank -p acd-merchant --lib --test hostile --test purchase
+    ACD_TEST_BACKEND=postgres cargo test --locked -p acd-tests --test purchase
+fi

@@ -197,48 +197,7 @@ pub const DISPUTE_GOODS_BYTES: usize = 1024 * 1024;
 /// 15 KB): about 94 KB in all.
 pub const DISPUTE_EVIDENCE_BYTES: usize = 128 * 1024;
 
-/// A PostgreSQL connection URL. It may carry a password, so it shows
-/// (in `Debug` and `Display`, hence in logs) only its host, port and
-/// database.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct DatabaseUrl(String);
-
-impl DatabaseUrl {
-    /// The whole URL, password included: for the driver only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::str::FromStr for DatabaseUrl {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-            Ok(DatabaseUrl(s.to_owned()))
-        } else {
-            Err("expected a postgres:// URL".into())
-        }
-    }
-}
-
-impl std::fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Everything before the last '@' of the authority is user and
-        // password; the query may carry a password too.
-        let rest = self.0.split_once("://").map_or("", |(_, r)| r);
-        let rest = rest.split(['?', '#']).next().unwrap_or_default();
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        write!(f, "postgres://{host}/{path}")
-    }
-}
-
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DatabaseUrl({self})")
-    }
-}
+pub use acd_serve::database_owner::DatabaseUrl;
 
 /// A log the bank trusts.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]

@@ -93,6 +93,8 @@ pub enum OpenError {
         path: std::path::PathBuf,
         reason: String,
     },
+    #[error(transparent)]
+    Owner(#[from] acd_serve::database_owner::OwnerError),
     #[error("the ledger's PostgreSQL database {url}: {reason}")]
     Postgres {
         /// Shown without its password.
@@ -100,6 +102,9 @@ pub enum OpenError {
         reason: String,
     },
 }
+
+/// This server's row in a shared database's `acd_owner` table.
+const OWNER: &str = "bank";
 
 /// One denomination: its public description and its blind signer.
 pub struct DenominationKey {
@@ -202,7 +207,16 @@ impl Bank {
         rng: &mut dyn CryptoRng,
     ) -> Result<Bank, OpenError> {
         let (policy, verifiers) = check_config(config)?;
-        let dir = acd_serve::secret::DataDir::inspect(&config.data);
+        // On PostgreSQL the database, not the data directory, says whether
+        // this bank is new (and so whether missing keys may be created).
+        let dir = match &config.database {
+            Some(url) => {
+                let shown = url.to_string();
+                let owner = acd_serve::database_owner::owner(url.expose(), &shown, OWNER)?;
+                acd_serve::secret::DataDir::with_database(&config.data, &shown, owner.is_none())
+            }
+            None => acd_serve::secret::DataDir::inspect(&config.data),
+        };
         let signing = keys::load_or_create_bank_key_with(&dir, rng)?;
         let public = signing.verifying_key().to_bytes();
         let admin_token = keys::load_or_create_admin_token_with(&dir, rng)?;
@@ -243,6 +257,14 @@ impl Bank {
                     reason,
                 };
                 let ledger = Ledger::open_postgres(url).map_err(|e| at(e.to_string()))?;
+                // Claimed once the RSA keys exist too: a start that stopped
+                // before leaves the database new, and the next creates them.
+                acd_serve::database_owner::claim(
+                    url.expose(),
+                    &url.to_string(),
+                    OWNER,
+                    &hex::encode(public),
+                )?;
                 let stored: HashMap<String, String> = ledger
                     .checkpoints()
                     .map_err(|e| at(e.to_string()))?

@@ -76,7 +76,12 @@ pub enum OpenError {
     Config(String),
     #[error(transparent)]
     Publish(#[from] publish::PublishError),
+    #[error(transparent)]
+    Owner(#[from] acd_serve::database_owner::OwnerError),
 }
+
+/// This server's row in a shared database's `acd_owner` table.
+const OWNER: &str = "log";
 
 /// An opened log: its engine, its metrics and its sequencer thread.
 pub struct Log {
@@ -175,9 +180,20 @@ impl Log {
     /// naming it, never a panic.
     pub fn open(config: &LogConfig, clock: Arc<dyn Clock>) -> Result<Log, OpenError> {
         check_config(config)?;
-        let dir = acd_serve::secret::DataDir::inspect(&config.data);
+        // On PostgreSQL the database, not the data directory, says whether
+        // this log is new (and so whether its key may be created).
+        let dir = match &config.database {
+            Some(url) => {
+                let shown = acd_serve::database_owner::shown(url);
+                let owner = acd_serve::database_owner::owner(url, &shown, OWNER)?;
+                acd_serve::secret::DataDir::with_database(&config.data, &shown, owner.is_none())
+            }
+            None => acd_serve::secret::DataDir::inspect(&config.data),
+        };
         let signer = keys::load_or_create_in(&mut rand::rng(), &dir, &config.origin)?;
         if let Some(url) = &config.database {
+            let shown = acd_serve::database_owner::shown(url);
+            acd_serve::database_owner::claim(url, &shown, OWNER, &signer.verifier().vkey())?;
             let timing = LeaseTiming::of(Duration::from_millis(config.lease_ms));
             let storage = Arc::new(PgStorage::connect(url, timing)?);
             return Log::with_storage(config, storage, signer, clock);

@@ -24,6 +24,7 @@
 pub mod auth;
 pub mod backoff;
 pub mod body_limit;
+pub mod database_owner;
 pub mod error;
 pub mod extract;
 pub mod limits;

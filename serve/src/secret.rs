@@ -63,7 +63,7 @@ pub enum SecretError {
         "{path} is missing but the database {database} exists: restore the file \
          from a backup (a new key would not match the data), or start with a new data directory"
     )]
-    Missing { path: PathBuf, database: PathBuf },
+    Missing { path: PathBuf, database: String },
     #[error("cannot read or create the key file {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
@@ -75,6 +75,8 @@ pub enum SecretError {
 pub struct DataDir {
     path: PathBuf,
     new: bool,
+    /// The database that decides, as named in errors.
+    database: String,
 }
 
 impl DataDir {
@@ -88,6 +90,19 @@ impl DataDir {
         DataDir {
             path: path.to_owned(),
             new,
+            database: path.join(DATABASE).display().to_string(),
+        }
+    }
+
+    /// The data directory of a server whose database lives elsewhere (a
+    /// PostgreSQL URL, shown without its password as `database`): it is new
+    /// exactly when that database holds no server's data yet
+    /// ([`crate::database_owner`]).
+    pub fn with_database(path: &Path, database: &str, new: bool) -> DataDir {
+        DataDir {
+            path: path.to_owned(),
+            new,
+            database: database.to_owned(),
         }
     }
 
@@ -135,7 +150,7 @@ impl DataDir {
         if !self.new {
             return Err(SecretError::Missing {
                 path,
-                database: self.database(),
+                database: self.database.clone(),
             }
             .into());
         }

@@ -46,3 +46,30 @@ pub fn scratch_database(test: &str) -> Option<String> {
     let (base, _) = path.rsplit_once('/').expect("a URL with a database");
     Some(format!("{base}/{name}{query}"))
 }
+
+/// The storage the behaviour suites run on: with `ACD_TEST_BACKEND=postgres`
+/// (`scripts/test.sh` runs them once more so), the scratch database of the
+/// server whose data directory is `data`, the same one each time it is
+/// asked so that a restarted server finds its data; otherwise `None`, sled.
+pub fn backend_database(data: &std::path::Path) -> Option<String> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static MADE: Mutex<Option<HashMap<std::path::PathBuf, String>>> = Mutex::new(None);
+    match std::env::var("ACD_TEST_BACKEND").as_deref() {
+        Ok("postgres") => {}
+        Ok("sled") | Err(_) => return None,
+        Ok(other) => panic!("ACD_TEST_BACKEND={other}: expected sled or postgres"),
+    }
+    assert!(
+        std::env::var_os("ACD_TEST_POSTGRES_URL").is_some(),
+        "ACD_TEST_BACKEND=postgres needs ACD_TEST_POSTGRES_URL (scripts/services/postgres.sh)"
+    );
+    let mut made = MADE.lock().unwrap_or_else(|e| e.into_inner());
+    let made = made.get_or_insert_with(HashMap::new);
+    if let Some(url) = made.get(data) {
+        return Some(url.clone());
+    }
+    let url = scratch_database("backend")?;
+    made.insert(data.to_owned(), url.clone());
+    Some(url)
+}

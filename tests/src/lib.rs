@@ -235,6 +235,12 @@ impl ServerProcess {
         Self::spawn(cmd, data)
     }
 
+    /// Starts `cmd`, a server on `data` that prints `listening on <url>`
+    /// and `vkey <vkey>` (such as `acd merchant serve`).
+    pub fn start_command(cmd: Command, data: &Path) -> ServerProcess {
+        Self::spawn(cmd, data)
+    }
+
     /// Spawns `cmd`, which prints `listening on <url>` and `vkey <vkey>`.
     /// Waits at most [`STARTUP_TIMEOUT`] for the two lines; afterwards a
     /// thread keeps draining stdout, so that a later print never meets a

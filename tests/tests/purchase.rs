@@ -159,6 +159,11 @@ impl World {
                 (log, None, Vec::new())
             };
             let logs = vec![format!("{}@{}", log.vkey, log.url)];
+            let mut bank_args = bank_args;
+            // sled, or PostgreSQL when the suite runs on it (ACD_TEST_BACKEND).
+            if let Some(url) = acd_testkit::pgdb::backend_database(&bank_data) {
+                bank_args.extend(["--database".to_owned(), url]);
+            }
             let bank = ServerProcess::start_bank_with(&bank_data, "127.0.0.1:0", &logs, &bank_args);
             (log, witness, bank, bank_key, logs, bank_args)
         });
@@ -218,6 +223,8 @@ impl World {
             }],
         );
         config.offer_lifetime = lifetime;
+        // sled, or PostgreSQL when the suite runs on it (ACD_TEST_BACKEND).
+        config.database = acd_testkit::pgdb::backend_database(&data).map(|u| u.parse().unwrap());
         config.retry_interval = Duration::from_millis(100);
         config.behaviour = behaviour;
         let merchant = Merchant::open(config).await.unwrap();
@@ -1354,6 +1361,62 @@ async fn the_bank_restarted_between_every_step() {
     assert_eq!(wallet.balance().spendable, 0);
 }
 
+/// Key-value pairs of one record kind.
+type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The rows of the bank's record kinds `prefixes` (`acct/`, `reg/`, ...),
+/// keys without their prefix, read from a copy of its sled database or
+/// from its PostgreSQL tables, whichever it runs on.
+fn bank_tables(w: &World, prefixes: &[&'static str]) -> Vec<(&'static str, Rows)> {
+    if let Some(url) = acd_testkit::pgdb::backend_database(&w.bank_data) {
+        let pg = acd_tests::Postgres::from_env().unwrap();
+        return prefixes
+            .iter()
+            .map(|&prefix| {
+                let table = match prefix {
+                    "acct/" => "accounts",
+                    "reg/" => "registrations",
+                    "spent/" => "spent_tokens",
+                    "escrow/" => "escrows",
+                    "due/" => "due",
+                    other => panic!("no table for {other}"),
+                };
+                let out = pg.psql(
+                    &url,
+                    &format!(
+                        "SELECT encode(key, 'hex') || ' ' || encode(value, 'hex') FROM {table}"
+                    ),
+                );
+                let rows = out
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| {
+                        let (k, v) = l.split_once(' ').unwrap();
+                        (hex::decode(k).unwrap(), hex::decode(v).unwrap())
+                    })
+                    .collect();
+                (prefix, rows)
+            })
+            .collect();
+    }
+    let copy = w.dir.path().join("bank-db-copy");
+    copy_dir(&w.bank_data.join("db"), &copy);
+    let db = sled::open(&copy).unwrap();
+    prefixes
+        .iter()
+        .map(|&prefix| {
+            let rows = db
+                .scan_prefix(prefix.as_bytes())
+                .map(|item| {
+                    let (k, v) = item.unwrap();
+                    (k[prefix.len()..].to_vec(), v.to_vec())
+                })
+                .collect();
+            (prefix, rows)
+        })
+        .collect()
+}
+
 /// Copies the directory `from` to `to`, recursively.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -1446,33 +1509,23 @@ async fn the_log_and_the_bank_keep_what_they_may_learn_only() {
     // The bank, stopped: its purchase records hold no account identity.
     let bank = w.bank.take().unwrap();
     assert!(bank.terminate(Duration::from_secs(10)).is_some());
-    let copy = w.dir.path().join("bank-db-copy");
-    copy_dir(&w.bank_data.join("db"), &copy);
-    let db = sled::open(&copy).unwrap();
+    let tables = bank_tables(&w, &["acct/", "reg/", "spent/", "escrow/", "due/"]);
     assert!(
-        db.get([b"acct/".as_slice(), &account].concat())
-            .unwrap()
-            .is_some(),
+        tables[0].1.iter().any(|(k, _)| k == &account),
         "the account is in the books"
     );
     let mut counts = Vec::new();
-    for table in ["reg/", "spent/", "escrow/", "due/"] {
-        let mut n = 0;
-        for item in db.scan_prefix(table.as_bytes()) {
-            let (k, v) = item.unwrap();
+    for (table, rows) in &tables[1..] {
+        for (k, v) in rows {
             for needle in [account.to_vec(), hex::encode(account).into_bytes()] {
+                assert!(!contains(k, &needle), "a {table} key holds the account key");
                 assert!(
-                    !contains(&k, &needle),
-                    "a {table} key holds the account key"
-                );
-                assert!(
-                    !contains(&v, &needle),
+                    !contains(v, &needle),
                     "a {table} record holds the account key"
                 );
             }
-            n += 1;
         }
-        counts.push((table, n));
+        counts.push((*table, rows.len()));
     }
     // 9 tokens (3 x 1000, 100, 4 x 10, 1), one escrow, none due.
     assert_eq!(
@@ -1480,12 +1533,8 @@ async fn the_log_and_the_bank_keep_what_they_may_learn_only() {
         vec![("reg/", 9), ("spent/", 9), ("escrow/", 1), ("due/", 0)]
     );
     // The escrow holds Q in hex: the scan would see a key stored that way.
-    let escrow = db
-        .get([b"escrow/".as_slice(), &tid.0].concat())
-        .unwrap()
-        .unwrap();
-    assert!(contains(&escrow, hex::encode(q).as_bytes()));
-    drop(db);
+    let escrow = &tables[3].1.iter().find(|(k, _)| k == &tid.0).unwrap().1;
+    assert!(contains(escrow, hex::encode(q).as_bytes()));
     for (what, bytes) in &secrets[..3] {
         let found = files_containing(&w.bank_data, bytes);
         assert!(found.is_empty(), "the bank stores the {what} in {found:?}");

@@ -379,3 +379,108 @@ fn merchant_start_up() {
     missing_secrets_are_refused(&data, &serve, &["merchant.key"]);
     damage_is_an_error(&data, &serve);
 }
+
+/// On PostgreSQL the database, not the data directory, decides whether a
+/// server is new. `serve(data, database)` runs one on `data`, with
+/// `--database` when given; `seed` prepares a data directory. A first
+/// start creates the keys and claims the database (and makes no sled
+/// database); then each secret missing is refused by name and not created
+/// again; a data directory holding another server's keys is refused
+/// against the claimed database, and starts on a database of its own.
+fn postgres_start_up(
+    dir: &Path,
+    serve: &dyn Fn(&Path, Option<&str>) -> Command,
+    secrets: &[&str],
+    seed: &dyn Fn(&Path),
+) {
+    let Some(pg) = acd_tests::Postgres::from_env() else {
+        return;
+    };
+    let database = pg.fresh_database();
+    let data = dir.join("on-postgres");
+    seed(&data);
+    starts(serve(&data, Some(&database)));
+    assert!(
+        !data.join("db").exists(),
+        "a sled database beside --database"
+    );
+    for name in secrets {
+        let path = data.join(name);
+        let kept = std::fs::read(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        std::fs::remove_file(&path).unwrap();
+        let stderr = refuses(serve(&data, Some(&database)));
+        assert!(
+            stderr.contains(&path.display().to_string()),
+            "{name}: {stderr}"
+        );
+        assert!(!path.exists(), "{name} was created again");
+        std::fs::write(&path, kept).unwrap();
+    }
+    starts(serve(&data, Some(&database)));
+    let other = dir.join("other");
+    seed(&other);
+    starts(serve(&other, None));
+    std::fs::remove_dir_all(other.join("db")).unwrap();
+    let stderr = refuses(serve(&other, Some(&database)));
+    assert!(stderr.contains("belongs to"), "{stderr}");
+    let password = database.split_once('@').map(|(creds, _)| creds.to_owned());
+    if let Some(creds) = password.filter(|c| c.contains(':')) {
+        assert!(
+            !stderr.contains(&creds),
+            "the URL's credentials shown: {stderr}"
+        );
+    }
+    starts(serve(&other, Some(&pg.fresh_database())));
+}
+
+fn with_database(mut cmd: Command, database: Option<&str>) -> Command {
+    if let Some(url) = database {
+        cmd.arg("--database").arg(url);
+    }
+    cmd
+}
+
+// The log on PostgreSQL: log.key is created only for a new database.
+#[test]
+fn log_start_up_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    postgres_start_up(
+        dir.path(),
+        &|data, db| with_database(log_cmd(data, "127.0.0.1:0", &[]), db),
+        &["log.key"],
+        &|_| {},
+    );
+}
+
+// The bank on PostgreSQL: its keys and token are created only for a new
+// database.
+#[test]
+fn bank_start_up_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    postgres_start_up(
+        dir.path(),
+        &|data, db| with_database(bank_cmd(data, "127.0.0.1:0", &[]), db),
+        &["bank.key", "admin.token", "rsa-10.der"],
+        &|data| seed_bank_keys(data),
+    );
+}
+
+// The merchant on PostgreSQL: its key and offer secret are created only
+// for a new database.
+#[test]
+fn merchant_start_up_on_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("goods.txt"), "goods").unwrap();
+    let catalog = dir.path().join("catalog.toml");
+    std::fs::write(
+        &catalog,
+        "[[items]]\nid = \"a\"\ndescription = \"A\"\nprice = 10\nfile = \"goods.txt\"\n",
+    )
+    .unwrap();
+    postgres_start_up(
+        dir.path(),
+        &|data, db| with_database(merchant_cmd(data, "127.0.0.1:0", &catalog), db),
+        &["merchant.key", "offer.secret"],
+        &|_| {},
+    );
+}

@@ -48,6 +48,8 @@ fn cases(n: u32) -> Config {
 
 fn open_bank(dir: &std::path::Path) -> Bank {
     let mut config = BankConfig::new(dir.to_owned());
+    // sled, or PostgreSQL when the suite runs on it (ACD_TEST_BACKEND).
+    config.database = acd_testkit::pgdb::backend_database(dir).map(|u| u.parse().unwrap());
     config.denominations = vec![1, 10];
     // A log that is never reachable: checks that need it answer 503.
     let log = NoteSigner::new("log.test/hostile", SigningKey::from_bytes(&[4; 32])).unwrap();

@@ -97,6 +97,8 @@ impl Running {
 pub async fn start_bank(data: &Path, logs: Vec<TrustedLog>, clock: Arc<ManualClock>) -> Running {
     seed_keys(data);
     let mut config = BankConfig::new(data.to_owned());
+    // sled, or PostgreSQL when the suite runs on it (ACD_TEST_BACKEND).
+    config.database = acd_testkit::pgdb::backend_database(data).map(|u| u.parse().unwrap());
     config.logs = logs;
     config.denominations = VALUES.to_vec();
     config.min_expiration_ms = 0;

@@ -34,6 +34,11 @@ pub struct ServeArgs {
     /// Data directory (merchant.key and the database).
     #[arg(long, required_unless_present = "config")]
     data: Option<PathBuf>,
+    /// Keep the purchases in this PostgreSQL database (postgres://...)
+    /// instead of DATA/db; then DATA holds only the keys, and several
+    /// merchants with the same DATA and database serve as one shop.
+    #[arg(long)]
+    database: Option<acd_serve::database_owner::DatabaseUrl>,
     /// Listen address, e.g. 127.0.0.1:8800 (port 0: any free port).
     #[arg(long, required_unless_present = "config")]
     listen: Option<SocketAddr>,
@@ -67,6 +72,7 @@ impl ServeArgs {
             None => MerchantConfigFile {
                 listen: self.listen.ok_or_else(|| missing("--listen"))?,
                 data: self.data.clone().ok_or_else(|| missing("--data"))?,
+                database: None,
                 bank_url: self.bank.clone().ok_or_else(|| missing("--bank"))?,
                 log: self.log.clone().ok_or_else(|| missing("--log"))?,
                 bank_key: None,
@@ -83,6 +89,9 @@ impl ServeArgs {
         }
         if let Some(v) = self.data {
             file.data = v;
+        }
+        if let Some(v) = self.database {
+            file.database = Some(v);
         }
         if let Some(v) = self.bank {
             file.bank_url = v;

@@ -29,6 +29,11 @@ pub struct MerchantConfig {
     /// offers are not stored). Back it up: the key is the identity the bank
     /// pays, the offer secret is needed to honour offers already made.
     pub data: PathBuf,
+    /// Keep the purchases in this PostgreSQL database (`postgres://...`)
+    /// instead of `data/db/`; the data directory then holds only the keys.
+    /// Any number of merchants started with the same data directory and
+    /// database serve as one shop.
+    pub database: Option<acd_serve::database_owner::DatabaseUrl>,
     /// The bank's base URL: its public key and trusted logs are read from
     /// `GET /api/v1/info` at start-up, deposits go to `POST /api/v1/deposit`.
     pub bank_url: String,
@@ -64,6 +69,7 @@ impl MerchantConfig {
     pub fn new(data: PathBuf, bank_url: String, log: LogInfo, catalog: Vec<CatalogEntry>) -> Self {
         MerchantConfig {
             data,
+            database: None,
             bank_url,
             bank_key: None,
             log,
@@ -139,6 +145,10 @@ pub struct MerchantConfigFile {
     /// Directory of the merchant's key and database (see
     /// [`MerchantConfig::data`]).
     pub data: PathBuf,
+    /// Keep the purchases in this PostgreSQL database instead of
+    /// `data/db/` (see [`MerchantConfig::database`]).
+    #[serde(default)]
+    pub database: Option<acd_serve::database_owner::DatabaseUrl>,
     /// The bank's base URL, e.g. `http://127.0.0.1:8800`.
     pub bank_url: String,
     /// The log that records this shop's purchases, as `<vkey>@<url>`: its
@@ -275,6 +285,7 @@ impl MerchantConfigFile {
         items.extend(self.items);
         let mut c = MerchantConfig::new(self.data, self.bank_url, self.log, items);
         c.bank_key = self.bank_key;
+        c.database = self.database;
         c.offer_lifetime = Duration::from_millis(self.offer_lifetime_ms);
         c.retry_interval = Duration::from_millis(self.retry_interval_ms);
         c.max_body_bytes = self.max_body_bytes;

@@ -67,7 +67,7 @@ impl Shop {
     /// first, for banks that want a newer one than the commit's.
     pub async fn deposit(&self, tid: Tid, fresh_proof: bool) -> Result<Deposited, DepositError> {
         let _deposit = self.deposit_locks.lock(tid).await;
-        let Some(p) = self.store.get(&tid)? else {
+        let Some(p) = self.store.get(&tid).await? else {
             return Ok(Deposited::NotDue);
         };
         let Some(commit) = p.commit.clone() else {
@@ -94,7 +94,7 @@ impl Shop {
             Err(e) => return Err(e.into()),
         };
         let _guard = self.locks.lock(tid).await;
-        let Some(mut p) = self.store.get(&tid)? else {
+        let Some(mut p) = self.store.get(&tid).await? else {
             return Ok(Deposited::NotDue);
         };
         match (paid, unpaid) {
@@ -119,20 +119,22 @@ impl Shop {
     /// its own, so that the customer's answer does not wait for the bank.
     /// A failure is left to [`Shop::retry_pending`].
     pub fn deposit_soon(self: &Arc<Self>, tid: Tid) {
-        let committed = self
-            .store
-            .get(&tid)
-            .ok()
-            .flatten()
-            .is_some_and(|p| p.stage() == Stage::Committed);
-        if committed {
-            let shop = self.clone();
-            self.deposits.spawn(async move {
-                if let Err(e) = shop.deposit(tid, false).await {
-                    tracing::warn!(%tid, error = %e, "deposit failed; it will be retried");
-                }
-            });
-        }
+        let shop = self.clone();
+        self.deposits.spawn(async move {
+            let committed = shop
+                .store
+                .get(&tid)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|p| p.stage() == Stage::Committed);
+            if !committed {
+                return;
+            }
+            if let Err(e) = shop.deposit(tid, false).await {
+                tracing::warn!(%tid, error = %e, "deposit failed; it will be retried");
+            }
+        });
     }
 
     async fn fresh_proof(&self, tid: &Tid, commit: &EntryProof) -> Option<EntryProof> {
@@ -145,10 +147,10 @@ impl Shop {
 
     /// One pass over every purchase with work left (see the module doc).
     pub async fn retry_pending(&self) -> Result<(), StoreError> {
-        for tid in self.store.pending()? {
+        for tid in self.store.pending().await? {
             let stage = {
                 let _guard = self.locks.lock(tid).await;
-                let Some(mut p) = self.store.get(&tid)? else {
+                let Some(mut p) = self.store.get(&tid).await? else {
                     continue;
                 };
                 if p.stage() == Stage::Escrowed && !self.behaviour.never_commit {
@@ -249,7 +251,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         stop.send(()).unwrap();
         served.await.unwrap().unwrap();
-        assert_eq!(shop.known(&tid).unwrap().stage(), Stage::Deposited);
+        assert_eq!(shop.known(&tid).await.unwrap().stage(), Stage::Deposited);
     }
 
     /// A purchase of the song on record as committed (a stand-in proof).
@@ -292,7 +294,7 @@ mod tests {
         let tid = committed(&shop).await;
         let e = DomainError::from(shop.deposit(tid, false).await.unwrap_err());
         assert_eq!(e.kind, ErrorKind::Unavailable);
-        assert_eq!(shop.known(&tid).unwrap().stage(), Stage::Committed);
+        assert_eq!(shop.known(&tid).await.unwrap().stage(), Stage::Committed);
 
         let dir = tempfile::tempdir().unwrap();
         let url = bank(StatusCode::OK).await;
@@ -301,7 +303,7 @@ mod tests {
         assert!(
             matches!(shop.deposit(tid, false).await.unwrap(), Deposited::Paid(p) if p.amount == 250)
         );
-        assert_eq!(shop.known(&tid).unwrap().stage(), Stage::Deposited);
+        assert_eq!(shop.known(&tid).await.unwrap().stage(), Stage::Deposited);
         assert_eq!(shop.deposit(tid, false).await.unwrap(), Deposited::NotDue);
 
         let dir = tempfile::tempdir().unwrap();
@@ -312,8 +314,8 @@ mod tests {
             shop.deposit(tid, false).await.unwrap(),
             Deposited::RefusedForGood("the escrow is Disputed".into())
         );
-        assert_eq!(shop.known(&tid).unwrap().stage(), Stage::Unpaid);
-        assert!(shop.store.pending().unwrap().is_empty());
+        assert_eq!(shop.known(&tid).await.unwrap().stage(), Stage::Unpaid);
+        assert!(shop.store.pending().await.unwrap().is_empty());
         assert_eq!(shop.deposit(tid, false).await.unwrap(), Deposited::NotDue);
     }
 }

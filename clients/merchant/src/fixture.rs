@@ -48,6 +48,8 @@ pub fn config(dir: &Path, bank_url: &str, behaviour: Behaviour) -> MerchantConfi
         }],
     );
     c.bank_key = Some(bank().verifying_key().to_bytes());
+    // sled, or PostgreSQL when the suite runs on it (ACD_TEST_BACKEND).
+    c.database = acd_testkit::pgdb::backend_database(&c.data).map(|u| u.parse().unwrap());
     c.behaviour = behaviour;
     c
 }

@@ -23,7 +23,8 @@
 //! - [`shop`]: the engine state the steps share, with the injected
 //!   [`clock`] and randomness ([`shop::Rng`]); [`locks`]: one lock per TID.
 //! - [`store`]: the purchase records on sled, one atomic flushed batch per
-//!   state change; its errors convert into the domain error.
+//!   state change, or in PostgreSQL ([`postgres`], several front-ends on
+//!   one database); its errors convert into the domain error.
 //! - [`keys`]: the merchant's ed25519 key and offer secret on disk.
 //! - [`config`]: [`MerchantConfig`], the TOML file [`MerchantConfigFile`]
 //!   (`merchant.example.toml`) and the catalog (`catalog.example.toml`).
@@ -51,6 +52,7 @@ pub mod misbehave;
 mod misbehave;
 pub mod offer;
 pub mod offer_secret;
+pub mod postgres;
 pub mod purchase;
 pub mod shop;
 pub mod store;
@@ -98,7 +100,18 @@ pub enum OpenError {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Owner(#[from] acd_serve::database_owner::OwnerError),
+    #[error("the PostgreSQL database {url}: {reason}")]
+    Postgres {
+        /// Shown without its password.
+        url: String,
+        reason: String,
+    },
 }
+
+/// This server's row in a shared database's `acd_owner` table.
+const OWNER: &str = "merchant";
 
 /// An opened merchant.
 #[derive(Clone)]
@@ -198,17 +211,43 @@ impl Merchant {
         };
         ed25519_dalek::VerifyingKey::from_bytes(&bank)
             .map_err(|_| OpenError::Config("the bank key is not an ed25519 key".into()))?;
-        let dir = acd_serve::secret::DataDir::inspect(&config.data);
+        // On PostgreSQL the database, not the data directory, says whether
+        // this merchant is new (and so whether its keys may be created).
+        let dir = match &config.database {
+            Some(url) => {
+                let shown = url.to_string();
+                let owner = acd_serve::database_owner::owner(url.expose(), &shown, OWNER)?;
+                acd_serve::secret::DataDir::with_database(&config.data, &shown, owner.is_none())
+            }
+            None => acd_serve::secret::DataDir::inspect(&config.data),
+        };
         let signing = keys::load_or_create_in(&dir)?;
         let offer_secret = keys::load_or_create_offer_secret_in(&dir)?;
-        let path = dir.database();
-        // sled panics on some damaged pages: opening runs under the guard.
-        let store = acd_serve::storage::guard(&path, || Store::open(&path))?.map_err(|e| {
-            OpenError::DatabaseAt {
-                path: path.clone(),
-                reason: e.to_string(),
+        let store = match &config.database {
+            Some(url) => {
+                let shown = url.to_string();
+                let public = hex::encode(signing.verifying_key().to_bytes());
+                acd_serve::database_owner::claim(url.expose(), &shown, OWNER, &public)?;
+                let pg = postgres::PgPurchases::connect(url.expose())
+                    .await
+                    .map_err(|e| OpenError::Postgres {
+                        url: shown.clone(),
+                        reason: e.to_string(),
+                    })?;
+                tracing::info!(database = %shown, "the purchases are in PostgreSQL");
+                Store::postgres(pg)
             }
-        })?;
+            None => {
+                let path = dir.database();
+                // sled panics on some damaged pages: opening runs under the guard.
+                acd_serve::storage::guard(&path, || Store::open(&path))?.map_err(|e| {
+                    OpenError::DatabaseAt {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    }
+                })?
+            }
+        };
         let shop = Shop {
             merchant: signing.verifying_key().to_bytes(),
             signing,

@@ -25,11 +25,7 @@ pub struct MerchantMetrics {
 
 /// Everything `GET /metrics` shows, read now.
 pub async fn registry(shop: &Shop) -> Result<Registry, DomainError> {
-    let store = shop.store.clone();
-    let pending = tokio::task::spawn_blocking(move || store.pending())
-        .await
-        .map_err(|e| DomainError::internal(format!("blocking task: {e}")))??
-        .len();
+    let pending = shop.store.pending().await?.len();
     let m = &shop.metrics;
     let mut registry = Registry::with_prefix("acd_merchant");
     m.http.register(&mut registry);

@@ -165,7 +165,7 @@ mod tests {
             fixture::GOODS
         );
         assert_eq!(oa.offer.offer.plaintext_hash, goods::hash(fixture::GOODS));
-        assert!(sa.store.get(&tid).expect("reads").is_none());
+        assert!(sa.store.get(&tid).await.expect("reads").is_none());
         assert_ne!(fixture::offer(&sa).await.offer.offer.tid, tid);
         assert_eq!(sa.goods.reads(), 1);
 

@@ -64,7 +64,7 @@ impl Shop {
             .verify(&req.terms_signature)
             .map_err(|e| DomainError::forbidden("bad_terms_signature", e.to_string()))?;
         let _guard = self.locks.lock(tid).await;
-        let mut p = match self.store.get(&tid)? {
+        let mut p = match self.store.get(&tid).await? {
             Some(p) => p,
             None => self.offered(&req.terms)?,
         };
@@ -131,8 +131,8 @@ impl Shop {
     /// its proof, 409 `aborted` if the log recorded an abort, 409
     /// `commit_conflict` if it holds another commit, 404 if the TID is
     /// unknown or not committed yet.
-    pub fn delivery(&self, tid: &Tid) -> Result<Delivery, DomainError> {
-        let p = self.known(tid)?;
+    pub async fn delivery(&self, tid: &Tid) -> Result<Delivery, DomainError> {
+        let p = self.known(tid).await?;
         match p.stage() {
             Stage::Aborted => Err(aborted(&p)),
             Stage::Failed => Err(conflict(&p)),
@@ -332,14 +332,14 @@ mod tests {
             (e.kind, e.code),
             (ErrorKind::Forbidden, "bad_terms_signature")
         );
-        assert!(shop.store.get(&tid).unwrap().is_none());
+        assert!(shop.store.get(&tid).await.unwrap().is_none());
 
         let e = shop.purchase(fixture::terms(&o)).await.unwrap_err();
         assert_eq!(
             (e.kind, e.code),
             (ErrorKind::Unavailable, "log_unavailable")
         );
-        let mut p = shop.known(&tid).unwrap();
+        let mut p = shop.known(&tid).await.unwrap();
         assert_eq!(p.stage(), Stage::Escrowed);
         assert_eq!(p.key, shop.offer_secret.goods_key(&tid));
         // Once recorded, terms other than the record's are told apart.
@@ -348,16 +348,16 @@ mod tests {
         other.terms_signature = other.terms.sign(&fixture::bank());
         let e = shop.purchase(other).await.unwrap_err();
         assert_eq!((e.kind, e.code), (ErrorKind::Conflict, "terms_differ"));
-        let e = shop.delivery(&tid).unwrap_err();
+        let e = shop.delivery(&tid).await.unwrap_err();
         assert_eq!((e.kind, e.code), (ErrorKind::NotFound, "not_committed"));
 
         p.commit = Some(fake_commit(tid));
         shop.store.put(&p).await.unwrap();
         let d = shop.purchase(fixture::terms(&o)).await.unwrap();
         assert_eq!((d.key, d.commit.index), (p.key, 3));
-        assert_eq!(shop.delivery(&tid).unwrap().key, p.key);
+        assert_eq!(shop.delivery(&tid).await.unwrap().key, p.key);
 
-        let e = shop.delivery(&Tid([0; 16])).unwrap_err();
+        let e = shop.delivery(&Tid([0; 16])).await.unwrap_err();
         assert_eq!((e.kind, e.code), (ErrorKind::NotFound, "unknown_tid"));
         assert_eq!(parse_tid(&tid.to_string()).unwrap(), tid);
         assert_eq!(parse_tid("xyz").unwrap_err().code, "bad_tid");

@@ -103,8 +103,8 @@ impl Shop {
     }
 
     /// The record of `tid`, or 404 `unknown_tid`.
-    pub fn known(&self, tid: &Tid) -> Result<Purchase, DomainError> {
-        self.store.get(tid)?.ok_or_else(|| unknown_tid(tid))
+    pub async fn known(&self, tid: &Tid) -> Result<Purchase, DomainError> {
+        self.store.get(tid).await?.ok_or_else(|| unknown_tid(tid))
     }
 }
 

@@ -4,10 +4,14 @@
 //! stateless ([`crate::offer_secret`]): a record starts when the escrow
 //! terms arrive.
 //!
-//! Storage is one sled tree. Every state change is one atomic batch that
-//! rewrites the record and its index keys, then a flush: [`Store::put`]
-//! returns only once the change is durable, and a crash leaves either the
-//! old state or the new one. Keys:
+//! Two backends behind [`Store`]: sled (the default, one process) and
+//! PostgreSQL ([`crate::postgres`], any number of merchant front-ends with
+//! the same keys on one database). Either way [`Store::put`] returns only
+//! once the change is durable, and a crash leaves either the old state or
+//! the new one.
+//!
+//! On sled the purchases are one tree. Every state change is one atomic
+//! batch that rewrites the record and its index keys, then a flush. Keys:
 //!
 //! - `p/<tid>`: the [`Purchase`] as JSON.
 //! - `q/<tid>`: present while there is work to do (escrowed but not
@@ -33,6 +37,9 @@ use thiserror::Error;
 pub enum StoreError {
     #[error("database: {0}")]
     Sled(#[from] sled::Error),
+    /// PostgreSQL cannot be reached now (or is shutting down).
+    #[error("database: {0}")]
+    Unavailable(String),
     #[error("corrupt record: {0}")]
     Corrupt(String),
 }
@@ -45,7 +52,9 @@ impl From<StoreError> for acd_core::error::DomainError {
         use acd_core::error::DomainError;
         match e {
             StoreError::Corrupt(_) => DomainError::internal(e.to_string()),
-            StoreError::Sled(_) => DomainError::unavailable("storage_unavailable", e.to_string()),
+            StoreError::Sled(_) | StoreError::Unavailable(_) => {
+                DomainError::unavailable("storage_unavailable", e.to_string())
+            }
         }
     }
 }
@@ -131,6 +140,24 @@ pub enum Stage {
     Failed,
 }
 
+impl Stage {
+    /// How far along a purchase is: a stored record never moves to a lower
+    /// rank (0 offered, 1 escrowed, 2 committed, 3 final).
+    pub fn rank(self) -> i16 {
+        match self {
+            Stage::Offered => 0,
+            Stage::Escrowed => 1,
+            Stage::Committed => 2,
+            Stage::Deposited | Stage::Aborted | Stage::Unpaid | Stage::Failed => 3,
+        }
+    }
+
+    /// Whether work is left: a commit or a deposit to try.
+    pub fn pending(self) -> bool {
+        matches!(self, Stage::Escrowed | Stage::Committed)
+    }
+}
+
 impl Purchase {
     pub fn tid(&self) -> Tid {
         self.terms.tid
@@ -179,9 +206,78 @@ fn tid_of(key: &[u8]) -> Result<Tid, StoreError> {
     Ok(Tid(t))
 }
 
-/// The purchases on sled.
+/// The merchant's purchases, on sled or on PostgreSQL.
 #[derive(Clone)]
 pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sled(SledPurchases),
+    Postgres(crate::postgres::PgPurchases),
+}
+
+impl Store {
+    /// The purchases in the sled database at `path` (created if absent).
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Ok(Store {
+            backend: Backend::Sled(SledPurchases::open(path)?),
+        })
+    }
+
+    /// The purchases in PostgreSQL.
+    pub fn postgres(pg: crate::postgres::PgPurchases) -> Store {
+        Store {
+            backend: Backend::Postgres(pg),
+        }
+    }
+
+    pub async fn get(&self, tid: &Tid) -> Result<Option<Purchase>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.get(tid),
+            Backend::Postgres(p) => p.get(tid).await,
+        }
+    }
+
+    /// Writes the record durably. On PostgreSQL a record that another
+    /// front-end has already moved further along is left as it is
+    /// ([`Stage::rank`]).
+    pub async fn put(&self, p: &Purchase) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.put(p).await,
+            Backend::Postgres(pg) => pg.put(p).await,
+        }
+    }
+
+    /// TIDs with work left: escrowed but not committed, or committed but
+    /// not deposited.
+    pub async fn pending(&self) -> Result<Vec<Tid>, StoreError> {
+        match &self.backend {
+            // A scan of the whole queue: off the runtime's threads.
+            Backend::Sled(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.pending())
+                    .await
+                    .map_err(|e| StoreError::Corrupt(format!("the storage thread failed: {e}")))?
+            }
+            Backend::Postgres(p) => p.pending().await,
+        }
+    }
+
+    /// Deletes unsold offers of older versions that expired before
+    /// `before_ms`; returns how many. (A PostgreSQL store never held any.)
+    pub async fn prune_offers(&self, before_ms: u64) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.prune_offers(before_ms).await,
+            Backend::Postgres(_) => Ok(0),
+        }
+    }
+}
+
+/// The purchases on sled.
+#[derive(Clone)]
+struct SledPurchases {
     tree: sled::Tree,
     flushes: Arc<GroupFlush>,
 }
@@ -220,16 +316,16 @@ impl GroupFlush {
     }
 }
 
-impl Store {
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+impl SledPurchases {
+    fn open(path: &Path) -> Result<SledPurchases, StoreError> {
         let db = acd_serve::open_sled(&sled::Config::new().path(path))?;
-        Ok(Store {
+        Ok(SledPurchases {
             tree: db.open_tree("purchases")?,
             flushes: Arc::default(),
         })
     }
 
-    pub fn get(&self, tid: &Tid) -> Result<Option<Purchase>, StoreError> {
+    fn get(&self, tid: &Tid) -> Result<Option<Purchase>, StoreError> {
         self.tree
             .get(key(b'p', tid))?
             .map(|v| {
@@ -255,14 +351,14 @@ impl Store {
     }
 
     /// Writes the record and its index keys in one batch and flushes.
-    pub async fn put(&self, p: &Purchase) -> Result<(), StoreError> {
+    async fn put(&self, p: &Purchase) -> Result<(), StoreError> {
         let tid = p.tid();
         let bytes = serde_json::to_vec(p).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let stage = p.stage();
         let mut batch = sled::Batch::default();
         batch.insert(key(b'p', &tid), bytes);
         let queue = key(b'q', &tid);
-        if matches!(stage, Stage::Escrowed | Stage::Committed) {
+        if stage.pending() {
             batch.insert(queue, &[]);
         } else {
             batch.remove(queue);
@@ -277,18 +373,14 @@ impl Store {
         Ok(())
     }
 
-    /// TIDs with work left: escrowed but not committed, or committed but
-    /// not deposited.
-    pub fn pending(&self) -> Result<Vec<Tid>, StoreError> {
+    fn pending(&self) -> Result<Vec<Tid>, StoreError> {
         self.tree
             .scan_prefix(b"q/")
             .map(|kv| tid_of(&kv?.0))
             .collect()
     }
 
-    /// Deletes unsold offers of older versions that expired before
-    /// `before_ms`; returns how many.
-    pub async fn prune_offers(&self, before_ms: u64) -> Result<usize, StoreError> {
+    async fn prune_offers(&self, before_ms: u64) -> Result<usize, StoreError> {
         let mut batch = sled::Batch::default();
         let mut n = 0;
         for kv in self

@@ -175,6 +175,8 @@ impl World {
             }],
         );
         c.retry_interval = Duration::from_millis(50);
+        // sled, or PostgreSQL when the suite runs on it (ACD_TEST_BACKEND).
+        c.database = acd_testkit::pgdb::backend_database(&c.data).map(|u| u.parse().unwrap());
         c.behaviour = behaviour;
         c
     }

@@ -62,7 +62,7 @@ async fn delivery(
     State(shop): State<Arc<Shop>>,
     ApiPath(tid): ApiPath<String>,
 ) -> Result<ApiJson<Delivery>, ApiError> {
-    Ok(ApiJson(shop.delivery(&parse_tid(&tid)?)?))
+    Ok(ApiJson(shop.delivery(&parse_tid(&tid)?).await?))
 }
 
 /// `GET /metrics`.

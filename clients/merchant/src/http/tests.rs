@@ -99,7 +99,7 @@ async fn offer_is_signed_hashed_and_stateless() {
     assert_eq!((offer.price, offer.description.as_str()), (250, "a song"));
     assert_eq!(offer.ciphertext_hash, goods::hash(&o.ciphertext));
     assert_eq!(offer.plaintext_hash, goods::hash(GOODS));
-    assert!(m.shop.store.get(&offer.tid).unwrap().is_none());
+    assert!(m.shop.store.get(&offer.tid).await.unwrap().is_none());
     let key = m.shop.offer_secret.goods_key(&offer.tid);
     assert_eq!(
         goods::decrypt(&key, &offer.tid, &o.ciphertext).unwrap(),
@@ -202,8 +202,8 @@ async fn terms_must_be_the_offers() {
         refused(&m, "POST", "/api/v1/purchase", &body).await,
         (StatusCode::NOT_FOUND, "unknown_tid".into())
     );
-    assert!(m.shop.store.get(&tid).unwrap().is_none());
-    assert!(m.shop.store.pending().unwrap().is_empty());
+    assert!(m.shop.store.get(&tid).await.unwrap().is_none());
+    assert!(m.shop.store.pending().await.unwrap().is_empty());
 
     // The right terms are recorded as escrowed before the commit is tried;
     // the log is unreachable, so the answer is 503 and the escrow stays.
@@ -211,9 +211,9 @@ async fn terms_must_be_the_offers() {
         refused(&m, "POST", "/api/v1/purchase", &purchase_body(&o)).await,
         (StatusCode::SERVICE_UNAVAILABLE, "log_unavailable".into())
     );
-    let record = m.shop.store.get(&tid).unwrap().unwrap();
+    let record = m.shop.store.get(&tid).await.unwrap().unwrap();
     assert_eq!(record.stage(), Stage::Escrowed);
-    assert_eq!(m.shop.store.pending().unwrap(), vec![tid]);
+    assert_eq!(m.shop.store.pending().await.unwrap(), vec![tid]);
     let escrow = record.escrow.as_ref().unwrap();
     assert_eq!(record.key, m.shop.offer_secret.goods_key(&tid));
     assert_eq!(escrow.commit_key, record.key);
@@ -241,7 +241,14 @@ async fn late_escrow_is_refused() {
         refused(&m, "POST", "/api/v1/purchase", &purchase_body(&o)).await,
         (StatusCode::UNPROCESSABLE_ENTITY, "expired".into())
     );
-    assert!(m.shop.store.get(&o.offer.offer.tid).unwrap().is_none());
+    assert!(
+        m.shop
+            .store
+            .get(&o.offer.offer.tid)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 // Hostile requests get a JSON error body naming the problem, never a panic or an HTML page.
@@ -383,7 +390,7 @@ async fn never_commit_keeps_the_escrow_uncommitted() {
         (StatusCode::SERVICE_UNAVAILABLE, "not_committed".into())
     );
     m.retry_pending().await.unwrap();
-    let record = m.shop.store.get(&o.offer.offer.tid).unwrap().unwrap();
+    let record = m.shop.store.get(&o.offer.offer.tid).await.unwrap().unwrap();
     assert_eq!(record.stage(), Stage::Escrowed);
 }
 
@@ -398,7 +405,7 @@ async fn misbehaviour_switches_change_what_is_sent() {
     let m = open(dir.path(), behaviour).await;
     let o = offer(&m).await;
     let _ = call(&m, "POST", "/api/v1/purchase", &purchase_body(&o)).await;
-    let record = m.shop.store.get(&o.offer.offer.tid).unwrap().unwrap();
+    let record = m.shop.store.get(&o.offer.offer.tid).await.unwrap().unwrap();
     let escrow = record.escrow.as_ref().unwrap();
     let req = commit_request(&m.shop, &record, escrow);
     assert_ne!(req.key, record.key);

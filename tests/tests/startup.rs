@@ -3,7 +3,8 @@
 //! one, a missing key or token beside existing data is refused by name and
 //! never replaced, nothing is written before the configuration is checked
 //! and the port bound, and a damaged database is an error exit naming it,
-//! never a panic.
+//! never a panic. On PostgreSQL (bank, log, merchant with `--database`) the
+//! database decides what is new, and refuses another server's keys.
 
 #![allow(clippy::unwrap_used)]
 

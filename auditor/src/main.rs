@@ -14,11 +14,12 @@ use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
-    name = "acd-auditor",
-    version,
+    name = "acd-auditor", version = acd_serve::ops::VERSION,
     about = "Witness and monitor of acd transaction logs"
 )]
 struct Cli {
+    #[command(flatten)]
+    logging: acd_serve::ops::LogFlags,
     #[command(subcommand)]
     command: Command,
 }
@@ -121,8 +122,9 @@ enum WitnessAction {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    acd_serve::init_tracing();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    acd_serve::ops::init_tracing_as(cli.logging.log_format);
+    match cli.command {
         Command::Monitor {
             data,
             logs,

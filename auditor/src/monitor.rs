@@ -113,6 +113,11 @@ fn decode_hash(s: &str) -> Option<Hash> {
 }
 
 impl Monitor {
+    /// Whether its database answers a read (`/readyz`).
+    pub fn storage_ready(&self) -> Result<(), sled::Error> {
+        self.state.get(b"").map(drop)
+    }
+
     /// Opens the monitor's state in `<data>/db`; a damaged database is an
     /// error naming it, never a panic.
     pub fn open(data: &Path) -> Result<Monitor, MonitorError> {

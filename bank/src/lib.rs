@@ -384,12 +384,31 @@ impl Bank {
 
     /// The bank's HTTP routes.
     pub fn router(&self) -> Router {
+        let ledger = self.state.ledger.clone();
+        let peers = self
+            .state
+            .info
+            .logs
+            .iter()
+            .map(|l| {
+                let url = format!("{}/checkpoint", l.url.trim_end_matches('/'));
+                (format!("log {}", l.url), url)
+            })
+            .collect();
+        let ready = acd_serve::ops::readiness(
+            move || {
+                let ledger = ledger.clone();
+                acd_serve::ops::blocking_check("storage", move || ledger.totals().map(drop))
+            },
+            peers,
+        );
         http::router(
             self.state.clone(),
             self.max_body_bytes,
             self.max_dispute_body_bytes,
             self.max_concurrent_disputes,
         )
+        .merge(acd_serve::ops::health_routes(ready))
     }
 
     /// One round of the sweeper (the server runs one per sweep interval).

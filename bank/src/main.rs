@@ -12,8 +12,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "acd-bank", version, about = "The acd bank")]
+#[command(name = "acd-bank", version = acd_serve::ops::VERSION, about = "The acd bank")]
 struct Cli {
+    #[command(flatten)]
+    logging: acd_serve::ops::LogFlags,
     #[command(subcommand)]
     command: Command,
 }
@@ -136,8 +138,9 @@ async fn admin(url: &str, token_file: &PathBuf, command: AdminCommand) -> anyhow
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    acd_serve::init_tracing();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    acd_serve::ops::init_tracing_as(cli.logging.log_format);
+    match cli.command {
         Command::Key { data } => {
             let key = acd_bank::keys::load_or_create_bank_key(&data)?;
             println!("{}", hex::encode(key.verifying_key().to_bytes()));

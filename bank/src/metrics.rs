@@ -1,9 +1,11 @@
-//! The bank's metrics, served at `GET /metrics` (admin token required) in
-//! the OpenMetrics text format. HTTP requests by route and status and their
+//! The bank's metrics in the OpenMetrics text format. `GET /metrics` (open,
+//! for any scraper): the build, HTTP requests by route and status and their
 //! latency; every ledger op decided, by kind and result (`accepted` or the
 //! refusal's code); group-commit batches and their sizes; failed ledger
-//! writes; and the maintained sums of invariant 5, read from the books
-//! without a scan. Nothing here names an account, a token or a TID.
+//! writes. `GET /admin/v1/metrics` (admin token) adds the maintained sums of
+//! invariant 5, read from the books without a scan: how much money the bank
+//! holds is the operator's business. Nothing here names an account, a token
+//! or a TID.
 
 use acd_serve::metrics::{Gauge, HttpMetrics, Registry, gauge_value};
 use axum::response::Response;
@@ -22,7 +24,10 @@ struct OpLabels {
 
 /// The bank's registry and the handles the writer and the page update.
 pub struct BankMetrics {
+    /// What `/metrics` shows.
     registry: Registry,
+    /// The same and the sums, for `/admin/v1/metrics`.
+    full: Registry,
     pub http: HttpMetrics,
     ops: Family<OpLabels, Counter>,
     batches: Histogram,
@@ -34,26 +39,30 @@ pub struct BankMetrics {
 impl BankMetrics {
     pub fn new() -> BankMetrics {
         let mut registry = Registry::with_prefix("acd_bank");
+        let mut full = Registry::with_prefix("acd_bank");
         let http = HttpMetrics::default();
-        http.register(&mut registry);
         let ops = Family::default();
-        registry.register(
-            "ledger_ops",
-            "Ledger ops decided, by kind and result (accepted, or the refusal's code)",
-            ops.clone(),
-        );
         let batches = Histogram::new(exponential_buckets(1.0, 2.0, 10));
-        registry.register(
-            "ledger_batch_ops",
-            "Ops per group commit of the ledger",
-            batches.clone(),
-        );
         let storage_failures = Counter::default();
-        registry.register(
-            "ledger_write_failures",
-            "Ledger writes that failed (answered 503)",
-            storage_failures.clone(),
-        );
+        // The handles are shared: both pages show the same counts.
+        for r in [&mut registry, &mut full] {
+            http.register(r);
+            r.register(
+                "ledger_ops",
+                "Ledger ops decided, by kind and result (accepted, or the refusal's code)",
+                ops.clone(),
+            );
+            r.register(
+                "ledger_batch_ops",
+                "Ops per group commit of the ledger",
+                batches.clone(),
+            );
+            r.register(
+                "ledger_write_failures",
+                "Ledger writes that failed (answered 503)",
+                storage_failures.clone(),
+            );
+        }
         let sums: [Gauge; 5] = Default::default();
         for (gauge, (name, help)) in sums.iter().zip([
             ("credited", "Money that entered the system"),
@@ -62,16 +71,17 @@ impl BankMetrics {
             ("live_tokens", "Value of issued tokens not yet spent"),
             ("escrowed", "Held in escrow for purchases"),
         ]) {
-            registry.register(name, help, gauge.clone());
+            full.register(name, help, gauge.clone());
         }
         let conserved = Gauge::default();
-        registry.register(
+        full.register(
             "conserved",
             "1 while credited = balances + live tokens + escrowed (maintained sums)",
             conserved.clone(),
         );
         BankMetrics {
             registry,
+            full,
             http,
             ops,
             batches,
@@ -107,8 +117,14 @@ impl Default for BankMetrics {
 }
 
 impl BankMetrics {
-    /// The metrics page, with the sums of invariant 5 set from `totals`.
-    pub fn page(&self, totals: &Totals) -> Response {
+    /// The open metrics page.
+    pub fn page(&self) -> Response {
+        acd_serve::metrics::render(&self.registry)
+    }
+
+    /// The admin's metrics page: the open one and the sums of invariant 5
+    /// set from `totals`.
+    pub fn admin_page(&self, totals: &Totals) -> Response {
         let values = [
             gauge_value(totals.credited),
             totals.customer_balances,
@@ -120,6 +136,6 @@ impl BankMetrics {
             gauge.set(v);
         }
         self.conserved.set(i64::from(totals.conserved()));
-        acd_serve::metrics::render(&self.registry)
+        acd_serve::metrics::render(&self.full)
     }
 }

@@ -145,13 +145,29 @@ fn mutated_requests_are_refused_cleanly() {
         let s = h.admin.sums().await.unwrap();
         assert!(s.conserved, "{s:?}");
         // The bank's own count agrees: not one 500, and its books balance.
-        let page = metrics_without_500(&http, &url, Some(&token)).await;
-        assert!(page.contains("\nacd_bank_conserved 1\n"), "{page}");
+        // /metrics is open and shows no money; the sums are the admin's.
+        let page = metrics_without_500(&http, &url, None).await;
         assert!(
             page.contains("acd_bank_ledger_ops_total{op=\"withdraw\",result=\"accepted\"}"),
             "{page}"
         );
-        let anonymous = http.get(format!("{url}/metrics")).send().await.unwrap();
+        assert!(page.contains("acd_bank_build_info{"), "{page}");
+        assert!(!page.contains("acd_bank_credited"), "{page}");
+        let admin = http
+            .get(format!("{url}/admin/v1/metrics"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(admin.status(), 200);
+        let admin = admin.text().await.unwrap();
+        assert!(admin.contains("\nacd_bank_conserved 1\n"), "{admin}");
+        assert!(admin.contains("acd_bank_ledger_ops_total{"), "{admin}");
+        let anonymous = http
+            .get(format!("{url}/admin/v1/metrics"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(anonymous.status(), 401);
     });
 }

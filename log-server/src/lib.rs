@@ -91,6 +91,8 @@ pub struct Log {
     /// With `tiles`: the task publishing the read path.
     publisher: Option<tokio::task::JoinHandle<()>>,
     http: acd_serve::HttpLimits,
+    /// What `/readyz` probes beside storage: the witnesses.
+    peers: Vec<(String, String)>,
 }
 
 /// How long a stopping log waits for its last checkpoint to be published.
@@ -313,6 +315,11 @@ impl Log {
             sequencer: thread,
             publisher,
             http: config.http,
+            peers: config
+                .witnesses
+                .iter()
+                .map(|w| (format!("witness {}", w.url), w.url.clone()))
+                .collect(),
         })
     }
 
@@ -328,6 +335,16 @@ impl Log {
 
     /// The log's HTTP routes over this log.
     pub fn router(&self, max_body_bytes: usize) -> axum::Router {
+        let storage = self.engine.storage.clone();
+        let ready = acd_serve::ops::readiness(
+            move || {
+                let storage = storage.clone();
+                acd_serve::ops::blocking_check("storage", move || {
+                    storage.latest_checkpoint().map(drop)
+                })
+            },
+            self.peers.clone(),
+        );
         router(
             AppState {
                 engine: self.engine.clone(),
@@ -335,6 +352,7 @@ impl Log {
             },
             max_body_bytes,
         )
+        .merge(acd_serve::ops::health_routes(ready))
     }
 
     /// Serves HTTP on `listener` until `shutdown` resolves, then stops the

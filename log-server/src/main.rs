@@ -11,11 +11,12 @@ use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
-    name = "acd-log",
-    version,
+    name = "acd-log", version = acd_serve::ops::VERSION,
     about = "The acd transaction log (a C2SP transparency log)"
 )]
 struct Cli {
+    #[command(flatten)]
+    logging: acd_serve::ops::LogFlags,
     #[command(subcommand)]
     command: Command,
 }
@@ -105,8 +106,9 @@ fn config_from(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    acd_serve::init_tracing();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    acd_serve::ops::init_tracing_as(cli.logging.log_format);
+    match cli.command {
         Command::Vkey { data } => {
             let signer = keys::load(&data)?;
             println!("{}", signer.verifier().vkey());

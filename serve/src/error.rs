@@ -54,6 +54,10 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
+/// The code of the error an answer carries, read by the request log.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.0.kind == ErrorKind::Internal {
@@ -61,6 +65,9 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut response = (status, Json(self.0.body())).into_response();
+        // For the request log line: the refusal's code, never its message
+        // (which may name what the client sent).
+        response.extensions_mut().insert(ErrorCode(self.0.code));
         // Every 503 of ours is back-pressure or a storage hiccup worth
         // retrying.
         if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -20,6 +20,8 @@
 //! - [`storage`]: opening the embedded database ([`open_sled`]); a
 //!   damaged one is an error naming its path, never a panic.
 //! - [`backoff`]: the retry schedule after a storage failure.
+//! - [`ops`]: version and commit, `--log-format`, `/healthz` and `/readyz`.
+//! - [`database_owner`]: which keys a shared PostgreSQL database belongs to.
 
 pub mod auth;
 pub mod backoff;
@@ -29,6 +31,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod metrics;
+pub mod ops;
 pub mod secret;
 pub mod server;
 pub mod storage;
@@ -62,32 +65,35 @@ pub async fn serve(
 /// on a terminal. A second call (several servers in one process, as in
 /// tests and the demo) keeps the first set-up.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    ops::init_tracing_as(ops::LogFormat::Text);
 }
 
 /// Resolves on Ctrl-C or SIGTERM, so that a server finishes what it has
-/// accepted and exits 0 when an operator or a supervisor stops it.
-pub async fn shutdown_signal() {
+/// accepted and exits 0 when an operator or a supervisor stops it. The
+/// handlers are installed when this is called, not when the future is
+/// first polled: a SIGTERM during a long start (a monitor's first catch-up)
+/// is a clean stop too, never the default action's death (exit 143).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {},
-                _ = term.recv() => {},
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = int.recv() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            (term, int) => {
+                if let Err(e) = term.as_ref().and(int.as_ref()) {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM and SIGINT");
+                }
+                std::future::pending::<()>().await;
             }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }
 
 #[cfg(test)]

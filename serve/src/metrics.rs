@@ -63,6 +63,14 @@ impl HttpMetrics {
     /// they are registered in.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
+            "build",
+            "The version and commit this server was built from",
+            prometheus_client::metrics::info::Info::new(vec![
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("commit", crate::ops::COMMIT),
+            ]),
+        );
+        registry.register(
             "http_requests",
             "HTTP requests answered, by method, route and status",
             self.requests.clone(),
@@ -101,11 +109,27 @@ impl HttpMetrics {
         .to_owned();
         let started = Instant::now();
         let response = next.run(req).await;
+        let elapsed = started.elapsed();
         self.seconds
             .get_or_create(&RouteLabels {
                 route: route.clone(),
             })
-            .observe(started.elapsed().as_secs_f64());
+            .observe(elapsed.as_secs_f64());
+        // One line per request: the route's template (never the path, which
+        // may carry a TID or a key), the status, the refusal's code.
+        let code = response
+            .extensions()
+            .get::<crate::error::ErrorCode>()
+            .map_or("", |c| c.0);
+        tracing::info!(
+            target: "acd_serve::request",
+            method = %method,
+            route = %route,
+            status = response.status().as_u16(),
+            ms = format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0),
+            code,
+            "request"
+        );
         self.requests
             .get_or_create(&RequestLabels {
                 method,

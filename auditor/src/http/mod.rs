@@ -161,7 +161,20 @@ pub fn router(witness: Arc<Witness>) -> Router {
         .fallback(acd_serve::error::no_route)
         .method_not_allowed_fallback(acd_serve::error::wrong_method)
         .layer(acd_serve::BodyLimit::max(64 * 1024));
-    witness.metrics().http.layer(routes).with_state(witness)
+    let db = witness.clone();
+    let ready = acd_serve::ops::readiness(
+        move || {
+            let db = db.clone();
+            acd_serve::ops::blocking_check("storage", move || db.storage_ready())
+        },
+        Vec::new(),
+    );
+    witness
+        .metrics()
+        .http
+        .layer(routes)
+        .with_state(witness)
+        .merge(acd_serve::ops::health_routes(ready))
 }
 
 /// Serves the witness until `shutdown` resolves; with `peers`, pulls their

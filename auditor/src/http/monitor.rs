@@ -41,5 +41,18 @@ pub fn router(monitor: Arc<Monitor>) -> Router {
         .route("/metrics", get(monitor_metrics))
         .fallback(acd_serve::error::no_route)
         .method_not_allowed_fallback(acd_serve::error::wrong_method);
-    monitor.metrics().http.layer(routes).with_state(monitor)
+    let db = monitor.clone();
+    let ready = acd_serve::ops::readiness(
+        move || {
+            let db = db.clone();
+            acd_serve::ops::blocking_check("storage", move || db.storage_ready())
+        },
+        Vec::new(),
+    );
+    monitor
+        .metrics()
+        .http
+        .layer(routes)
+        .with_state(monitor)
+        .merge(acd_serve::ops::health_routes(ready))
 }

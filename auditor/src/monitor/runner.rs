@@ -55,6 +55,9 @@ pub struct MonitorRunner {
     listener: Option<TcpListener>,
     limits: acd_serve::HttpLimits,
     out: Box<dyn Write + Send>,
+    /// Logs reported on at least once: later rounds that found nothing
+    /// new stay quiet.
+    reported: std::collections::HashSet<String>,
 }
 
 impl MonitorRunner {
@@ -68,6 +71,7 @@ impl MonitorRunner {
             listener: None,
             limits: acd_serve::HttpLimits::default(),
             out: Box::new(std::io::stdout()),
+            reported: Default::default(),
         }
     }
 
@@ -201,6 +205,11 @@ impl MonitorRunner {
     }
 
     fn verified(&mut self, origin: &str, size: u64, new_entries: u64) {
+        // A watch of a quiet log says so once, not every round.
+        let first = self.reported.insert(origin.to_owned());
+        if new_entries == 0 && !first && !self.settings.once {
+            return;
+        }
         let line = if self.settings.json {
             serde_json::json!({"origin": origin, "verified_size": size, "new_entries": new_entries})
                 .to_string()

@@ -162,6 +162,11 @@ impl std::fmt::Debug for Witness {
 }
 
 impl Witness {
+    /// Whether its database answers a read (`/readyz`).
+    pub fn storage_ready(&self) -> Result<(), sled::Error> {
+        self.latest.get(b"").map(drop)
+    }
+
     /// Opens the witness state in `dir`, cosigning for `logs` (keyed by
     /// their origin, which is their key name).
     pub fn open(

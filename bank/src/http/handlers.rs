@@ -75,7 +75,17 @@ pub async fn create_account(
     State(state): AppState,
     ApiJson(req): ApiJson<CreateAccount>,
 ) -> Answer<AccountInfo> {
-    Ok(ApiJson(state.create_account(req).await?))
+    let (key, kind) = (hex::encode(req.key), req.kind);
+    let answer = state.create_account(req).await;
+    tracing::info!(
+        target: "acd_bank::audit",
+        action = "create_account",
+        account = %key,
+        kind = ?kind,
+        outcome = answer.as_ref().map_or_else(|e| e.code, |_| "accepted"),
+        "admin action"
+    );
+    Ok(ApiJson(answer?))
 }
 
 /// `POST /admin/v1/credit`.
@@ -84,7 +94,24 @@ pub async fn credit(
     State(state): AppState,
     ApiJson(req): ApiJson<Credit>,
 ) -> Answer<AccountInfo> {
-    Ok(ApiJson(state.credit(req).await?))
+    let (key, amount, request_id) = (
+        hex::encode(req.key),
+        req.amount,
+        hex::encode(req.request_id),
+    );
+    let answer = state.credit(req).await;
+    // Money enters the system here: every attempt is on record, with the
+    // request id that makes a repeat idempotent.
+    tracing::info!(
+        target: "acd_bank::audit",
+        action = "credit",
+        account = %key,
+        amount,
+        request_id = %request_id,
+        outcome = answer.as_ref().map_or_else(|e| e.code, |_| "accepted"),
+        "admin action"
+    );
+    Ok(ApiJson(answer?))
 }
 
 /// `GET /admin/v1/accounts/{key}`.
@@ -102,7 +129,13 @@ pub async fn sums(_: Admin, State(state): AppState) -> Answer<Sums> {
 }
 
 /// `GET /metrics`.
-pub async fn metrics(_: Admin, State(state): AppState) -> Result<Response, ApiError> {
+/// `GET /metrics`: open, without the sums.
+pub async fn metrics(State(state): AppState) -> Response {
+    state.metrics.page()
+}
+
+/// `GET /admin/v1/metrics`: with the sums of invariant 5.
+pub async fn admin_metrics(_: Admin, State(state): AppState) -> Result<Response, ApiError> {
     let totals = state.ledger().totals()?;
-    Ok(state.metrics.page(&totals))
+    Ok(state.metrics.admin_page(&totals))
 }

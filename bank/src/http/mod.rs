@@ -47,6 +47,7 @@ pub fn router(
         .route("/admin/v1/accounts/{key}", get(handlers::account))
         .route("/admin/v1/credit", post(handlers::credit))
         .route("/admin/v1/sums", get(handlers::sums))
+        .route("/admin/v1/metrics", get(handlers::admin_metrics))
         .route("/metrics", get(handlers::metrics))
         .fallback(acd_serve::error::no_route)
         .method_not_allowed_fallback(acd_serve::error::wrong_method)

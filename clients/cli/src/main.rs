@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "acd",
-    version,
+    version = acd_serve::ops::VERSION,
     about = "Anonymous certified delivery: client tools"
 )]
 struct Cli {

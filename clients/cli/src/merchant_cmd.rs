@@ -60,6 +60,8 @@ pub struct ServeArgs {
     bank_key: Option<[u8; 32]>,
     #[command(flatten)]
     http: acd_serve::HttpFlags,
+    #[command(flatten)]
+    logging: acd_serve::ops::LogFlags,
 }
 
 impl ServeArgs {
@@ -123,7 +125,7 @@ pub async fn run(command: MerchantCommand) -> anyhow::Result<()> {
             outln!("{}", hex::encode(key.verifying_key().to_bytes()));
         }
         MerchantCommand::Serve(args) => {
-            acd_serve::init_tracing();
+            acd_serve::ops::init_tracing_as(args.logging.log_format);
             let file = (*args).file()?;
             let listen = file.listen;
             let config = file.into_config()?;

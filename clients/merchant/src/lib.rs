@@ -256,6 +256,7 @@ impl Merchant {
             bank,
             log_origin: log_verifier.name().to_owned(),
             log: LogClient::with_http(http, &config.log.url, log_verifier),
+            log_url: config.log.url.trim_end_matches('/').to_owned(),
             bank_client,
             catalog: config.catalog,
             store,
@@ -296,7 +297,28 @@ impl Merchant {
 
     /// The HTTP routes ([`http::router`]).
     pub fn router(&self) -> Router {
-        http::router(self.shop.clone())
+        let shop = self.shop.clone();
+        let peers = vec![
+            (
+                format!("bank {}", self.shop.bank_client.base()),
+                format!("{}/api/v1/info", self.shop.bank_client.base()),
+            ),
+            (
+                format!("log {}", self.shop.log_url),
+                format!("{}/checkpoint", self.shop.log_url),
+            ),
+        ];
+        let ready = acd_serve::ops::readiness(
+            move || {
+                let shop = shop.clone();
+                async move {
+                    let read = shop.store.get(&acd_core::entry::Tid([0; 16])).await;
+                    acd_serve::ops::Check::from_result("storage", read.map(drop))
+                }
+            },
+            peers,
+        );
+        http::router(self.shop.clone()).merge(acd_serve::ops::health_routes(ready))
     }
 
     /// One pass of recovery: commit escrowed purchases, deposit committed

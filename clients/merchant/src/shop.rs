@@ -43,6 +43,8 @@ pub struct Shop {
     pub bank: [u8; 32],
     pub log_origin: String,
     pub log: LogClient,
+    /// The log's base URL (probed by `/readyz`).
+    pub log_url: String,
     pub bank_client: BankClient,
     pub catalog: Vec<CatalogEntry>,
     pub store: Store,

@@ -47,8 +47,8 @@ apt_install() {
 }
 
 # What the build needs beyond a Rust toolchain and gcc: OpenSSL's headers
-# for the bank's signer.
-command -v dpkg-query >/dev/null && apt_install libssl-dev pkg-config
+# for the bank's signer; and curl, which the README's by-hand block uses.
+command -v dpkg-query >/dev/null && apt_install libssl-dev pkg-config curl
 
 if [ "${ACD_SERVICES:-all}" != "none" ]; then
     for f in scripts/services/*.sh; do

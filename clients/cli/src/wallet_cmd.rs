@@ -50,8 +50,18 @@ pub enum WalletCommand {
         #[arg(long)]
         bank: String,
     },
+    /// List what a merchant sells: item id, price, description (the
+    /// wallet file is not read).
+    Catalog {
+        /// The merchant's base URL.
+        #[arg(long)]
+        merchant: String,
+    },
     /// Withdraw AMOUNT from the account as anonymous tokens.
-    Withdraw { amount: u64 },
+    Withdraw {
+        /// How much, in the bank's units (made of its denominations).
+        amount: u64,
+    },
     /// Show the tokens and unfinished operations.
     Balance,
     /// Buy an item: pay anonymously, get the goods or the money back.
@@ -153,6 +163,16 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             outln!("denominations: {values:?}");
             outln!("account key: {}", hex::encode(wallet.account_key()));
             outln!("ask the bank's admin to create a customer account for this key and credit it");
+        }
+        WalletCommand::Catalog { merchant } => {
+            let catalog = acd_client::merchant::MerchantClient::new(merchant)
+                .catalog()
+                .await
+                .with_context(|| format!("the catalog of the merchant at {merchant}"))?;
+            outln!("{:<16} {:>10}  description", "item", "price");
+            for item in &catalog.items {
+                outln!("{:<16} {:>10}  {}", item.id, item.price, item.description);
+            }
         }
         WalletCommand::Withdraw { amount } => {
             let mut wallet = open(&args)?;

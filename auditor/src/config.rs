@@ -110,12 +110,9 @@ mod tests {
     #[test]
     fn example_config_parses() {
         let c = Config::from_toml(include_str!("../auditor.example.toml")).unwrap();
-        assert_eq!(c.peers.len(), 2);
+        assert!(c.peers.is_empty());
         assert_eq!(c.gossip_interval_ms, Some(10_000));
-        assert_eq!(
-            c.admin_token_file.as_deref(),
-            Some(Path::new("/etc/acd-auditor/admin.token"))
-        );
+        assert_eq!(c.admin_token_file, None);
         assert!(Config::from_toml("peer = []\n").is_err());
     }
 

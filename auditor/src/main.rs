@@ -27,14 +27,14 @@ struct Cli {
 /// Gossip settings shared by both commands.
 #[derive(Args)]
 struct GossipArgs {
-    /// A peer (monitor or witness) whose `/gossip/v1/checkpoints` is pulled; repeatable.
+    /// A peer (monitor or witness) whose `/gossip/v1/checkpoints` is pulled; repeatable (replaces the file's peers).
     #[arg(long = "peer")]
     peers: Vec<String>,
     /// Milliseconds between two pulls of every peer [default: 10000].
     #[arg(long)]
     gossip_interval_ms: Option<u64>,
     /// A TOML configuration file (`peers`, `gossip_interval_ms`, `admin_token_file`;
-    /// see auditor/auditor.example.toml); flags add to it.
+    /// see auditor/auditor.example.toml); flags given replace its settings.
     #[arg(long)]
     config: Option<PathBuf>,
     #[command(flatten)]
@@ -48,7 +48,10 @@ impl GossipArgs {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
-        config.peers.extend(self.peers.iter().cloned());
+        // Peers given on the command line replace the file's.
+        if !self.peers.is_empty() {
+            config.peers = self.peers.clone();
+        }
         if self.gossip_interval_ms.is_some() {
             config.gossip_interval_ms = self.gossip_interval_ms;
         }

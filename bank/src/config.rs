@@ -26,7 +26,7 @@ pub enum ConfigError {
 }
 
 /// The settings `acd-bank serve` takes on its command line; each one given
-/// replaces the file's (logs and witnesses are added to the file's).
+/// replaces the file's (a list of `--log` or `--witness` replaces the whole list).
 #[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct Overrides {
     /// Data directory (database, keys, admin token).
@@ -80,8 +80,14 @@ impl Overrides {
         if let Some(d) = self.database {
             c.database = Some(d);
         }
-        c.logs.extend(self.logs);
-        c.witnesses.extend(self.witnesses);
+        // A list given on the command line replaces the file's: what the
+        // operator typed is what the bank trusts.
+        if !self.logs.is_empty() {
+            c.logs = self.logs;
+        }
+        if !self.witnesses.is_empty() {
+            c.witnesses = self.witnesses;
+        }
         if let Some(k) = self.witness_threshold {
             c.witness_threshold = k;
         }
@@ -332,8 +338,8 @@ mod tests {
         assert!(BankConfig::from_toml("data = 'x'\nrsa_bit = 2048\n").is_err());
     }
 
-    // Flags override the file's settings and add to its logs; without a
-    // file, the data directory is required.
+    // Flags override the file's settings, and a list of logs given replaces
+    // the file's; without a file, the data directory is required.
     #[test]
     fn flags_override_the_file() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/bank.example.toml");
@@ -345,7 +351,8 @@ mod tests {
         };
         let c = BankConfig::load(Some(Path::new(path)), overrides).unwrap();
         assert_eq!(c.data, PathBuf::from("/tmp/elsewhere"));
-        assert_eq!((c.logs.len(), c.min_expiration_ms), (2, 5));
+        assert_eq!((c.logs.len(), c.min_expiration_ms), (1, 5));
+        assert_eq!(c.logs[0].url, "http://127.0.0.1:1");
         assert_eq!(c.denominations, vec![1, 10, 100, 1000]);
         assert!(matches!(
             BankConfig::load(None, Overrides::default()),

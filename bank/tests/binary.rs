@@ -141,7 +141,7 @@ fn the_example_config_starts_a_bank() {
     assert_eq!(values, [1, 10, 100, 1000]);
     assert_eq!(
         info["logs"][0]["vkey"],
-        "log.example.com/acd/1+7a6c2e12+AUtFZYwYUiYDvdbyO1BTWRKZdUAhqnwRpYNu7dkIxmQ2"
+        "log.example.com/acd/1+5e89bb2c+AdCRR2Rfc+oIt1CEPLp8K59dHoGO/k+DOxJ3giVLZbYn"
     );
     let pid = child.id().to_string();
     assert!(

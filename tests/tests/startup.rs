@@ -485,3 +485,22 @@ fn merchant_start_up_on_postgres() {
         &|_| {},
     );
 }
+
+// The auditor's example configuration, as checked in, starts a witness and
+// a monitor (their data folders and ports given as flags, as an operator
+// would).
+#[test]
+fn the_auditor_example_config_starts_a_witness_and_a_monitor() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("auditor/auditor.example.toml");
+    let mut witness = witness_cmd(&dir.path().join("witness"), "127.0.0.1:0", &log_vkey());
+    witness.arg("--config").arg(&example);
+    starts(witness);
+    let log = format!("{}@http://127.0.0.1:9", log_vkey());
+    let mut monitor = monitor_cmd(&dir.path().join("monitor"), "127.0.0.1:0", &log);
+    monitor.arg("--config").arg(&example);
+    starts(monitor);
+}

@@ -84,7 +84,9 @@ impl BankClient {
     }
 
     pub async fn info(&self) -> Result<BankInfo, ClientError> {
-        self.get("/api/v1/info").await
+        self.get("/api/v1/info")
+            .await
+            .map_err(|e| e.not_a("bank", &self.base))
     }
 
     pub async fn withdraw(&self, req: &WithdrawRequest) -> Result<BlindSignatures, ClientError> {

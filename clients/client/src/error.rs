@@ -7,7 +7,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum ClientError {
-    #[error("HTTP request failed: {0}")]
+    #[error("{}", describe(.0))]
     Http(#[from] reqwest::Error),
     #[error("the server refused ({status}): {} — {}", body.error, body.message)]
     Refused { status: u16, body: Box<ErrorBody> },
@@ -17,6 +17,43 @@ pub enum ClientError {
     Invalid(String),
 }
 
+/// An HTTP failure as a person can act on it: the URL that is not one, the
+/// server that is not running, the one that did not answer.
+fn describe(e: &reqwest::Error) -> String {
+    let url = e
+        .url()
+        .map(|u| {
+            let mut u = u.clone();
+            // Never a password in a message.
+            let _ = u.set_password(None);
+            u.to_string()
+        })
+        .unwrap_or_else(|| "the URL".to_owned());
+    // The innermost cause says what happened (refused, reset, not found).
+    let mut cause = std::error::Error::source(e);
+    let mut innermost = None;
+    while let Some(c) = cause {
+        innermost = Some(c.to_string());
+        cause = c.source();
+    }
+    let why = innermost.unwrap_or_else(|| e.to_string());
+    if e.is_builder() {
+        format!("{url} is not a URL to send a request to ({why}); give it as http://HOST:PORT")
+    } else if e.is_connect() {
+        let server = e
+            .url()
+            .map(|u| format!("{}://{}", u.scheme(), u.authority()))
+            .unwrap_or(url);
+        format!("cannot connect to {server} ({why}): is the server running there?")
+    } else if e.is_timeout() {
+        format!("{url} did not answer in time")
+    } else if e.is_decode() {
+        format!("the answer from {url} is not what an acd server sends ({why})")
+    } else {
+        format!("the request to {url} failed: {why}")
+    }
+}
+
 impl From<ProofError> for ClientError {
     fn from(e: ProofError) -> Self {
         ClientError::Invalid(e.to_string())
@@ -24,6 +61,24 @@ impl From<ProofError> for ClientError {
 }
 
 impl ClientError {
+    /// The error of asking `base` for what only a `kind` of acd server
+    /// (bank, merchant) answers: an answer that is no acd answer at all, or
+    /// "no such endpoint", says that `base` is some other server.
+    pub fn not_a(self, kind: &str, base: &str) -> ClientError {
+        let foreign = match &self {
+            ClientError::Refused { status: 404, body } => body.error == "no_route",
+            ClientError::Status { status } => matches!(status, 404 | 405),
+            ClientError::Http(e) => e.is_decode(),
+            _ => false,
+        };
+        if foreign {
+            ClientError::Invalid(format!("{base} is not an acd {kind} ({self})"))
+        } else {
+            self
+        }
+    }
+
+
     /// The machine-readable error code of a refusal.
     pub fn code(&self) -> Option<&str> {
         match self {

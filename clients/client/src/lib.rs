@@ -87,4 +87,57 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
         silent.abort();
     }
+
+    /// A server answering every request with `answer` (a whole HTTP/1.1
+    /// response), once per connection.
+    async fn answering(answer: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
+            panic!("bind");
+        };
+        let Ok(addr) = listener.local_addr() else {
+            panic!("addr");
+        };
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    // The common mistakes read as what to do: a URL without a scheme, a
+    // server that is not running, a server that is not an acd bank or
+    // merchant (a web server's page, another acd server's "no_route").
+    #[tokio::test]
+    async fn mistakes_are_named() {
+        let e = bank::BankClient::new("127.0.0.1:1").info().await.err();
+        let text = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains("give it as http://HOST:PORT"), "{text}");
+
+        let e = bank::BankClient::new("http://127.0.0.1:1").info().await.err();
+        let text = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text.contains("cannot connect to http://127.0.0.1:1") && text.contains("is the server running there?"),
+            "{text}"
+        );
+
+        let web = answering(
+            "HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: 9\r\nconnection: close\r\n\r\n<h1>?</h1",
+        )
+        .await;
+        let e = bank::BankClient::new(&web).info().await.err();
+        let text = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains(&format!("{web} is not an acd bank")), "{text}");
+
+        let other = answering(
+            "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 49\r\nconnection: close\r\n\r\n{\"error\":\"no_route\",\"message\":\"no such endpoint\"}",
+        )
+        .await;
+        let e = merchant::MerchantClient::new(&other).catalog().await.err();
+        let text = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains(&format!("{other} is not an acd merchant")), "{text}");
+    }
 }

@@ -59,7 +59,9 @@ impl MerchantClient {
     }
 
     pub async fn catalog(&self) -> Result<Catalog, ClientError> {
-        self.get(format!("{}/api/v1/catalog", self.base)).await
+        self.get(format!("{}/api/v1/catalog", self.base))
+            .await
+            .map_err(|e| e.not_a("merchant", &self.base))
     }
 
     /// P1.

@@ -516,7 +516,7 @@ async fn the_example_config_starts_a_merchant() {
         .replace("/var/lib/acd-merchant", &w.dir.join("merchant").display().to_string())
         .replace("http://127.0.0.1:8800", &w.bank.url)
         .replace(
-            "log.example.com/acd/1+7a6c2e12+AUtFZYwYUiYDvdbyO1BTWRKZdUAhqnwRpYNu7dkIxmQ2@http://127.0.0.1:8700",
+            "log.example.com/acd/1+5e89bb2c+AdCRR2Rfc+oIt1CEPLp8K59dHoGO/k+DOxJ3giVLZbYn@http://127.0.0.1:8700",
             &format!("{}@{}", w.log.vkey, w.log.url),
         )
         .replace("catalog = \"catalog.example.toml\"", "")

@@ -78,7 +78,6 @@ impl ClientError {
         }
     }
 
-
     /// The machine-readable error code of a refusal.
     pub fn code(&self) -> Option<&str> {
         match self {

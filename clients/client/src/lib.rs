@@ -117,10 +117,14 @@ mod tests {
         let text = e.map(|e| e.to_string()).unwrap_or_default();
         assert!(text.contains("give it as http://HOST:PORT"), "{text}");
 
-        let e = bank::BankClient::new("http://127.0.0.1:1").info().await.err();
+        let e = bank::BankClient::new("http://127.0.0.1:1")
+            .info()
+            .await
+            .err();
         let text = e.map(|e| e.to_string()).unwrap_or_default();
         assert!(
-            text.contains("cannot connect to http://127.0.0.1:1") && text.contains("is the server running there?"),
+            text.contains("cannot connect to http://127.0.0.1:1")
+                && text.contains("is the server running there?"),
             "{text}"
         );
 
@@ -130,7 +134,10 @@ mod tests {
         .await;
         let e = bank::BankClient::new(&web).info().await.err();
         let text = e.map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains(&format!("{web} is not an acd bank")), "{text}");
+        assert!(
+            text.contains(&format!("{web} is not an acd bank")),
+            "{text}"
+        );
 
         let other = answering(
             "HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 49\r\nconnection: close\r\n\r\n{\"error\":\"no_route\",\"message\":\"no such endpoint\"}",
@@ -138,6 +145,9 @@ mod tests {
         .await;
         let e = merchant::MerchantClient::new(&other).catalog().await.err();
         let text = e.map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains(&format!("{other} is not an acd merchant")), "{text}");
+        assert!(
+            text.contains(&format!("{other} is not an acd merchant")),
+            "{text}"
+        );
     }
 }

@@ -81,9 +81,12 @@ async fn monitor_audits_and_finds_an_altered_entry() {
             .collect();
         entries[44][70] ^= 0xff; // inside the goods key of entry 256 + 44
         let refs: Vec<&[u8]> = entries.iter().map(|e| e.as_slice()).collect();
+        // A batch names the checkpoint it extends (the store refuses any
+        // other): the latest, which this rewrite leaves as it is.
         storage
             .commit(&Batch {
                 bundles: vec![(1, tile::encode_bundle(&refs).unwrap())],
+                previous: storage.latest_checkpoint().unwrap(),
                 ..Batch::default()
             })
             .unwrap();

@@ -209,14 +209,14 @@ impl Bank {
         let (policy, verifiers) = check_config(config)?;
         // On PostgreSQL the database, not the data directory, says whether
         // this bank is new (and so whether missing keys may be created).
-        let dir = match &config.database {
-            Some(url) => {
-                let shown = url.to_string();
-                let owner = acd_serve::database_owner::owner(url.expose(), &shown, OWNER)?;
-                acd_serve::secret::DataDir::with_database(&config.data, &shown, owner.is_none())
-            }
-            None => acd_serve::secret::DataDir::inspect(&config.data),
-        };
+        let dir = acd_serve::database_owner::data_dir(
+            &config.data,
+            config
+                .database
+                .as_ref()
+                .map(acd_serve::database_owner::DatabaseUrl::expose),
+            OWNER,
+        )?;
         let signing = keys::load_or_create_bank_key_with(&dir, rng)?;
         let public = signing.verifying_key().to_bytes();
         let admin_token = keys::load_or_create_admin_token_with(&dir, rng)?;

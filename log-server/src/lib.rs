@@ -184,14 +184,8 @@ impl Log {
         check_config(config)?;
         // On PostgreSQL the database, not the data directory, says whether
         // this log is new (and so whether its key may be created).
-        let dir = match &config.database {
-            Some(url) => {
-                let shown = acd_serve::database_owner::shown(url);
-                let owner = acd_serve::database_owner::owner(url, &shown, OWNER)?;
-                acd_serve::secret::DataDir::with_database(&config.data, &shown, owner.is_none())
-            }
-            None => acd_serve::secret::DataDir::inspect(&config.data),
-        };
+        let dir =
+            acd_serve::database_owner::data_dir(&config.data, config.database.as_deref(), OWNER)?;
         let signer = keys::load_or_create_in(&mut rand::rng(), &dir, &config.origin)?;
         if let Some(url) = &config.database {
             let shown = acd_serve::database_owner::shown(url);

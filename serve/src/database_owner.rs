@@ -146,6 +146,25 @@ pub fn owner(url: &str, shown: &str, server: &str) -> Result<Option<String>, Own
     })
 }
 
+/// The data directory `data` of a `server` whose storage is the PostgreSQL
+/// database `database` (the URL), or without one sled in `data/db`: new,
+/// and so allowed to create missing keys, exactly when that storage holds
+/// no data yet (for PostgreSQL: no server of this kind claimed it).
+pub fn data_dir(
+    data: &std::path::Path,
+    database: Option<&str>,
+    server: &str,
+) -> Result<crate::secret::DataDir, OwnerError> {
+    Ok(match database {
+        Some(url) => {
+            let shown = shown(url);
+            let owner = owner(url, &shown, server)?;
+            crate::secret::DataDir::with_database(data, &shown, owner.is_none())
+        }
+        None => crate::secret::DataDir::inspect(data),
+    })
+}
+
 /// Records that the `server` at `url` serves under `key`, unless one has
 /// already: then that one must be `key`.
 pub fn claim(url: &str, shown: &str, server: &str, key: &str) -> Result<(), OwnerError> {

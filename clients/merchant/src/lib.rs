@@ -213,14 +213,14 @@ impl Merchant {
             .map_err(|_| OpenError::Config("the bank key is not an ed25519 key".into()))?;
         // On PostgreSQL the database, not the data directory, says whether
         // this merchant is new (and so whether its keys may be created).
-        let dir = match &config.database {
-            Some(url) => {
-                let shown = url.to_string();
-                let owner = acd_serve::database_owner::owner(url.expose(), &shown, OWNER)?;
-                acd_serve::secret::DataDir::with_database(&config.data, &shown, owner.is_none())
-            }
-            None => acd_serve::secret::DataDir::inspect(&config.data),
-        };
+        let dir = acd_serve::database_owner::data_dir(
+            &config.data,
+            config
+                .database
+                .as_ref()
+                .map(acd_serve::database_owner::DatabaseUrl::expose),
+            OWNER,
+        )?;
         let signing = keys::load_or_create_in(&dir)?;
         let offer_secret = keys::load_or_create_offer_secret_in(&dir)?;
         let store = match &config.database {

@@ -124,16 +124,22 @@ const WITNESS: &str = "witness.test/w1";
 
 impl World {
     async fn start() -> World {
-        Self::start_with(false).await
+        Self::start_with(false, false).await
     }
 
     /// A log cosigned by a witness (a process), and a bank that accepts only
     /// checkpoints that witness cosigned.
     async fn start_witnessed() -> World {
-        Self::start_with(true).await
+        Self::start_with(true, true).await
     }
 
-    async fn start_with(witnessed: bool) -> World {
+    /// A log cosigned by a witness, and a bank whose policy does not name
+    /// it (only customers who ask for it want its cosignature).
+    async fn start_witnessed_log() -> World {
+        Self::start_with(true, false).await
+    }
+
+    async fn start_with(witnessed: bool, bank_needs_witness: bool) -> World {
         let dir = tempfile::tempdir().unwrap();
         let bank_data = dir.path().join("bank");
         let log_data = dir.path().join("log");
@@ -147,12 +153,16 @@ impl World {
                 let witness = ServerProcess::start_witness(&witness_data, WITNESS, &[&vkey]);
                 let spec = format!("{}@{}", witness.vkey, witness.url);
                 let log = ServerProcess::start_log(&log_data, ORIGIN, &[bank_key], &[spec]);
-                let args = vec![
-                    "--witness".to_owned(),
-                    witness.vkey.clone(),
-                    "--witness-threshold".to_owned(),
-                    "1".to_owned(),
-                ];
+                let args = if bank_needs_witness {
+                    vec![
+                        "--witness".to_owned(),
+                        witness.vkey.clone(),
+                        "--witness-threshold".to_owned(),
+                        "1".to_owned(),
+                    ]
+                } else {
+                    Vec::new()
+                };
                 (log, Some(witness), args)
             } else {
                 let log = ServerProcess::start(&log_data, ORIGIN, &[bank_key]);
@@ -581,6 +591,118 @@ async fn a_witnessed_purchase_is_delivered_and_paid_under_cosigned_checkpoints()
     let s = w.conserved().await;
     assert_eq!(s.merchant_balances, PRICE as i64);
     assert_eq!(s.escrowed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proof_asked_with_a_witness_is_refreshed_to_a_cosigned_checkpoint() {
+    // The bank does not need the witness, so the wallet keeps the commit
+    // proof the merchant handed over, under a checkpoint no witness has
+    // seen yet. `acd wallet proof --witness W` fetches the log's cosigned
+    // proof of the same entry, saves it, and writes a bundle that
+    // `acd verify --witness W` accepts; the bundle written without
+    // --witness is refused by that check.
+    let w = World::start_witnessed_log().await;
+    let shop = w.add_merchant(Behaviour::default(), LONG, PRICE).await;
+    let mut wallet = w.customer("ivan", 20).await;
+    wallet.withdraw(20).await.unwrap();
+    let report = wallet
+        .buy(&shop.url, ITEM, &w.out("ivan.goods"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(report.outcome, PurchaseOutcome::Delivered { .. }),
+        "{report}"
+    );
+    let tid = report.tid.unwrap();
+    let witness = w.witness.as_ref().unwrap().vkey.clone();
+    let policy = WitnessPolicy::new(1, vec![CosignatureVerifier::from_vkey(&witness).unwrap()]);
+    let stored = wallet
+        .purchase_by_tid(&tid)
+        .unwrap()
+        .commit
+        .clone()
+        .unwrap();
+    let stored_cp = SignedCheckpoint::open(&stored.checkpoint, &w.log_verifier()).unwrap();
+    assert!(
+        policy.check(&stored_cp).is_err(),
+        "the stored proof is already cosigned; this test would prove nothing"
+    );
+    let path = wallet.path().to_owned();
+    drop(wallet);
+
+    let acd = |args: &[&str]| {
+        let out = std::process::Command::new(binary("acd"))
+            .args(args)
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        (out.status.success(), format!("{out:?}"))
+    };
+    let file = path.to_str().unwrap();
+    let tid_hex = tid.to_string();
+    let plain = w.out("plain.json");
+    let (ok, out) = blocking(|| {
+        acd(&[
+            "wallet",
+            "--file",
+            file,
+            "proof",
+            &tid_hex,
+            "--out",
+            plain.to_str().unwrap(),
+        ])
+    });
+    assert!(ok, "{out}");
+    let verify = |bundle: &Path| {
+        acd(&[
+            "verify",
+            bundle.to_str().unwrap(),
+            "--log",
+            &w.log.vkey,
+            "--witness",
+            &witness,
+        ])
+    };
+    let (ok, out) = blocking(|| verify(&plain));
+    assert!(!ok, "a bundle without the cosignature passed: {out}");
+
+    // The witness cosigns the log's next checkpoint within its round.
+    let cosigned = w.out("cosigned.json");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (ok, out) = blocking(|| {
+            acd(&[
+                "wallet",
+                "--file",
+                file,
+                "--witness",
+                &witness,
+                "proof",
+                &tid_hex,
+                "--out",
+                cosigned.to_str().unwrap(),
+            ])
+        });
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never cosigned: {out}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (ok, out) = blocking(|| verify(&cosigned));
+    assert!(ok, "{out}");
+    // The refreshed proof is saved, for the same entry.
+    let wallet = Wallet::open_read_only(&path).unwrap();
+    let saved = wallet
+        .purchase_by_tid(&tid)
+        .unwrap()
+        .commit
+        .clone()
+        .unwrap();
+    assert_eq!(saved.entry, stored.entry);
+    let saved_cp = SignedCheckpoint::open(&saved.checkpoint, &w.log_verifier()).unwrap();
+    policy.check(&saved_cp).unwrap();
+    w.conserved().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -311,6 +311,7 @@ async fn commands_at_once_on_one_wallet_neither_lose_nor_double_count() {
                         ITEM,
                         "--out",
                         &out,
+                        "--again",
                     ],
                 )
             })
@@ -334,6 +335,118 @@ async fn commands_at_once_on_one_wallet_neither_lose_nor_double_count() {
         .await;
     let s = w.settled().await;
     assert_eq!(s.live_tokens, withdrawn - buys as u64 * PRICE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_again_fresh_outputs_backups_and_an_exported_token() {
+    // A second purchase of the same item asks for --again, an existing
+    // --out is never written over, `history` lists both purchases with
+    // TID, item, price, state and time, every save leaves the previous
+    // wallet as NAME.bak, and an exported token verifies under OpenSSL's
+    // RSASSA-PSS with the PEM it names (no acd code involved).
+    let w = World::start().await;
+    let shop = w.add_merchant(Behaviour::default(), LONG).await;
+    let home = w.dir.path().join("home");
+    let (file, _) = w.customer(&home, 40).await;
+    let ok = |args: &[&str]| {
+        let out = run(wallet_cmd(&home, &file, args));
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["withdraw", "30"]);
+    let buy = |out: &str, again: bool| {
+        let mut args = vec!["buy", "--merchant", &shop.url, "--item", ITEM, "--out", out];
+        if again {
+            args.push("--again");
+        }
+        run(wallet_cmd(&home, &file, &args))
+    };
+    let stdout = |o: &Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let stderr = |o: &Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let first = buy("a.txt", false);
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(
+        stdout(&first).contains("expires at 20"),
+        "expirations as times: {}",
+        text(&first)
+    );
+    let before = std::fs::read(&file).unwrap();
+
+    let again = buy("b.txt", false);
+    assert!(!again.status.success(), "{}", text(&again));
+    let e = stderr(&again);
+    assert!(e.contains("--again") && e.contains("purchase 1"), "{e}");
+    let over = buy("a.txt", true);
+    assert!(!over.status.success(), "{}", text(&over));
+    assert!(stderr(&over).contains("a.txt exists"), "{}", text(&over));
+    assert_eq!(std::fs::read(home.join("a.txt")).unwrap(), GOODS);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "refusals change nothing"
+    );
+    assert!(!home.join("b.txt").exists());
+    let second = buy("b.txt", true);
+    assert!(second.status.success(), "{}", text(&second));
+
+    let history = ok(&["history"]);
+    let wallet = Wallet::open_read_only(&file).unwrap();
+    assert_eq!(wallet.purchases().len(), 2);
+    for p in wallet.purchases() {
+        let line = history
+            .lines()
+            .find(|l| l.contains(&p.tid().unwrap().to_string()))
+            .unwrap_or_else(|| panic!("no line for purchase {}: {history}", p.id));
+        assert!(line.contains(ITEM) && line.contains("delivered"), "{line}");
+        assert!(line.contains(&PRICE.to_string()), "{line}");
+        let started = p.started_ms.unwrap();
+        assert!(line.contains(&acd_wallet::report::time(started)), "{line}");
+        assert!(p.ended_ms.unwrap() >= started);
+    }
+    let balance = ok(&["balance"]);
+    assert!(balance.contains("spendable 10"), "{balance}");
+    assert!(!balance.contains("unfinished"), "{balance}");
+
+    // The backup is the wallet one save back: it opens, and holds what the
+    // wallet held before its last change.
+    let backup = acd_wallet::file::backup_path(&file);
+    let previous = acd_wallet::WalletFile::load(&backup).unwrap();
+    assert_ne!(previous, *wallet.file());
+    assert_eq!(previous.purchases.len(), 2);
+
+    // An exported token, checked with OpenSSL alone.
+    let exported = home.join("token.json");
+    ok(&["export-token", "--out", exported.to_str().unwrap()]);
+    let e: serde_json::Value = serde_json::from_slice(&std::fs::read(&exported).unwrap()).unwrap();
+    let bytes = |k: &str| hex::decode(e[k].as_str().unwrap()).unwrap();
+    let mut prepared = bytes("randomizer");
+    prepared.extend(bytes("message"));
+    assert_eq!(prepared, bytes("prepared_message"));
+    let check = |pem: &str, msg: &[u8], sig: &[u8]| {
+        use openssl::{
+            hash::MessageDigest,
+            pkey::PKey,
+            rsa::Padding,
+            sign::{RsaPssSaltlen, Verifier},
+        };
+        let key = PKey::public_key_from_pem(pem.as_bytes()).unwrap();
+        let mut v = Verifier::new(MessageDigest::sha384(), &key).unwrap();
+        v.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
+        v.set_rsa_pss_saltlen(RsaPssSaltlen::custom(48)).unwrap();
+        v.set_rsa_mgf1_md(MessageDigest::sha384()).unwrap();
+        v.update(msg).unwrap();
+        v.verify(sig).unwrap_or(false)
+    };
+    let signature = bytes("signature");
+    for pem in ["public_key_pem", "public_key_rsa_pem"] {
+        let pem = e[pem].as_str().unwrap();
+        assert!(check(pem, &prepared, &signature), "{pem}");
+        let mut other = prepared.clone();
+        other[40] ^= 1;
+        assert!(!check(pem, &other, &signature), "{pem}");
+    }
+    assert_eq!(e["value"], 10);
+    w.settled().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -64,6 +64,9 @@ pub enum WalletCommand {
     },
     /// Show the tokens and unfinished operations.
     Balance,
+    /// List every purchase: id, start time, TID, item, price, state, and
+    /// the merchant.
+    History,
     /// Buy an item: pay anonymously, get the goods or the money back.
     Buy {
         /// The merchant's base URL.
@@ -72,13 +75,18 @@ pub enum WalletCommand {
         /// The catalog item's id.
         #[arg(long)]
         item: String,
-        /// Where to write the goods.
+        /// Where to write the goods (a file that does not exist yet: goods
+        /// are never written over another file).
         #[arg(long)]
         out: PathBuf,
         /// Do not wait for the expiration if the merchant fails; `resume`
         /// finishes later.
         #[arg(long)]
         no_wait: bool,
+        /// Buy the item even though this wallet bought it from this
+        /// merchant before (or is still buying it).
+        #[arg(long)]
+        again: bool,
     },
     /// Finish pending withdrawals and purchases (after a crash or outage).
     Resume {
@@ -86,7 +94,8 @@ pub enum WalletCommand {
         #[arg(long)]
         no_wait: bool,
         /// Write the goods of a purchase that is paid for but whose goods
-        /// could not be written here (state `unwritten`).
+        /// could not be written here (state `unwritten`); a file that does
+        /// not exist yet.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Which purchase `--out` is for (needed when several wait).
@@ -102,6 +111,29 @@ pub enum WalletCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write one token as an RFC 9474 verifier needs it (JSON: message,
+    /// randomizer, signature, the denomination's key as PEM). The token
+    /// stays in the wallet, and the export is money: whoever holds it can
+    /// spend it.
+    ExportToken {
+        /// The value of the token (default: the smallest one held).
+        #[arg(long)]
+        value: Option<u64>,
+        /// Where to write it (mode 0600); standard output if absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Refuses to write goods over an existing file.
+fn fresh_output(out: &std::path::Path) -> anyhow::Result<()> {
+    if out.exists() {
+        bail!(
+            "{} exists; give another --out (goods are never written over a file)",
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 fn extra_policy(args: &WalletArgs) -> anyhow::Result<Option<WitnessPolicy>> {
@@ -180,6 +212,26 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             outln!("{report}");
             outln!("balance: {}", wallet.balance());
         }
+        WalletCommand::History => {
+            let wallet = open_read_only(&args)?;
+            history(&wallet);
+        }
+        WalletCommand::ExportToken { value, out } => {
+            let wallet = open_read_only(&args)?;
+            let export = wallet.export_token(*value)?;
+            let text = serde_json::to_string_pretty(&export)? + "\n";
+            match out {
+                Some(out) => {
+                    acd_wallet::file::write_atomic(out, text.as_bytes())?;
+                    outln!(
+                        "wrote a token of {} to {}; it spends like the token itself",
+                        export.value,
+                        out.display()
+                    );
+                }
+                None => outln!("{}", text.trim_end()),
+            }
+        }
         WalletCommand::Balance => {
             let wallet = open_read_only(&args)?;
             outln!("{}", wallet.balance());
@@ -199,8 +251,22 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             item,
             out,
             no_wait,
+            again,
         } => {
+            fresh_output(out)?;
             let mut wallet = open(&args)?;
+            if let Some(earlier) = wallet.bought(merchant, item).filter(|_| !again) {
+                bail!(
+                    "this wallet bought {item} from {merchant} before (purchase {}, {}, {}); \
+                     give --again to buy it again",
+                    earlier.id,
+                    earlier.state,
+                    earlier
+                        .started_ms
+                        .map(acd_wallet::report::time)
+                        .unwrap_or_else(|| "time unknown".into())
+                );
+            }
             outln!("buying {item} from {merchant}");
             let report = wallet.buy_waiting(merchant, item, out, !no_wait).await?;
             outln!("=> {}", report.outcome);
@@ -217,6 +283,9 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             out,
             purchase,
         } => {
+            if let Some(out) = out {
+                fresh_output(out)?;
+            }
             let mut wallet = open(&args)?;
             if let Some(out) = out {
                 let id = wallet.unwritten(*purchase)?;
@@ -231,8 +300,14 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
             }
         }
         WalletCommand::Proof { tid, out } => {
+            // With --witness the stored proof may be replaced by a cosigned
+            // one, which is saved: the wallet is opened for writing.
+            let bundle = if args.witnesses.is_empty() {
+                open_read_only(&args)?.proof(tid)?
+            } else {
+                open(&args)?.proof_refreshed(tid).await?
+            };
             let wallet = open_read_only(&args)?;
-            let bundle = wallet.proof(tid)?;
             let text = serde_json::to_string_pretty(&bundle)?;
             std::fs::write(out, text + "\n")
                 .with_context(|| format!("writing {}", out.display()))?;
@@ -247,8 +322,55 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
                 .map(|l| l.vkey.clone())
                 .unwrap_or_default();
             outln!("wrote the proof bundle of TID {tid} to {}", out.display());
-            outln!("check it with: acd verify {} --log '{log}'", out.display());
+            let witnesses: String = args
+                .witnesses
+                .iter()
+                .map(|w| format!(" --witness '{w}'"))
+                .collect();
+            outln!(
+                "check it with: acd verify {} --log '{log}'{witnesses}",
+                out.display()
+            );
         }
     }
     Ok(())
+}
+
+/// `acd wallet history`: one line per purchase, oldest first.
+fn history(wallet: &Wallet) {
+    let purchases = wallet.purchases();
+    if purchases.is_empty() {
+        outln!("no purchases");
+        return;
+    }
+    outln!(
+        "{:>4}  {:<20}  {:<32}  {:<12} {:>8}  {:<16}  merchant",
+        "id",
+        "started",
+        "TID",
+        "item",
+        "price",
+        "state"
+    );
+    for p in purchases {
+        outln!(
+            "{:>4}  {:<20}  {:<32}  {:<12} {:>8}  {:<16}  {}",
+            p.id,
+            p.started_ms
+                .map(acd_wallet::report::time)
+                .unwrap_or_else(|| "-".into()),
+            p.tid().map(|t| t.to_string()).unwrap_or_else(|| "-".into()),
+            p.item,
+            p.price,
+            p.state.to_string(),
+            p.merchant_url
+        );
+        if let Some(note) = p
+            .note
+            .as_deref()
+            .filter(|_| !p.state.is_final() || p.state == acd_wallet::PurchaseState::Cancelled)
+        {
+            outln!("      {note}");
+        }
+    }
 }

@@ -94,6 +94,23 @@ impl Denomination {
         &self.spki
     }
 
+    /// [`Denomination::spki`] as PEM (`PUBLIC KEY`): RFC 9474's encoding,
+    /// whose algorithm identifier (id-RSASSA-PSS, SHA-384, MGF1-SHA-384,
+    /// salt 48) fixes how the key may be used. The bank publishes this one
+    /// and the denomination's id hashes its DER.
+    pub fn spki_pem(&self) -> String {
+        pem("PUBLIC KEY", &self.spki)
+    }
+
+    /// The same key as a plain rsaEncryption SubjectPublicKeyInfo PEM
+    /// (`PUBLIC KEY`), which tools that do not read RSASSA-PSS parameters
+    /// load; the verifier must then set PSS, SHA-384 and salt 48 itself.
+    pub fn rsa_pem(&self) -> Result<String, TokenError> {
+        self.public_key
+            .to_pem()
+            .map_err(|e| TokenError::Key(e.to_string()))
+    }
+
     /// The size of signatures and blinded messages (the modulus in bytes).
     pub fn modulus_bytes(&self) -> usize {
         self.public_key.components().n().len()
@@ -166,6 +183,79 @@ impl Token {
                 token_message(&self.denomination, &self.serial),
             )
             .map_err(|_| TokenError::BadSignature)
+    }
+}
+
+/// RFC 7468 text encoding of `der` under `label`: base64 in lines of 64.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// The `kind` of an exported token.
+pub const TOKEN_EXPORT_KIND: &str = "acd/v1/token-export";
+
+/// A token laid out for a verifier that knows RFC 9474 and nothing of
+/// acd: `signature` is an RSASSA-PSS (SHA-384, MGF1-SHA-384, salt 48)
+/// signature over `prepared_message`, which is `randomizer || message`
+/// (RFC 9474 section 4.1, the Randomized variant), under the key in
+/// either PEM. `acd wallet export-token` writes it as JSON. The export is
+/// the token itself: whoever holds it can spend it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExport {
+    pub kind: String,
+    /// Always `RSABSSA-SHA384-PSS-Randomized`.
+    pub variant: String,
+    pub value: u64,
+    #[serde(with = "hex_array")]
+    pub denomination: [u8; 32],
+    #[serde(with = "hex_array")]
+    pub serial: [u8; 32],
+    /// The message the bank signed blindly ([`token_message`]).
+    #[serde(with = "hex_vec")]
+    pub message: Vec<u8>,
+    #[serde(with = "hex_array")]
+    pub randomizer: [u8; 32],
+    /// `randomizer || message`: the input of RSASSA-PSS-VERIFY.
+    #[serde(with = "hex_vec")]
+    pub prepared_message: Vec<u8>,
+    #[serde(with = "hex_vec")]
+    pub signature: Vec<u8>,
+    /// [`Denomination::spki_pem`].
+    pub public_key_pem: String,
+    /// [`Denomination::rsa_pem`].
+    pub public_key_rsa_pem: String,
+}
+
+impl Token {
+    /// The token as a third party verifies it; checked first, so that an
+    /// export always verifies.
+    pub fn export(&self, denomination: &Denomination) -> Result<TokenExport, TokenError> {
+        self.verify(denomination)?;
+        let message = token_message(&self.denomination, &self.serial);
+        let mut prepared_message = self.randomizer.to_vec();
+        prepared_message.extend_from_slice(&message);
+        Ok(TokenExport {
+            kind: TOKEN_EXPORT_KIND.to_owned(),
+            variant: "RSABSSA-SHA384-PSS-Randomized".to_owned(),
+            value: denomination.value,
+            denomination: self.denomination,
+            serial: self.serial,
+            message,
+            randomizer: self.randomizer,
+            prepared_message,
+            signature: self.signature.clone(),
+            public_key_pem: denomination.spki_pem(),
+            public_key_rsa_pem: denomination.rsa_pem()?,
+        })
     }
 }
 
@@ -296,6 +386,39 @@ mod tests {
     fn key() -> &'static BlindKeyPair {
         static KEY: std::sync::OnceLock<BlindKeyPair> = std::sync::OnceLock::new();
         KEY.get_or_init(|| generate_key(&mut rand::rng(), 2048).expect("key"))
+    }
+
+    #[test]
+    fn an_export_lays_out_what_rfc_9474_verifies() {
+        // The prepared message is randomizer || message, the PSS PEM holds
+        // the published SPKI, and both PEMs load back as the same key; a
+        // token that does not verify is not exported.
+        use base64::Engine as _;
+        let kp = key();
+        let d = Denomination::new(5, kp.pk.clone()).expect("denomination");
+        let b = BlindedToken::new(&mut rand::rng(), &d).expect("blind");
+        let t = b
+            .finish(&d, &blind_sign(&kp.sk, &b.blinded).expect("sign"))
+            .expect("unblind");
+        let e = t.export(&d).expect("export");
+        assert_eq!(e.prepared_message[..32], t.randomizer);
+        assert_eq!(e.prepared_message[32..], e.message);
+        assert_eq!(e.message, token_message(&t.denomination, &t.serial));
+        let body: String = e
+            .public_key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        assert!(e.public_key_pem.lines().all(|l| l.len() <= 64));
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .expect("base64");
+        assert_eq!(der, d.spki());
+        let rsa = BlindPublicKey::from_pem(&e.public_key_rsa_pem).expect("rsa pem");
+        assert_eq!(rsa.to_spki().expect("spki"), d.spki());
+        let mut bad = t.clone();
+        bad.signature[0] ^= 1;
+        assert!(bad.export(&d).is_err());
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! purchase (the merchant's signed offer and a C2SP tlog-proof of its
 //! commit entry), which anyone can check offline with `acd verify`.
 
+use acd_client::ClientError;
 use acd_core::bundle::{BundleError, ProofBundle};
+use acd_core::checkpoint::SignedCheckpoint;
 use acd_core::entry::Tid;
 use acd_core::log_api::EntryProof;
 use acd_core::tlog_proof::TlogProof;
+use acd_core::token::TokenExport;
 
 use crate::error::WalletError;
 use crate::wallet::Wallet;
@@ -36,16 +39,80 @@ impl Wallet {
         };
         let bundle = ProofBundle::new(offer.clone(), &tlog_proof(commit));
         let log = self.trusted_log(&offer.offer.log_origin)?;
+        let as_error = |e| match e {
+            BundleError::Proof(error) => WalletError::Log {
+                origin: offer.offer.log_origin.clone(),
+                error,
+            },
+            other => WalletError::Bundle(other),
+        };
         bundle
             .verify(&log.verifier, &self.policy)
-            .map_err(|e| match e {
-                BundleError::Proof(error) => WalletError::Log {
-                    origin: offer.offer.log_origin.clone(),
-                    error,
-                },
-                other => WalletError::Bundle(other),
-            })?;
+            .map_err(as_error)?;
+        if let Some(extra) = &self.extra_policy {
+            bundle.verify(&log.verifier, extra).map_err(as_error)?;
+        }
         Ok(bundle)
+    }
+
+    /// [`Wallet::proof`], first replacing the stored commit proof by the
+    /// log's current one when its checkpoint lacks cosignatures the
+    /// caller's witness policy ([`Wallet::with_witness_policy`]) requires:
+    /// the log answers a TID under its newest cosigned checkpoint. The new
+    /// proof must be of the same entry and consistent with what the wallet
+    /// has seen of the log; it is saved.
+    pub async fn proof_refreshed(&mut self, tid: &Tid) -> Result<ProofBundle, WalletError> {
+        let r = self.purchase_by_tid(tid)?.clone();
+        let (Some(offer), Some(commit), Some(extra)) = (&r.offer, &r.commit, &self.extra_policy)
+        else {
+            return self.proof(tid);
+        };
+        let origin = offer.offer.log_origin.clone();
+        let log = self.trusted_log(&origin)?;
+        let stored = SignedCheckpoint::open(&commit.checkpoint, &log.verifier).map_err(|e| {
+            WalletError::Format {
+                path: self.path.clone(),
+                reason: format!("stored commit checkpoint: {e}"),
+            }
+        })?;
+        if extra.check(&stored).is_ok() {
+            return self.proof(tid);
+        }
+        let fresh = self
+            .log_client(&origin)?
+            .transaction(tid)
+            .await?
+            .ok_or_else(|| ClientError::Invalid(format!("the log has no entry for TID {tid}")))?;
+        if fresh.proof.entry != commit.entry {
+            return Err(ClientError::Invalid(format!(
+                "the log answers TID {tid} with another entry than the commit the wallet proved"
+            ))
+            .into());
+        }
+        self.verify_log_proof(&fresh.proof, &origin).await?;
+        self.record_mut(r.id)?.commit = Some(fresh.proof);
+        self.save()?;
+        self.proof(tid)
+    }
+
+    /// A spendable token of `value` (the smallest one if `None`) laid out
+    /// for an RFC 9474 verifier. The token stays in the wallet: the export
+    /// is a copy of money, spendable by whoever holds it.
+    pub fn export_token(&self, value: Option<u64>) -> Result<TokenExport, WalletError> {
+        let token = self
+            .data
+            .tokens
+            .iter()
+            .filter(|t| value.is_none_or(|v| t.value == v))
+            .min_by_key(|t| t.value)
+            .ok_or_else(|| {
+                WalletError::NoToken(match value {
+                    Some(v) => format!("the wallet holds no token of {v}"),
+                    None => "the wallet holds no token".to_owned(),
+                })
+            })?;
+        let denomination = self.denomination(&token.token.denomination)?;
+        Ok(token.token.export(denomination)?)
     }
 }
 

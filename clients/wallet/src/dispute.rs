@@ -138,6 +138,8 @@ mod tests {
             refund: None,
             state: PurchaseState::Refunding,
             note: None,
+            started_ms: None,
+            ended_ms: None,
         };
         (r, ciphertext, k)
     }

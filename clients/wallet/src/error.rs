@@ -42,6 +42,9 @@ pub enum WalletError {
     /// No purchase waits to have its goods written, or several do.
     #[error("{0}")]
     NoUnwritten(String),
+    /// No token matches what was asked for.
+    #[error("{0}")]
+    NoToken(String),
     /// The wallet was opened read-only.
     #[error("{} is open read-only", .0.display())]
     ReadOnly(PathBuf),

@@ -228,6 +228,13 @@ pub struct PurchaseRecord {
     /// Why the purchase was cancelled or left the happy path.
     #[serde(default)]
     pub note: Option<String>,
+    /// When the purchase began (ms since the Unix epoch; absent in older
+    /// wallets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_ms: Option<u64>,
+    /// When the wallet first saved it in a final state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_ms: Option<u64>,
 }
 
 impl PurchaseRecord {
@@ -237,6 +244,26 @@ impl PurchaseRecord {
 
     pub fn total(&self) -> u64 {
         self.tokens.iter().map(|t| t.value).sum()
+    }
+
+    /// What the purchase holds of the customer's money: every token paid
+    /// in until the bank has escrowed the price, then only the price (the
+    /// change is back among the wallet's tokens), and nothing once the goods
+    /// are paid for and delivered or the purchase is final.
+    pub fn at_stake(&self) -> u64 {
+        match self.state {
+            PurchaseState::Registering
+            | PurchaseState::Registered
+            | PurchaseState::Offered
+            | PurchaseState::Spending => self.total(),
+            PurchaseState::Escrowed | PurchaseState::AwaitingOutcome | PurchaseState::Refunding => {
+                self.price
+            }
+            PurchaseState::Unwritten
+            | PurchaseState::Delivered
+            | PurchaseState::Refunded
+            | PurchaseState::Cancelled => 0,
+        }
     }
 }
 
@@ -272,13 +299,24 @@ impl WalletFile {
         Ok(file)
     }
 
-    /// Saves atomically and durably (see the module doc).
+    /// Saves atomically and durably (see the module doc), keeping the
+    /// version it replaces as [`backup_path`].
     pub fn save(&self, path: &Path) -> Result<(), WalletError> {
         let bytes = serde_json::to_vec_pretty(self).map_err(|e| WalletError::Format {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
+        keep_backup(path)?;
         write_atomic(path, &bytes)
+    }
+
+    /// Marks the time every purchase first reached a final state.
+    pub fn stamp_ended(&mut self, now_ms: u64) {
+        for p in &mut self.purchases {
+            if p.state.is_final() && p.ended_ms.is_none() {
+                p.ended_ms = Some(now_ms);
+            }
+        }
     }
 
     pub fn purchase(&self, id: u64) -> Option<&PurchaseRecord> {
@@ -306,6 +344,35 @@ fn file_name(path: &Path) -> String {
 /// writes a temporary file of its own, `.NAME.<random>.tmp`.
 pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{}.tmp", file_name(path)))
+}
+
+/// The previous version of the wallet at `path`, `NAME.bak`: each save
+/// keeps the file it replaces there, so that a wallet deleted or damaged by
+/// hand still has its tokens one save back (a restored wallet sets aside,
+/// on first use, the tokens it spent since; see [`WalletFile::set_aside`]).
+pub fn backup_path(path: &Path) -> PathBuf {
+    path.with_file_name(format!("{}.bak", file_name(path)))
+}
+
+/// Makes the current wallet file at `path` (if any) its backup. A hard link
+/// costs no copy and no sync: the bytes are the ones already made durable,
+/// and the rename that follows leaves the old inode to the backup alone.
+/// Where links are not supported the file is copied.
+fn keep_backup(path: &Path) -> Result<(), WalletError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let backup = backup_path(path);
+    match std::fs::remove_file(&backup) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(WalletError::io(&backup, e)),
+    }
+    if std::fs::hard_link(path, &backup).is_err() {
+        let bytes = std::fs::read(path).map_err(|e| WalletError::io(path, e))?;
+        write_atomic(&backup, &bytes)?;
+    }
+    Ok(())
 }
 
 /// The sidecar file whose lock guards the wallet at `path`.
@@ -467,6 +534,35 @@ mod tests {
     }
 
     #[test]
+    fn each_save_keeps_the_previous_version() {
+        // The second save leaves the first version as NAME.bak, which opens
+        // as a wallet (with the tokens it had) and has mode 0600 like it.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.json");
+        let first = sample();
+        first.save(&path).expect("save");
+        assert!(!backup_path(&path).exists(), "nothing to back up yet");
+        let mut second = sample();
+        second.tokens.clear();
+        second.save(&path).expect("save");
+        assert_eq!(WalletFile::load(&backup_path(&path)).expect("bak"), first);
+        assert_eq!(WalletFile::load(&path).expect("load"), second);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(backup_path(&path))
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Losing the wallet file loses one save, not the tokens.
+        std::fs::remove_file(&path).expect("lose it");
+        std::fs::copy(backup_path(&path), &path).expect("restore");
+        assert_eq!(WalletFile::load(&path).expect("load").tokens.len(), 1);
+    }
+
+    #[test]
     fn a_crash_before_the_rename_keeps_the_old_file() {
         // A half-written temp file (a crash mid-save) does not affect the
         // wallet, and the next save replaces it.
@@ -538,7 +634,78 @@ mod tests {
             .expect("list")
             .map(|e| e.expect("entry").file_name())
             .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("w.json")]);
+        let mut names = names;
+        names.sort();
+        assert_eq!(
+            names,
+            vec![
+                std::ffi::OsString::from("w.json"),
+                std::ffi::OsString::from("w.json.bak")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_purchase_holds_its_tokens_then_its_price_then_nothing() {
+        // 15 paid in for a price of 10: all 15 are at stake until the bank
+        // escrows, then 10 (the 5 of change are back among the tokens, and
+        // must not be counted twice), then nothing once paid or final.
+        let mut w = sample();
+        let token = w.tokens[0].token.clone();
+        let mut r = PurchaseRecord {
+            id: 1,
+            merchant_url: "http://m.test".into(),
+            item: "x".into(),
+            out_path: "x".into(),
+            merchant: [0; 32],
+            price: 10,
+            q: [0; 32],
+            customer: [0; 32],
+            tokens: [10, 5]
+                .map(|value| PurchaseToken {
+                    token: token.clone(),
+                    value,
+                    receipt: None,
+                })
+                .to_vec(),
+            offer: None,
+            ciphertext: None,
+            change: vec![],
+            spend: None,
+            commit: None,
+            abort: None,
+            refund: None,
+            state: PurchaseState::Registering,
+            note: None,
+            started_ms: Some(1),
+            ended_ms: None,
+        };
+        use PurchaseState::*;
+        for (state, held) in [
+            (Registering, 15),
+            (Registered, 15),
+            (Offered, 15),
+            (Spending, 15),
+            (Escrowed, 10),
+            (AwaitingOutcome, 10),
+            (Refunding, 10),
+            (Unwritten, 0),
+            (Delivered, 0),
+            (Refunded, 0),
+            (Cancelled, 0),
+        ] {
+            r.state = state;
+            assert_eq!(r.at_stake(), held, "{state}");
+        }
+        // The end is stamped once, when a save first sees a final state.
+        r.state = Escrowed;
+        w.purchases.push(r);
+        w.stamp_ended(5);
+        assert_eq!(w.purchases[0].ended_ms, None);
+        w.purchases[0].state = Delivered;
+        w.stamp_ended(6);
+        w.stamp_ended(7);
+        assert_eq!(w.purchases[0].ended_ms, Some(6));
     }
 
     #[test]

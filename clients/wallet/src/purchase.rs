@@ -103,6 +103,16 @@ impl Wallet {
         })
     }
 
+    /// The latest purchase of `item` from the merchant at `merchant_url`
+    /// that was not cancelled: buying it again is usually a mistake, so the
+    /// command line asks for `--again`.
+    pub fn bought(&self, merchant_url: &str, item: &str) -> Option<&PurchaseRecord> {
+        let base = MerchantClient::new(merchant_url).base().to_owned();
+        self.data.purchases.iter().rev().find(|p| {
+            p.merchant_url == base && p.item == item && p.state != PurchaseState::Cancelled
+        })
+    }
+
     /// The purchase of a TID.
     pub fn purchase_by_tid(&self, tid: &Tid) -> Result<&PurchaseRecord, WalletError> {
         self.data
@@ -223,6 +233,8 @@ impl Wallet {
             refund: None,
             state: PurchaseState::Registering,
             note: None,
+            started_ms: Some(self.clock.now_ms()),
+            ended_ms: None,
         });
         self.save()?;
         steps.push(self.emit(Step::Selected {

@@ -78,6 +78,12 @@ pub enum Step {
     Cancelled { reason: String },
 }
 
+/// A time in ms since the Unix epoch as an RFC 3339 UTC time to the second.
+pub fn time(ms: u64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
 fn short(b: &[u8]) -> String {
     hex::encode(&b[..b.len().min(8)])
 }
@@ -118,8 +124,9 @@ impl fmt::Display for Step {
                 description,
             } => write!(
                 f,
-                "P1 offer verified: TID {tid}, merchant {}…, {description:?} for {price}, log {log_origin}, expires at {expiration_ms} ms",
-                short(merchant)
+                "P1 offer verified: TID {tid}, merchant {}…, {description:?} for {price}, log {log_origin}, expires at {}",
+                short(merchant),
+                time(*expiration_ms)
             ),
             Step::Escrowed { tid, price, change } => write!(
                 f,
@@ -147,7 +154,8 @@ impl fmt::Display for Step {
                 now_ms,
             } => write!(
                 f,
-                "the log has no outcome yet; expiration in {} s",
+                "the log has no outcome yet; it expires at {} (in {} s)",
+                time(*expiration_ms),
                 expiration_ms.saturating_sub(*now_ms) / 1000
             ),
             Step::AbortRequested => {
@@ -284,12 +292,15 @@ pub struct Balance {
     /// Value of the spendable tokens.
     pub spendable: u64,
     pub tokens: usize,
-    /// Part of `spendable` registered to the key of an unfinished purchase
-    /// (spent first by the next purchase).
+    /// Part of `spendable` already registered to the key of a purchase
+    /// that stopped before paying: still the customer's, and spent first
+    /// (under that key) by the next purchase. Not shown: it is no purchase's.
     pub bound: u64,
     /// Value of withdrawals sent but not yet unblinded.
     pub withdrawing: u64,
-    /// Value paid into purchases that have no final outcome yet.
+    /// Value held by purchases that have no outcome yet (see
+    /// [`crate::file::PurchaseRecord::at_stake`]): never also counted in
+    /// `spendable`.
     pub in_purchases: u64,
     /// Count of spendable tokens by value, ascending.
     pub by_value: Vec<(u64, usize)>,
@@ -312,13 +323,6 @@ impl fmt::Display for Balance {
                 .map(|(v, n)| format!("{n}x{v}"))
                 .collect();
             write!(f, " ({})", parts.join(", "))?;
-        }
-        if self.bound > 0 {
-            write!(
-                f,
-                "; {} of it registered to an unfinished purchase's key",
-                self.bound
-            )?;
         }
         if self.withdrawing > 0 {
             write!(f, "; {} being withdrawn", self.withdrawing)?;
@@ -370,5 +374,35 @@ impl fmt::Display for ResumeReport {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_balance_names_no_purchase_it_does_not_have() {
+        // Tokens left registered to the key of a cancelled purchase are
+        // spendable and belong to no purchase: the balance says so.
+        let b = Balance {
+            spendable: 20,
+            tokens: 2,
+            bound: 10,
+            by_value: vec![(10, 2)],
+            ..Balance::default()
+        };
+        assert_eq!(b.to_string(), "spendable 20 in 2 token(s) (2x10)");
+        let b = Balance {
+            in_purchases: 10,
+            ..b
+        };
+        assert!(b.to_string().ends_with("; 10 in unfinished purchases"));
+    }
+
+    #[test]
+    fn times_are_rfc_3339() {
+        assert_eq!(time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(time(1_764_806_400_999), "2025-12-04T00:00:00Z");
     }
 }

@@ -113,7 +113,7 @@ impl Wallet {
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
         let data = WalletFile::new(seed, bank_url, info);
-        let wallet = Wallet::from_file(&path, Some(lock), data, http)?.with_rng(rng);
+        let mut wallet = Wallet::from_file(&path, Some(lock), data, http)?.with_rng(rng);
         wallet.save()?;
         Ok(wallet)
     }
@@ -241,10 +241,11 @@ impl Wallet {
         SigningKey::from_bytes(&self.data.account_key)
     }
 
-    pub(crate) fn save(&self) -> Result<(), WalletError> {
+    pub(crate) fn save(&mut self) -> Result<(), WalletError> {
         if self.lock.is_none() {
             return Err(WalletError::ReadOnly(self.path.clone()));
         }
+        self.data.stamp_ended(self.clock.now_ms());
         self.data.save(&self.path)
     }
 
@@ -350,13 +351,7 @@ impl Wallet {
                 .map(|t| t.value)
                 .sum(),
             withdrawing: self.data.withdrawals.iter().map(|w| w.amount).sum(),
-            in_purchases: self
-                .data
-                .purchases
-                .iter()
-                .filter(|p| !p.state.is_final())
-                .map(|p| p.total())
-                .sum(),
+            in_purchases: self.data.purchases.iter().map(|p| p.at_stake()).sum(),
             by_value: by_value.into_iter().collect(),
         }
     }

@@ -73,6 +73,7 @@ enum Command {
         /// The witness's name (its cosignature key name).
         #[arg(long, required = true)]
         name: Option<String>,
+        /// Where to listen for logs' add-checkpoint requests.
         #[arg(long, default_value = "127.0.0.1:8800")]
         listen: std::net::SocketAddr,
         /// A log to witness, as its vkey `<origin>+<id>+<key>`, optionally
@@ -232,4 +233,14 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_argument_has_help() {
+        use clap::CommandFactory as _;
+        let missing = acd_serve::ops::undocumented(&super::Cli::command());
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
 }

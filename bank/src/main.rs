@@ -33,10 +33,22 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
-    /// Print the bank's ed25519 public key (hex), creating keys if needed.
+    /// Print the bank's ed25519 public key (hex), creating keys if needed;
+    /// with --denomination, that denomination's RSA public key as PEM.
     Key {
+        /// The bank's data directory.
         #[arg(long)]
         data: PathBuf,
+        /// Print the blind-signing key of the denomination of this value
+        /// (which must exist) instead: RFC 9474's SubjectPublicKeyInfo
+        /// (id-RSASSA-PSS, SHA-384, salt 48), as the bank publishes it.
+        #[arg(long)]
+        denomination: Option<u64>,
+        /// With --denomination: the plain rsaEncryption
+        /// SubjectPublicKeyInfo instead, for tools that do not read PSS
+        /// parameters (they must then use PSS, SHA-384 and salt 48).
+        #[arg(long, requires = "denomination")]
+        rsa_encryption: bool,
     },
     /// Administer a running bank over HTTP.
     Admin {
@@ -61,6 +73,8 @@ enum Kind {
 enum AdminCommand {
     /// Open an account for an ed25519 key.
     CreateAccount {
+        /// What the account is for: a customer withdraws, a merchant
+        /// deposits.
         #[arg(long, value_enum)]
         kind: Kind,
         /// The account's ed25519 public key, 64 hex digits.
@@ -71,8 +85,10 @@ enum AdminCommand {
     /// id first: give it again with --request-id to retry a credit whose
     /// answer was lost, and the bank credits it once.
     Credit {
+        /// The account's ed25519 public key, 64 hex digits.
         #[arg(long)]
         key: String,
+        /// How much to credit, in the bank's units.
         #[arg(long)]
         amount: u64,
         /// 32 hex digits; a fresh random one if absent.
@@ -81,6 +97,7 @@ enum AdminCommand {
     },
     /// Show an account.
     Account {
+        /// The account's ed25519 public key, 64 hex digits.
         #[arg(long)]
         key: String,
     },
@@ -136,15 +153,42 @@ async fn admin(url: &str, token_file: &PathBuf, command: AdminCommand) -> anyhow
     }
 }
 
+/// The public key of the denomination `value` in `data`, as PEM.
+fn denomination_pem(data: &std::path::Path, value: u64, rsa: bool) -> anyhow::Result<String> {
+    let path = acd_bank::keys::rsa_key_path(data, value);
+    let der = std::fs::read(&path).with_context(|| {
+        format!(
+            "no key of the denomination {value} at {} (the bank creates one per configured denomination on first start)",
+            path.display()
+        )
+    })?;
+    let secret = acd_core::token::BlindSecretKey::from_der(&der)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let public = secret
+        .public_key()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let d = acd_core::token::Denomination::new(value, public)?;
+    Ok(if rsa { d.rsa_pem()? } else { d.spki_pem() })
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     acd_serve::ops::init_tracing_as(cli.logging.log_format);
     match cli.command {
-        Command::Key { data } => {
+        Command::Key {
+            data,
+            denomination: None,
+            ..
+        } => {
             let key = acd_bank::keys::load_or_create_bank_key(&data)?;
             println!("{}", hex::encode(key.verifying_key().to_bytes()));
         }
+        Command::Key {
+            data,
+            denomination: Some(value),
+            rsa_encryption,
+        } => print!("{}", denomination_pem(&data, value, rsa_encryption)?),
         Command::Admin {
             url,
             token_file,
@@ -169,4 +213,14 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_argument_has_help() {
+        use clap::CommandFactory as _;
+        let missing = acd_serve::ops::undocumented(&super::Cli::command());
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
 }

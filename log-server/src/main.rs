@@ -72,6 +72,7 @@ enum Command {
     },
     /// Print the log's verifier key (signed-note vkey form).
     Vkey {
+        /// The log's data directory.
         #[arg(long)]
         data: PathBuf,
     },
@@ -165,4 +166,14 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_argument_has_help() {
+        use clap::CommandFactory as _;
+        let missing = acd_serve::ops::undocumented(&super::Cli::command());
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
 }

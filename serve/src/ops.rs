@@ -208,6 +208,34 @@ pub fn health_routes<S: Clone + Send + Sync + 'static>(ready: Readiness) -> Rout
         .route("/readyz", get(move || readyz(ready.clone())))
 }
 
+/// The arguments and subcommands of `command` (and of its subcommands)
+/// that have no help text, as `path: --name`: every binary's tests assert
+/// there are none, so `--help` explains every argument.
+pub fn undocumented(command: &clap::Command) -> Vec<String> {
+    let mut missing = Vec::new();
+    walk(command, command.get_name(), &mut missing);
+    missing
+}
+
+fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+    for arg in command.get_arguments() {
+        let id = arg.get_id().as_str();
+        if matches!(id, "help" | "version") || arg.is_hide_set() {
+            continue;
+        }
+        if arg.get_help().is_none() && arg.get_long_help().is_none() {
+            missing.push(format!("{path}: {id}"));
+        }
+    }
+    for sub in command.get_subcommands() {
+        let sub_path = format!("{path} {}", sub.get_name());
+        if sub.get_name() != "help" && sub.get_about().is_none() && sub.get_long_about().is_none() {
+            missing.push(sub_path.clone());
+        }
+        walk(sub, &sub_path, missing);
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -19,7 +19,14 @@ pub enum DatabaseError {
     /// Its files are corrupt: restore it from a backup.
     #[error("the database at {path} is damaged: {reason}")]
     Damaged { path: PathBuf, reason: String },
-    /// It could not be reached (held by another process, no permission).
+    /// Another process holds it: a server already running on this data
+    /// directory (or a backup being made of it).
+    #[error(
+        "the database at {} is in use by another process: is a server already running on this data directory?",
+        path.display()
+    )]
+    InUse { path: PathBuf },
+    /// It could not be reached (no permission, a full disk).
     #[error("cannot open the database at {path}: {source}")]
     Unavailable { path: PathBuf, source: sled::Error },
 }
@@ -45,6 +52,9 @@ impl DatabaseError {
                     },
                 }
             }
+            e if is_lock_error(&e) => DatabaseError::InUse {
+                path: path.to_owned(),
+            },
             sled::Error::Corruption { .. } | sled::Error::ReportableBug(_) => {
                 DatabaseError::Damaged {
                     path: path.to_owned(),
@@ -65,6 +75,7 @@ impl From<DatabaseError> for sled::Error {
     fn from(e: DatabaseError) -> sled::Error {
         let kind = match &e {
             DatabaseError::Damaged { .. } => std::io::ErrorKind::InvalidData,
+            DatabaseError::InUse { .. } => std::io::ErrorKind::WouldBlock,
             DatabaseError::Unavailable {
                 source: sled::Error::Io(io),
                 ..
@@ -169,7 +180,7 @@ mod tests {
         let held = open_sled(&config).unwrap();
         let started = Instant::now();
         let err = open_sled(&config).err().unwrap().to_string();
-        assert!(err.contains("could not acquire lock"), "{err}");
+        assert!(err.contains("in use by another process"), "{err}");
         assert!(err.contains(&dir.path().display().to_string()), "{err}");
         assert!(started.elapsed() >= Duration::from_secs(2));
         drop(held);

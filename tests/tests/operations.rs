@@ -372,3 +372,74 @@ async fn a_monitor_stopped_while_catching_up_exits_0() {
     let monitor = blocking(|| Running::start(cmd, &dir.path().join("monitor.err"), "warn"));
     assert_eq!(blocking(|| monitor.terminate()), Some(0));
 }
+
+#[test]
+fn the_bank_prints_a_denominations_key_in_both_pem_encodings() {
+    // `acd-bank key --denomination V` prints the RFC 9474 SPKI the bank
+    // publishes (its DER is what the denomination's id hashes);
+    // `--rsa-encryption` the same modulus as a plain RSA key, which OpenSSL
+    // loads as one. An absent denomination is an error naming its file,
+    // and nothing is created.
+    use acd_core::token::{BlindSecretKey, Denomination, denomination_id};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("bank");
+    seed_bank_keys(&data);
+    let key = |extra: &[&str]| {
+        let out = Command::new(binary("acd-bank"))
+            .arg("key")
+            .arg("--data")
+            .arg(&data)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let der = std::fs::read(data.join("rsa-10.der")).unwrap();
+    let public = BlindSecretKey::from_der(&der)
+        .unwrap()
+        .public_key()
+        .unwrap();
+    let published = Denomination::new(10, public).unwrap();
+
+    let (ok, pss, err) = key(&["--denomination", "10"]);
+    assert!(ok, "{err}");
+    assert!(pss.starts_with("-----BEGIN PUBLIC KEY-----\n"), "{pss}");
+    // The PEM holds the published bytes themselves (OpenSSL would
+    // re-encode the hash identifiers with NULL parameters: ids hash these).
+    let body: String = pss.lines().filter(|l| !l.starts_with("-----")).collect();
+    let pss_der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap();
+    assert_eq!(pss_der, published.spki());
+    assert_eq!(denomination_id(10, &pss_der), published.id());
+    let pss_key = openssl::pkey::PKey::public_key_from_pem(pss.as_bytes()).unwrap();
+    assert_eq!(pss_key.id(), openssl::pkey::Id::RSA_PSS);
+
+    let (ok, rsa, err) = key(&["--denomination", "10", "--rsa-encryption"]);
+    assert!(ok, "{err}");
+    let rsa_key = openssl::pkey::PKey::public_key_from_pem(rsa.as_bytes()).unwrap();
+    assert_eq!(rsa_key.id(), openssl::pkey::Id::RSA);
+    assert_ne!(rsa, pss);
+    assert_eq!(
+        rsa_key.rsa().unwrap().n().to_vec(),
+        published.public_key.components().n().to_vec()
+    );
+
+    let before: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let (ok, _, err) = key(&["--denomination", "3"]);
+    assert!(!ok);
+    assert!(
+        err.contains("no key of the denomination 3") && err.contains("rsa-3.der"),
+        "{err}"
+    );
+    let after: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(before, after);
+}

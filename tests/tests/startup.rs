@@ -107,6 +107,31 @@ fn refuses(cmd: Command) -> String {
     }
 }
 
+/// While one server runs on `serve`'s data directory, a second one is
+/// refused, naming the directory as in use.
+fn in_use_is_refused(serve: &dyn Fn() -> Command) {
+    let mut first = serve()
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = first.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("listening on ") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(LIMIT).expect("the first server started");
+    let stderr = refuses(serve());
+    assert!(stderr.contains("is in use by another process"), "{stderr}");
+    stop(first);
+}
+
 /// Every file under `dir`, relative to it, with its bytes.
 fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
@@ -242,6 +267,7 @@ fn log_start_up() {
     let (_held, busy) = busy_port();
     leaves_nothing(&data, log_cmd(&data, &busy, &[]));
     starts(serve());
+    in_use_is_refused(&serve);
     missing_secrets_are_refused(&data, &serve, &["log.key"]);
     damage_is_an_error(&data, &serve);
 }
@@ -280,6 +306,7 @@ fn bank_start_up() {
     leaves_nothing(&data, bank_cmd(&data, &busy, &[]));
     seed_bank_keys(&data);
     starts(serve());
+    in_use_is_refused(&serve);
     missing_secrets_are_refused(&data, &serve, &["bank.key", "admin.token", "rsa-10.der"]);
     damage_is_an_error(&data, &serve);
 }
@@ -313,6 +340,7 @@ fn witness_start_up() {
     let (_held, busy) = busy_port();
     leaves_nothing(&data, witness_cmd(&data, &busy, &vkey));
     starts(serve());
+    in_use_is_refused(&serve);
     missing_secrets_are_refused(&data, &serve, &["witness.key"]);
     damage_is_an_error(&data, &serve);
 }
@@ -339,6 +367,7 @@ fn monitor_start_up() {
     let (_held, busy) = busy_port();
     leaves_nothing(&data, monitor_cmd(&data, &busy, &log));
     starts(serve());
+    in_use_is_refused(&serve);
     damage_is_an_error(&data, &serve);
 }
 
@@ -377,6 +406,7 @@ fn merchant_start_up() {
     leaves_nothing(&data, merchant_cmd(&data, &busy, &catalog));
     let serve = || merchant_cmd(&data, "127.0.0.1:0", &catalog);
     starts(serve());
+    in_use_is_refused(&serve);
     missing_secrets_are_refused(&data, &serve, &["merchant.key"]);
     damage_is_an_error(&data, &serve);
 }

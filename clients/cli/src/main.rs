@@ -53,3 +53,13 @@ async fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_argument_has_help() {
+        use clap::CommandFactory as _;
+        let missing = acd_serve::ops::undocumented(&super::Cli::command());
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+}

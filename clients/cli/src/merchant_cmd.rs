@@ -19,6 +19,7 @@ pub enum MerchantCommand {
     Serve(Box<ServeArgs>),
     /// Print the merchant's public key (64 hex digits), creating it if needed.
     Key {
+        /// The merchant's data directory.
         #[arg(long)]
         data: PathBuf,
     },

@@ -109,6 +109,11 @@ enum Command {
         #[command(flatten)]
         gossip: GossipArgs,
     },
+    /// Write a backup of a stopped witness's or monitor's data directory
+    /// (key, cosigned and frozen state, evidence) to one archive.
+    Backup(acd_serve::backup::BackupArgs),
+    /// Restore a witness or monitor backup into a new data directory.
+    Restore(acd_serve::backup::RestoreArgs),
 }
 
 #[derive(Subcommand)]
@@ -129,6 +134,20 @@ async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     acd_serve::ops::init_tracing_as(cli.logging.log_format);
     match cli.command {
+        Command::Backup(args) => {
+            // A witness has its key; a monitor has none.
+            let kind = if args.data.join("witness.key").exists() {
+                "witness"
+            } else {
+                "monitor"
+            };
+            let m = acd_serve::backup::backup(&args, kind)?;
+            acd_serve::backup::report_backup(&args, &m);
+        }
+        Command::Restore(args) => {
+            let m = acd_serve::backup::restore(&args, &["witness", "monitor"])?;
+            acd_serve::backup::report_restore(&args, &m);
+        }
         Command::Monitor {
             data,
             logs,

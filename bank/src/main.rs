@@ -50,6 +50,11 @@ enum Command {
         #[arg(long, requires = "denomination")]
         rsa_encryption: bool,
     },
+    /// Write a backup of a stopped bank's data directory (keys, admin
+    /// token, ledger) to one archive.
+    Backup(acd_serve::backup::BackupArgs),
+    /// Restore a backup into a new data directory.
+    Restore(acd_serve::backup::RestoreArgs),
     /// Administer a running bank over HTTP.
     Admin {
         /// The bank's URL, e.g. http://127.0.0.1:8800.
@@ -194,6 +199,14 @@ async fn main() -> anyhow::Result<()> {
             token_file,
             command,
         } => admin(&url, &token_file, command).await?,
+        Command::Backup(args) => {
+            let m = acd_serve::backup::backup(&args, "bank")?;
+            acd_serve::backup::report_backup(&args, &m);
+        }
+        Command::Restore(args) => {
+            let m = acd_serve::backup::restore(&args, &["bank"])?;
+            acd_serve::backup::report_restore(&args, &m);
+        }
         Command::Serve { config, overrides } => {
             let c = BankConfig::load(config.as_deref(), overrides)?;
             // Nothing is written before the configuration is checked and

@@ -76,6 +76,11 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Write a backup of a stopped log's data directory (key, entries,
+    /// checkpoints) to one archive.
+    Backup(acd_serve::backup::BackupArgs),
+    /// Restore a backup into a new data directory.
+    Restore(acd_serve::backup::RestoreArgs),
 }
 
 fn config_from(
@@ -113,6 +118,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Vkey { data } => {
             let signer = keys::load(&data)?;
             println!("{}", signer.verifier().vkey());
+        }
+        Command::Backup(args) => {
+            let m = acd_serve::backup::backup(&args, "log")?;
+            acd_serve::backup::report_backup(&args, &m);
+        }
+        Command::Restore(args) => {
+            let m = acd_serve::backup::restore(&args, &["log"])?;
+            acd_serve::backup::report_restore(&args, &m);
         }
         Command::Serve {
             config,

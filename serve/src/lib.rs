@@ -25,6 +25,7 @@
 
 pub mod auth;
 pub mod backoff;
+pub mod backup;
 pub mod body_limit;
 pub mod database_owner;
 pub mod error;

@@ -23,6 +23,11 @@ pub enum MerchantCommand {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Write a backup of a stopped merchant's data directory (key, offer
+    /// secret, purchases, goods cache) to one archive.
+    Backup(acd_serve::backup::BackupArgs),
+    /// Restore a backup into a new data directory.
+    Restore(acd_serve::backup::RestoreArgs),
 }
 
 /// Without `--config`, `--data`, `--listen`, `--bank`, `--log` and
@@ -124,6 +129,14 @@ pub async fn run(command: MerchantCommand) -> anyhow::Result<()> {
         MerchantCommand::Key { data } => {
             let key = acd_merchant::keys::load_or_create(&data)?;
             outln!("{}", hex::encode(key.verifying_key().to_bytes()));
+        }
+        MerchantCommand::Backup(args) => {
+            let m = acd_serve::backup::backup(&args, "merchant")?;
+            acd_serve::backup::report_backup(&args, &m);
+        }
+        MerchantCommand::Restore(args) => {
+            let m = acd_serve::backup::restore(&args, &["merchant"])?;
+            acd_serve::backup::report_restore(&args, &m);
         }
         MerchantCommand::Serve(args) => {
             acd_serve::ops::init_tracing_as(args.logging.log_format);

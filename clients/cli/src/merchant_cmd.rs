@@ -192,7 +192,7 @@ mod tests {
         let cli = Cli::try_parse_from(["merchant", "serve"].iter().chain(args))?;
         match cli.command {
             MerchantCommand::Serve(a) => Ok(*a),
-            MerchantCommand::Key { .. } => panic!("parsed as key"),
+            other => panic!("parsed as {other:?}"),
         }
     }
 

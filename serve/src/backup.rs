@@ -417,6 +417,30 @@ fn set_private_dir(_: &Path) -> Result<(), BackupError> {
     Ok(())
 }
 
+/// Prints what [`backup`] wrote (every binary's `backup` command).
+pub fn report_backup(args: &BackupArgs, m: &Manifest) {
+    let bytes: u64 = m.files.iter().map(|f| f.size).sum();
+    println!(
+        "backed up the {} at {} to {}: {} files, {bytes} bytes (it holds the private keys: keep it private)",
+        m.kind,
+        args.data.display(),
+        args.out.display(),
+        m.files.len()
+    );
+}
+
+/// Prints what [`restore`] did.
+pub fn report_restore(args: &RestoreArgs, m: &Manifest) {
+    println!(
+        "restored the {} backup of {} (made by {}) into {}: {} files, each checked",
+        m.kind,
+        m.created_ms,
+        m.version,
+        args.data.display(),
+        m.files.len()
+    );
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -575,28 +599,4 @@ mod tests {
         assert_eq!(safe_relative("a/../../x"), None);
         assert_eq!(safe_relative(""), None);
     }
-}
-
-/// Prints what [`backup`] wrote (every binary's `backup` command).
-pub fn report_backup(args: &BackupArgs, m: &Manifest) {
-    let bytes: u64 = m.files.iter().map(|f| f.size).sum();
-    println!(
-        "backed up the {} at {} to {}: {} files, {bytes} bytes (it holds the private keys: keep it private)",
-        m.kind,
-        args.data.display(),
-        args.out.display(),
-        m.files.len()
-    );
-}
-
-/// Prints what [`restore`] did.
-pub fn report_restore(args: &RestoreArgs, m: &Manifest) {
-    println!(
-        "restored the {} backup of {} (made by {}) into {}: {} files, each checked",
-        m.kind,
-        m.created_ms,
-        m.version,
-        args.data.display(),
-        m.files.len()
-    );
 }

@@ -396,9 +396,24 @@ impl Monitor {
             }
         }
 
-        // Audit the new entries.
+        // Audit the new entries, saying how far a long catch-up has come.
         let mut index = old_size;
+        let started = std::time::Instant::now();
+        let mut reported = started;
         while index < size {
+            if reported.elapsed() >= PROGRESS_EVERY {
+                reported = std::time::Instant::now();
+                let (rate, eta_s) =
+                    catch_up_rate(index - old_size, size - index, started.elapsed());
+                tracing::info!(
+                    origin = %origin,
+                    audited = index,
+                    size,
+                    entries_per_s = rate as u64,
+                    eta_s,
+                    "catching up: {index}/{size} entries audited, {rate:.0} entries/s, ETA {eta_s} s"
+                );
+            }
             let bundle = index / TILE_WIDTH;
             let width = tile::tile_width(0, bundle, size) as u16;
             let path = TilePath::Entries {
@@ -529,6 +544,22 @@ impl Monitor {
 
 /// Decodes the entries and checks their signatures, on every core: the
 /// signatures are most of an audit's work.
+/// How often a catch-up reports its progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Entries per second so far, and the seconds `left` entries take at that
+/// rate.
+fn catch_up_rate(done: u64, left: u64, elapsed: std::time::Duration) -> (f64, u64) {
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    let eta = if rate > 0.0 {
+        (left as f64 / rate).ceil() as u64
+    } else {
+        0
+    };
+    (rate, eta)
+}
+
 fn verify_signatures(origin: &str, entries: &[&[u8]]) -> Vec<Result<(), String>> {
     let check = |bytes: &&[u8]| {
         LogEntry::decode(bytes)
@@ -575,4 +606,16 @@ fn tid_key(origin: &str, entry: &[u8]) -> Vec<u8> {
     // refused before its key is stored.
     k.extend_from_slice(entry.get(9..25).unwrap_or_default());
     k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_catch_up_reports_its_rate_and_what_is_left() {
+        let (rate, eta) = catch_up_rate(200_000, 800_000, std::time::Duration::from_secs(5));
+        assert_eq!((rate as u64, eta), (40_000, 20));
+        assert_eq!(catch_up_rate(0, 10, std::time::Duration::ZERO), (0.0, 0));
+    }
 }

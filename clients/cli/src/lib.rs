@@ -7,9 +7,10 @@
 //! - [`loadgen_cmd`]: `acd loadgen`, over [`loadgen`] (`acd loadgen log`)
 //!   and [`loadgen_purchases`] (`acd loadgen purchases`).
 //! - [`demo`]: `acd demo`, the all-in-one walk-through.
-//! - [`merchant_cmd`]: `acd merchant serve` and `acd merchant key`.
-//! - [`wallet_cmd`]: `acd wallet` (init, withdraw, balance, buy, resume,
-//!   proof).
+//! - [`merchant_cmd`]: `acd merchant serve`, `key`, `backup`, `restore`.
+//! - [`wallet_cmd`]: `acd wallet` (init, catalog, withdraw, balance,
+//!   history, buy, resume, proof, export-token).
+//! - [`progress`]: progress bars and lines for long work.
 //! - [`verify`]: `acd verify FILE`, offline checking of proof bundles.
 //! - [`output`]: standard output that ends quietly on a closed pipe.
 
@@ -21,6 +22,7 @@ pub mod loadgen;
 pub mod loadgen_cmd;
 pub mod loadgen_purchases;
 pub mod merchant_cmd;
+pub mod progress;
 pub mod verify;
 pub mod wallet_cmd;
 pub use acd_client::log as log_client;

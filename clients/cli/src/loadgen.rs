@@ -138,15 +138,17 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, ClientError> {
     // Each distinct checkpoint's signature is verified once.
     let checkpoints: Arc<std::sync::Mutex<HashMap<String, Arc<SignedCheckpoint>>>> = Arc::default();
 
+    let progress = crate::progress::Progress::start("appends", spec.entries as u64);
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..spec.concurrency.max(1) {
-        let (client, requests, next, checkpoints, verifier) = (
+        let (client, requests, next, checkpoints, verifier, done) = (
             client.clone(),
             requests.clone(),
             next.clone(),
             checkpoints.clone(),
             verifier.clone(),
+            progress.counter(),
         );
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -192,6 +194,7 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, ClientError> {
                 if let Err(e) = checked {
                     errors.push(e.to_string());
                 }
+                done.fetch_add(1, Ordering::Relaxed);
             }
             (latencies, errors)
         }));
@@ -206,6 +209,7 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, ClientError> {
         errors.extend(e);
     }
     let elapsed = start.elapsed();
+    progress.finish();
     latencies.sort_unstable();
     let checkpoints = lock(&checkpoints).len();
     Ok(LoadReport {

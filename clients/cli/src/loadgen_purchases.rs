@@ -365,6 +365,7 @@ async fn purchase_one(s: &Shared, t: Token) -> anyhow::Result<()> {
 }
 
 async fn run_phase<T, F, Fut>(
+    label: &'static str,
     inputs: Vec<T>,
     concurrency: usize,
     f: F,
@@ -375,6 +376,7 @@ where
     Fut: std::future::Future + Send + 'static,
     Fut::Output: Send + 'static,
 {
+    let progress = crate::progress::Progress::start(label, inputs.len() as u64);
     let queue = Arc::new(std::sync::Mutex::new(inputs));
     let f = Arc::new(f);
     let start = Instant::now();
@@ -382,6 +384,7 @@ where
     for _ in 0..concurrency.max(1) {
         let queue = queue.clone();
         let f = f.clone();
+        let done = progress.counter();
         workers.push(tokio::spawn(async move {
             let mut out = Vec::new();
             loop {
@@ -390,6 +393,7 @@ where
                 let t0 = Instant::now();
                 let r = f(input).await;
                 out.push((t0.elapsed(), r));
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             out
         }));
@@ -401,6 +405,7 @@ where
         }
     }
     let elapsed = start.elapsed();
+    progress.finish();
     let mut latencies: Vec<Duration> = results.iter().map(|(d, _)| *d).collect();
     latencies.sort_unstable();
     let phase = Phase {
@@ -508,7 +513,7 @@ pub async fn run(spec: &PurchaseSpec) -> anyhow::Result<PurchaseReport> {
     })
     .await??;
     let s = shared.clone();
-    let (phase, results) = run_phase(prepared, spec.concurrency, move |request| {
+    let (phase, results) = run_phase("withdrawals", prepared, spec.concurrency, move |request| {
         let s = s.clone();
         async move { withdraw_one(&s, request).await }
     })
@@ -528,7 +533,7 @@ pub async fn run(spec: &PurchaseSpec) -> anyhow::Result<PurchaseReport> {
     withdrawals.first_error = withdrawals.first_error.or(checked.first_error);
 
     let s = shared.clone();
-    let (phase, results) = run_phase(tokens, spec.concurrency, move |t| {
+    let (phase, results) = run_phase("purchases", tokens, spec.concurrency, move |t| {
         let s = s.clone();
         async move { purchase_one(&s, t).await }
     })

@@ -534,3 +534,43 @@ fn the_auditor_example_config_starts_a_witness_and_a_monitor() {
     monitor.arg("--config").arg(&example);
     starts(monitor);
 }
+
+// The log's, the bank's and the merchant's example configuration files
+// start their servers as they are, with only the data folder and the port
+// given as flags (as an operator trying them would), and the merchant told
+// where that bank listens.
+#[test]
+fn the_example_configs_of_the_log_bank_and_merchant_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let local = ["--listen", "127.0.0.1:0"];
+
+    let mut log = Command::new(binary("acd-log"));
+    log.args(["serve", "--config"])
+        .arg(root.join("log-server/log.example.toml"))
+        .arg("--data")
+        .arg(dir.path().join("log"))
+        .args(local);
+    starts(log);
+
+    let bank_data = dir.path().join("bank");
+    seed_bank_keys(&bank_data);
+    let mut bank = Command::new(binary("acd-bank"));
+    bank.args(["serve", "--config"])
+        .arg(root.join("bank/bank.example.toml"))
+        .arg("--data")
+        .arg(&bank_data)
+        .args(local);
+    // The merchant asks this bank for its keys at start.
+    let bank = acd_tests::ServerProcess::start_command(bank, &bank_data);
+
+    let mut merchant = Command::new(binary("acd"));
+    merchant
+        .args(["merchant", "serve", "--config"])
+        .arg(root.join("clients/merchant/merchant.example.toml"))
+        .arg("--data")
+        .arg(dir.path().join("shop"))
+        .args(local)
+        .args(["--bank", &bank.url]);
+    starts(merchant);
+}

@@ -15,6 +15,46 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
+/// A body that is JSON, or with `Content-Type: application/octet-stream`
+/// the raw bytes of a binary form the handler decodes (the log's commits).
+#[derive(Debug, Clone)]
+pub enum JsonOrBytes<T> {
+    Json(T),
+    Bytes(axum::body::Bytes),
+}
+
+/// Whether the request declares an octet-stream body.
+fn is_octet_stream(req: &Request) -> bool {
+    req.headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/octet-stream"))
+}
+
+impl<T, S> FromRequest<S> for JsonOrBytes<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_octet_stream(&req) {
+            return ApiJson::<T>::from_request(req, state)
+                .await
+                .map(|ApiJson(v)| JsonOrBytes::Json(v));
+        }
+        match axum::body::Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(JsonOrBytes::Bytes(bytes)),
+            Err(r) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError(DomainError::too_large(r.body_text())))
+            }
+            Err(r) => Err(ApiError(DomainError::bad("bad_body", r.body_text()))),
+        }
+    }
+}
+
 /// A JSON body in, or a JSON answer out.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);

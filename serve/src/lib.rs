@@ -41,7 +41,7 @@ pub use acd_client::{http_client, http_client_builder, http_client_with};
 pub use auth::{Admin, AdminToken, AdminTokenSource};
 pub use body_limit::BodyLimit;
 pub use error::ApiError;
-pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use extract::{ApiJson, ApiPath, ApiQuery, JsonOrBytes};
 pub use limits::{HttpFlags, HttpLimits};
 pub use server::serve_with;
 pub use storage::open_sled;

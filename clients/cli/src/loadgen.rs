@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use acd_core::checkpoint::SignedCheckpoint;
 use acd_core::entry::{KeyCommit, Tid};
-use acd_core::log_api::CommitRequest;
+use acd_core::log_api::{CommitRequest, EntryProof};
 use ed25519_dalek::SigningKey;
 
 use acd_core::entry::LogEntry;
@@ -28,6 +28,11 @@ pub struct LoadSpec {
     pub concurrency: usize,
     /// How far in the future the commits expire.
     pub expiry: Duration,
+    /// Send the 152-byte binary commits instead of JSON.
+    pub binary: bool,
+    /// Commits per request: 1 is `POST /api/v1/commit`, more is
+    /// `POST /api/v1/commits` (always binary).
+    pub batch: usize,
 }
 
 /// What one run measured.
@@ -150,51 +155,86 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, ClientError> {
             verifier.clone(),
             progress.counter(),
         );
+        let (spec_batch, binary) = (spec.batch.max(1), spec.binary);
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = Vec::new();
+            let batch = spec_batch;
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(req) = requests.get(i) else { break };
-                let t = Instant::now();
-                let answer = client.commit_unverified(req).await;
-                latencies.push(t.elapsed());
-                let checked = answer.and_then(|p| {
-                    let known = lock(&checkpoints).get(&p.checkpoint).cloned();
-                    let cp = match known {
-                        Some(cp) => cp,
-                        None => {
-                            let cp = Arc::new(
-                                SignedCheckpoint::open(&p.checkpoint, &verifier).map_err(|e| {
-                                    ClientError::Invalid(format!("checkpoint: {e}"))
-                                })?,
-                            );
-                            lock(&checkpoints).insert(p.checkpoint.clone(), cp.clone());
-                            cp
-                        }
-                    };
-                    // The entry must be exactly the commit this generator signed.
-                    match verify_entry_under(&p, &cp)? {
-                        LogEntry::Commit {
-                            tid,
-                            merchant,
-                            expiration_ms,
-                            key,
-                            signature,
-                            ..
-                        } if tid == req.tid
-                            && merchant == req.merchant
-                            && expiration_ms == req.expiration_ms
-                            && key == req.key
-                            && signature == req.signature => {}
-                        _ => return Err(ClientError::Invalid("answer for another commit".into())),
-                    }
-                    Ok(())
-                });
-                if let Err(e) = checked {
-                    errors.push(e.to_string());
+                let i = next.fetch_add(batch, Ordering::Relaxed);
+                if i >= requests.len() {
+                    break;
                 }
-                done.fetch_add(1, Ordering::Relaxed);
+                let reqs = &requests[i..(i + batch).min(requests.len())];
+                let t = Instant::now();
+                let answers: Vec<Result<EntryProof, ClientError>> = if batch == 1 {
+                    let answer = if binary {
+                        client.commit_binary_unverified(&reqs[0]).await
+                    } else {
+                        client.commit_unverified(&reqs[0]).await
+                    };
+                    vec![answer]
+                } else {
+                    match client.commit_batch_unverified(reqs).await {
+                        Ok(results) => results
+                            .into_iter()
+                            .map(|r| {
+                                r.map_err(|e| {
+                                    ClientError::Invalid(format!("{}: {}", e.error, e.message))
+                                })
+                            })
+                            .collect(),
+                        Err(e) => {
+                            let message = e.to_string();
+                            reqs.iter()
+                                .map(|_| Err(ClientError::Invalid(message.clone())))
+                                .collect()
+                        }
+                    }
+                };
+                latencies.push(t.elapsed());
+                for (req, answer) in reqs.iter().zip(answers) {
+                    let checked = answer.and_then(|p| {
+                        let known = lock(&checkpoints).get(&p.checkpoint).cloned();
+                        let cp = match known {
+                            Some(cp) => cp,
+                            None => {
+                                let cp = Arc::new(
+                                    SignedCheckpoint::open(&p.checkpoint, &verifier).map_err(
+                                        |e| ClientError::Invalid(format!("checkpoint: {e}")),
+                                    )?,
+                                );
+                                lock(&checkpoints).insert(p.checkpoint.clone(), cp.clone());
+                                cp
+                            }
+                        };
+                        // The entry must be exactly the commit this generator signed.
+                        match verify_entry_under(&p, &cp)? {
+                            LogEntry::Commit {
+                                tid,
+                                merchant,
+                                expiration_ms,
+                                key,
+                                signature,
+                                ..
+                            } if tid == req.tid
+                                && merchant == req.merchant
+                                && expiration_ms == req.expiration_ms
+                                && key == req.key
+                                && signature == req.signature => {}
+                            _ => {
+                                return Err(ClientError::Invalid(
+                                    "answer for another commit".into(),
+                                ));
+                            }
+                        }
+                        Ok(())
+                    });
+                    if let Err(e) = checked {
+                        errors.push(e.to_string());
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
             }
             (latencies, errors)
         }));

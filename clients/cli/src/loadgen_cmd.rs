@@ -11,6 +11,13 @@ use clap::Subcommand;
 use crate::loadgen::{self, LoadSpec};
 use crate::loadgen_purchases::{self, PurchaseSpec};
 
+/// How `acd loadgen log` encodes its commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Body {
+    Json,
+    Binary,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum LoadTarget {
     /// Append merchant-signed commits with fresh TIDs to a log.
@@ -24,6 +31,13 @@ pub enum LoadTarget {
         /// Requests in flight at once.
         #[arg(long, default_value_t = 256)]
         concurrency: usize,
+        /// Request bodies: `json`, or `binary` (the 152-byte commit).
+        #[arg(long, value_enum, default_value_t = Body::Json)]
+        body: Body,
+        /// Commits per request: more than 1 sends batches to
+        /// `POST /api/v1/commits` (binary, at most 1000).
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
     },
     /// Complete anonymous purchases against a running bank, merchant and log.
     Purchases {
@@ -81,14 +95,26 @@ pub async fn run(target: LoadTarget) -> anyhow::Result<()> {
             url,
             entries,
             concurrency,
+            body,
+            batch,
         } => {
+            if !(1..=acd_core::log_api::MAX_BATCH_COMMITS).contains(&batch) {
+                bail!(
+                    "--batch must be from 1 to {}",
+                    acd_core::log_api::MAX_BATCH_COMMITS
+                );
+            }
             let spec = LoadSpec {
                 url,
                 entries,
                 concurrency,
                 expiry: Duration::from_secs(3600),
+                binary: body == Body::Binary || batch > 1,
+                batch,
             };
-            eprintln!("signing {entries} commits, then appending with concurrency {concurrency}");
+            eprintln!(
+                "signing {entries} commits, then appending with concurrency {concurrency}, {batch} per request"
+            );
             let report = loadgen::run(&spec).await?;
             outln!("{report}");
             if report.errors > 0 {

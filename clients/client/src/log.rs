@@ -7,7 +7,9 @@ use crate::error::read_json;
 use crate::retry::RetryPolicy;
 use acd_core::checkpoint::SignedCheckpoint;
 use acd_core::entry::{LogEntry, Tid};
-use acd_core::log_api::{AbortRequest, CommitRequest, ConsistencyProof, EntryProof};
+use acd_core::log_api::{
+    AbortRequest, CommitBatchResponse, CommitRequest, ConsistencyProof, EntryProof, ErrorBody,
+};
 use acd_core::merkle;
 use acd_core::note::NoteVerifier;
 use acd_core::proof::{self, WitnessPolicy};
@@ -95,6 +97,71 @@ impl LogClient {
         self.retry
             .run(|| async { Self::json(self.http.post(&url).json(req).send().await?).await })
             .await
+    }
+
+    /// [`LogClient::commit_unverified`] with the 152-byte binary body
+    /// instead of JSON.
+    pub async fn commit_binary_unverified(
+        &self,
+        req: &CommitRequest,
+    ) -> Result<EntryProof, ClientError> {
+        let url = format!("{}/api/v1/commit", self.base);
+        let body = req.to_bytes().to_vec();
+        self.retry
+            .run(|| async {
+                let resp = self
+                    .http
+                    .post(&url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                Self::json(resp).await
+            })
+            .await
+    }
+
+    /// Appends up to [`acd_core::log_api::MAX_BATCH_COMMITS`] commits in
+    /// one request (binary bodies end to end); one result per commit, in
+    /// order, unverified: the log's refusal of one commit is that commit's
+    /// `Err`, and the whole call fails only when the request does.
+    pub async fn commit_batch_unverified(
+        &self,
+        reqs: &[CommitRequest],
+    ) -> Result<Vec<Result<EntryProof, ErrorBody>>, ClientError> {
+        let url = format!("{}/api/v1/commits", self.base);
+        let body: Vec<u8> = reqs.iter().flat_map(|r| r.to_bytes()).collect();
+        let answer: CommitBatchResponse = self
+            .retry
+            .run(|| async {
+                let resp = self
+                    .http
+                    .post(&url)
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                Self::json(resp).await
+            })
+            .await?;
+        if answer.results.len() != reqs.len() {
+            return Err(ClientError::Invalid(format!(
+                "{} results for {} commits",
+                answer.results.len(),
+                reqs.len()
+            )));
+        }
+        answer
+            .results
+            .into_iter()
+            .map(|r| match (r.proof, r.error) {
+                (Some(p), None) => Ok(Ok(p)),
+                (None, Some(e)) => Ok(Err(e)),
+                _ => Err(ClientError::Invalid(
+                    "a batch result must hold a proof or an error".into(),
+                )),
+            })
+            .collect()
     }
 
     /// Appends a commit (P4) and verifies the answer.

@@ -8,8 +8,12 @@ pub mod read_path;
 
 use std::sync::Arc;
 
-use acd_core::log_api::{AbortRequest, CommitRequest, ConsistencyProof, Entries, EntryProof};
-use acd_serve::{ApiError, ApiJson, ApiPath, ApiQuery};
+use acd_core::error::DomainError;
+use acd_core::log_api::{
+    AbortRequest, CommitBatch, CommitBatchResponse, CommitRequest, ConsistencyProof, Entries,
+    EntryProof, MAX_BATCH_COMMITS,
+};
+use acd_serve::{ApiError, ApiJson, ApiPath, ApiQuery, JsonOrBytes};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -33,6 +37,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/vkey", get(read_path::vkey))
         .route("/tx/{tid}", get(transaction))
         .route("/api/v1/commit", post(commit))
+        .route("/api/v1/commits", post(commits))
         .route("/api/v1/abort", post(abort))
         .route("/api/v1/inclusion", get(inclusion))
         .route("/api/v1/consistency", get(consistency))
@@ -40,16 +45,55 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/metrics", get(metrics::page))
         .fallback(acd_serve::error::no_route)
         .method_not_allowed_fallback(acd_serve::error::wrong_method)
-        .layer(acd_serve::BodyLimit::max(max_body_bytes));
+        .layer(
+            acd_serve::BodyLimit::max(max_body_bytes)
+                .route("/api/v1/commits", max_body_bytes.max(BATCH_BODY_BYTES)),
+        );
     state.metrics.http.layer(routes).with_state(state)
 }
 
-/// `POST /api/v1/commit`: P4, the merchant's key commit.
+/// Room for [`MAX_BATCH_COMMITS`] commits as JSON (about 420 bytes each).
+const BATCH_BODY_BYTES: usize = MAX_BATCH_COMMITS * 512;
+
+/// `POST /api/v1/commit`: P4, the merchant's key commit, as JSON or as its
+/// 152-byte binary form (`application/octet-stream`).
 async fn commit(
     State(state): State<AppState>,
-    ApiJson(req): ApiJson<CommitRequest>,
+    body: JsonOrBytes<CommitRequest>,
 ) -> Result<ApiJson<EntryProof>, ApiError> {
+    let req = match body {
+        JsonOrBytes::Json(req) => req,
+        JsonOrBytes::Bytes(bytes) => CommitRequest::from_bytes(&bytes)
+            .map_err(|e| DomainError::bad("bad_commit", format!("binary commit: {e}")))?,
+    };
     Ok(ApiJson(state.engine.commit(req).await?))
+}
+
+/// `POST /api/v1/commits`: up to [`MAX_BATCH_COMMITS`] key commits, as
+/// JSON `{"commits": [...]}` or binary commits end to end; one result per
+/// commit, in order.
+async fn commits(
+    State(state): State<AppState>,
+    body: JsonOrBytes<CommitBatch>,
+) -> Result<ApiJson<CommitBatchResponse>, ApiError> {
+    let reqs = match body {
+        JsonOrBytes::Json(batch) => {
+            let n = batch.commits.len();
+            if n == 0 || n > MAX_BATCH_COMMITS {
+                return Err(DomainError::bad(
+                    "bad_batch",
+                    format!("{n} commits in one request; from 1 to {MAX_BATCH_COMMITS}"),
+                )
+                .into());
+            }
+            batch.commits
+        }
+        JsonOrBytes::Bytes(bytes) => CommitRequest::batch_from_bytes(&bytes, MAX_BATCH_COMMITS)
+            .map_err(|e| DomainError::bad("bad_batch", e.to_string()))?,
+    };
+    Ok(ApiJson(CommitBatchResponse {
+        results: state.engine.commit_batch(reqs).await,
+    }))
 }
 
 /// `POST /api/v1/abort`: the bank's escrow notice for an expired TID.

@@ -269,3 +269,123 @@ async fn example_config_starts_a_log() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+/// A commit signed for the log of [`app`], expiring far ahead.
+fn signed_commit(tid: u8) -> acd_core::log_api::CommitRequest {
+    use acd_core::entry::{KeyCommit, Tid};
+    let merchant = SigningKey::from_bytes(&[7; 32]);
+    let kc = KeyCommit {
+        log_origin: "log.test/http".into(),
+        tid: Tid([tid; 16]),
+        merchant: merchant.verifying_key().to_bytes(),
+        expiration_ms: 10_000_000,
+        key: [9; 32],
+    };
+    acd_core::log_api::CommitRequest {
+        tid: kc.tid,
+        merchant: kc.merchant,
+        expiration_ms: kc.expiration_ms,
+        key: kc.key,
+        signature: kc.sign(&merchant),
+    }
+}
+
+fn octets(uri: &str, body: Vec<u8>) -> Request<Body> {
+    Request::post(uri)
+        .header("content-type", "application/octet-stream")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+// The 152-byte binary commit appends like its JSON form; a body of any
+// other length is `400 bad_commit` and appends nothing.
+#[tokio::test]
+async fn binary_commits_append_like_json_ones() {
+    let (app, log) = app();
+    let req = signed_commit(1);
+    let (status, body) = send(&app, octets("/api/v1/commit", req.to_bytes().to_vec())).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let proof: acd_core::log_api::EntryProof = serde_json::from_slice(&body).unwrap();
+    assert_eq!((proof.index, proof.tid), (0, req.tid));
+    for len in [0, 151, 153, 304] {
+        let mut bytes = req.to_bytes().to_vec();
+        bytes.resize(len, 0);
+        let (status, body) = send(&app, octets("/api/v1/commit", bytes)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{len}");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"], "bad_commit", "{len}");
+    }
+    assert_eq!(log.sequencer().published().size, 1);
+}
+
+// A batch answers each commit in order: proofs for the good ones (one
+// checkpoint for all, being one group commit) and the refusal of a forged
+// one, which is not appended; JSON and binary batches agree; an empty,
+// ragged or oversized batch is refused whole.
+#[tokio::test]
+async fn a_batch_answers_each_commit_in_order() {
+    use acd_core::log_api::{CommitBatch, CommitBatchResponse, MAX_BATCH_COMMITS};
+    let (app, log) = app();
+    let mut forged = signed_commit(3);
+    forged.key[0] ^= 1;
+    let batch = vec![signed_commit(1), signed_commit(2), forged, signed_commit(4)];
+    let body: Vec<u8> = batch.iter().flat_map(|r| r.to_bytes()).collect();
+    let (status, bytes) = send(&app, octets("/api/v1/commits", body)).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let answer: CommitBatchResponse = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(answer.results.len(), 4);
+    for (i, r) in answer.results.iter().enumerate() {
+        if i == 2 {
+            assert_eq!(r.error.as_ref().unwrap().error, "bad_signature");
+            assert!(r.proof.is_none());
+        } else {
+            let p = r.proof.as_ref().unwrap();
+            assert_eq!(p.tid, batch[i].tid);
+            assert!(r.error.is_none());
+        }
+    }
+    assert_eq!(log.sequencer().published().size, 3);
+
+    // The same commits again as JSON: each answered with its entry.
+    let json = serde_json::to_vec(&CommitBatch {
+        commits: batch.clone(),
+    })
+    .unwrap();
+    let req = Request::post("/api/v1/commits")
+        .header("content-type", "application/json")
+        .body(Body::from(json))
+        .unwrap();
+    let (status, bytes) = send(&app, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let again: CommitBatchResponse = serde_json::from_slice(&bytes).unwrap();
+    for (a, b) in again.results.iter().zip(&answer.results) {
+        assert_eq!(
+            a.proof.as_ref().map(|p| p.index),
+            b.proof.as_ref().map(|p| p.index)
+        );
+        assert_eq!(a.error.is_some(), b.error.is_some());
+    }
+    assert_eq!(log.sequencer().published().size, 3);
+
+    let too_many: Vec<u8> = (0..=MAX_BATCH_COMMITS)
+        .flat_map(|_| signed_commit(9).to_bytes())
+        .collect();
+    for body in [vec![], vec![0u8; 200], too_many] {
+        let (status, bytes) = send(&app, octets("/api/v1/commits", body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["error"], "bad_batch");
+    }
+    let empty = Request::post("/api/v1/commits")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"commits": []}"#))
+        .unwrap();
+    let (status, _) = send(&app, empty).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(log.sequencer().published().size, 3);
+}

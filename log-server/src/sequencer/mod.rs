@@ -151,6 +151,18 @@ struct Job {
     reply: oneshot::Sender<AppendResult>,
 }
 
+/// An append in the sequencer's queue.
+pub struct Queued(oneshot::Receiver<AppendResult>);
+
+impl Queued {
+    /// Waits until the append is durable and published.
+    pub async fn wait(self) -> AppendResult {
+        self.0
+            .await
+            .unwrap_or_else(|_| Err(AppendError::Unavailable("the sequencer has stopped".into())))
+    }
+}
+
 /// Sequencer settings.
 #[derive(Debug, Clone)]
 pub struct SequencerConfig {
@@ -176,16 +188,23 @@ pub struct SequencerHandle {
 impl SequencerHandle {
     /// Queues an append and waits until it is durable and published.
     pub async fn append(&self, append: Append) -> AppendResult {
+        match self.submit(append) {
+            Ok(queued) => queued.wait().await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Queues an append without waiting: a batch queues all its entries
+    /// first, so that they meet in one group commit.
+    pub fn submit(&self, append: Append) -> Result<Queued, AppendError> {
         let (reply, rx) = oneshot::channel();
         match self.tx.try_send(Job { append, reply }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(AppendError::Busy),
+            Ok(()) => Ok(Queued(rx)),
+            Err(TrySendError::Full(_)) => Err(AppendError::Busy),
             Err(TrySendError::Disconnected(_)) => {
-                return Err(AppendError::Unavailable("the sequencer has stopped".into()));
+                Err(AppendError::Unavailable("the sequencer has stopped".into()))
             }
         }
-        rx.await
-            .unwrap_or_else(|_| Err(AppendError::Unavailable("the sequencer has stopped".into())))
     }
 
     /// The latest published checkpoint.

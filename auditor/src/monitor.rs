@@ -542,8 +542,6 @@ impl Monitor {
     }
 }
 
-/// Decodes the entries and checks their signatures, on every core: the
-/// signatures are most of an audit's work.
 /// How often a catch-up reports its progress.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -560,6 +558,8 @@ fn catch_up_rate(done: u64, left: u64, elapsed: std::time::Duration) -> (f64, u6
     (rate, eta)
 }
 
+/// Decodes the entries and checks their signatures, on every core: the
+/// signatures are most of an audit's work.
 fn verify_signatures(origin: &str, entries: &[&[u8]]) -> Vec<Result<(), String>> {
     let check = |bytes: &&[u8]| {
         LogEntry::decode(bytes)

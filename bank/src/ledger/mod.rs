@@ -376,11 +376,18 @@ impl Ledger {
             tracing::warn!(error = %e, "the ledger cannot reopen its storage");
             DomainError::from(e)
         })?;
-        let mut probe = Writes::new();
-        if let Some(totals) = store.get(records::TOTALS)? {
-            probe.insert(records::TOTALS.to_vec(), Some(totals));
-        }
-        if let Err(e) = store.write(&probe) {
+        // The totals are read inside the probe's transaction: on a shared
+        // database another front-end may commit between a plain read and
+        // the write, and writing the older totals back would lose its sums.
+        let probe = || -> Result<(), StoreError> {
+            let tx = store.begin()?;
+            let mut probe = Writes::new();
+            if let Some(totals) = tx.get(records::TOTALS)? {
+                probe.insert(records::TOTALS.to_vec(), Some(totals));
+            }
+            tx.commit(&probe)
+        };
+        if let Err(e) = probe() {
             tracing::warn!(error = %e, "the ledger's storage still fails");
             return Err(e.into());
         }

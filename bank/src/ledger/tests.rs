@@ -1085,3 +1085,97 @@ fn two_ledgers_on_one_database_are_one_bank() {
     assert_eq!(balance(&b, &MERCHANT), 10);
     assert_conserved(&a);
 }
+
+/// A store shared with another front-end, which commits a batch once:
+/// right after this one reads the totals outside a transaction, or, if it
+/// reads them inside one, just before that transaction begins (where a
+/// shared database's lock puts the other front-end's commit).
+struct Racing {
+    inner: Arc<MemoryStore>,
+    other: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+use crate::store::{Items, StoreTx, Writes};
+
+impl Store for Racing {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let value = self.inner.get(key)?;
+        if key == records::TOTALS
+            && let Some(other) = self.other.lock().unwrap().take()
+        {
+            other();
+        }
+        Ok(value)
+    }
+    fn range(&self, start: &[u8], end: &[u8]) -> Items<'_> {
+        self.inner.range(start, end)
+    }
+    fn scan_prefix(&self, prefix: &[u8]) -> Items<'_> {
+        self.inner.scan_prefix(prefix)
+    }
+    fn write(&self, writes: &Writes) -> Result<(), StoreError> {
+        self.inner.write(writes)
+    }
+    fn begin(&self) -> Result<Box<dyn StoreTx + '_>, StoreError> {
+        if let Some(other) = self.other.lock().unwrap().take() {
+            other();
+        }
+        self.inner.begin()
+    }
+}
+
+// Two front-ends on one database: while one recovers from a failed write,
+// the other commits a credit. The recovering one's probe must not write
+// back totals it read before that commit (which would lose the credit from
+// the sums while the account keeps it): the sums still agree with a scan.
+#[test]
+fn a_recovering_front_end_keeps_the_others_sums() {
+    let shared = Arc::new(MemoryStore::new());
+    let other = Arc::new(Ledger::with_opener(shared.clone(), {
+        let s = shared.clone();
+        move || Ok(s.clone() as Arc<dyn Store>)
+    }));
+    let credit_elsewhere = {
+        let other = other.clone();
+        move || {
+            let d = one(
+                &other,
+                Op::Credit {
+                    key: CUSTOMER,
+                    amount: 7,
+                    request_id: [7; 16],
+                },
+            );
+            assert_eq!(code(d), "ok");
+        }
+    };
+    let racing = Arc::new(Racing {
+        inner: shared.clone(),
+        other: std::sync::Mutex::new(Some(Box::new(credit_elsewhere))),
+    });
+    let this = Ledger::with_opener(shared.clone(), {
+        let r = racing.clone();
+        move || Ok(r.clone() as Arc<dyn Store>)
+    });
+    setup(&this, 100);
+    // A write of this front-end fails; its gate shuts.
+    shared.fail_next(FailMode::NotApplied);
+    let d = one(
+        &this,
+        Op::Credit {
+            key: CUSTOMER,
+            amount: 1,
+            request_id: [1; 16],
+        },
+    );
+    // The failed batch recovered at once, through the racing store.
+    assert!(is_storage_failure(&d));
+    assert!(this.is_open());
+    assert!(
+        racing.other.lock().unwrap().is_none(),
+        "the other commit ran"
+    );
+    assert_eq!(balance(&this, &CUSTOMER), 107);
+    assert_conserved(&this);
+    assert_conserved(&other);
+}

@@ -46,6 +46,9 @@ pub struct LoadReport {
     pub max: Duration,
     pub checkpoints: usize,
     pub first_error: Option<String>,
+    /// Strict ed25519 verifications per second on one core of this
+    /// machine, measured before the load: the log checks one per append.
+    pub verify_limit: f64,
 }
 
 impl LoadReport {
@@ -71,6 +74,11 @@ impl std::fmt::Display for LoadReport {
             self.max.as_secs_f64() * 1e3
         )?;
         writeln!(f, "checkpoints {} distinct, all verified", self.checkpoints)?;
+        writeln!(
+            f,
+            "limit       {:.0} strict ed25519 verifications/s on one core (one per append)",
+            self.verify_limit
+        )?;
         write!(f, "errors      {}", self.errors)?;
         if let Some(e) = &self.first_error {
             write!(f, " (first: {e})")?;
@@ -84,6 +92,24 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// Strict verifications per second of the key commits in `reqs` on one
+/// core (of at most 2000 of them, for about as many milliseconds).
+pub fn verify_rate(origin: &str, reqs: &[CommitRequest]) -> f64 {
+    let sample = &reqs[..reqs.len().min(2000)];
+    let start = Instant::now();
+    for r in sample {
+        let kc = KeyCommit {
+            log_origin: origin.to_owned(),
+            tid: r.tid,
+            merchant: r.merchant,
+            expiration_ms: r.expiration_ms,
+            key: r.key,
+        };
+        let _ = std::hint::black_box(kc.verify(&r.signature));
+    }
+    sample.len() as f64 / start.elapsed().as_secs_f64().max(1e-9)
 }
 
 /// Signs `n` commits with fresh random TIDs for the log `origin`.
@@ -139,6 +165,7 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, ClientError> {
     let client = Arc::new(LogClient::with_http(http, &spec.url, verifier.clone()));
     let expiration = now_ms() + spec.expiry.as_millis() as u64;
     let requests = Arc::new(signed_commits(&origin, spec.entries, expiration));
+    let verify_limit = verify_rate(&origin, &requests);
     let next = Arc::new(AtomicUsize::new(0));
     // Each distinct checkpoint's signature is verified once.
     let checkpoints: Arc<std::sync::Mutex<HashMap<String, Arc<SignedCheckpoint>>>> = Arc::default();
@@ -261,5 +288,6 @@ pub async fn run(spec: &LoadSpec) -> Result<LoadReport, ClientError> {
         max: latencies.last().copied().unwrap_or_default(),
         checkpoints,
         first_error: errors.into_iter().next(),
+        verify_limit,
     })
 }

@@ -257,31 +257,24 @@ impl Monitor {
     }
 
     async fn fetch(&self, url: String) -> Result<Vec<u8>, MonitorError> {
-        fetch_url(&self.http, url).await
-    }
-
-    /// Starts fetching entry bundle `bundle` of the tree of `size` and its
-    /// level-0 tile.
-    fn prefetch(&self, log: &FollowedLog, bundle: u64, size: u64) -> Prefetched {
-        let (http, base) = (self.http.clone(), log.url.clone());
-        tokio::spawn(async move {
-            let width = tile::tile_width(0, bundle, size) as u16;
-            let entries = TilePath::Entries {
-                index: bundle,
-                width,
-            }
-            .to_path();
-            let hashes = TilePath::Hashes(TileId {
-                level: 0,
-                index: bundle,
-                width,
-            })
-            .to_path();
-            let entries = fetch_url(&http, format!("{base}/{entries}"));
-            let hashes = fetch_url(&http, format!("{base}/{hashes}"));
-            let (entries, hashes) = tokio::join!(entries, hashes);
-            Ok((entries?, hashes?))
-        })
+        let fail = |reason: String| MonitorError::Fetch {
+            url: url.clone(),
+            reason,
+        };
+        let resp = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(fail(format!("status {}", resp.status())));
+        }
+        Ok(resp
+            .bytes()
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .to_vec())
     }
 
     async fn fetch_tile(
@@ -404,21 +397,10 @@ impl Monitor {
         }
 
         // Audit the new entries, saying how far a long catch-up has come.
-        // The bundles and their level-0 tiles are fetched ahead, several at
-        // once, while the current one is checked: a catch-up is then bound
-        // by the signature checks, not by round trips.
         let mut index = old_size;
         let started = std::time::Instant::now();
         let mut reported = started;
-        let first_bundle = old_size / TILE_WIDTH;
-        let end_bundle = size.div_ceil(TILE_WIDTH);
-        let mut ahead = std::collections::VecDeque::new();
-        let mut next_fetch = first_bundle;
         while index < size {
-            while next_fetch < end_bundle && ahead.len() < LOOKAHEAD {
-                ahead.push_back(self.prefetch(log, next_fetch, size));
-                next_fetch += 1;
-            }
             if reported.elapsed() >= PROGRESS_EVERY {
                 reported = std::time::Instant::now();
                 let (rate, eta_s) =
@@ -439,19 +421,14 @@ impl Monitor {
                 width,
             }
             .to_path();
-            let fetched = match ahead.pop_front() {
-                Some(task) => task.await.map_err(|e| MonitorError::Fetch {
-                    url: path.clone(),
-                    reason: format!("fetch task: {e}"),
-                })??,
-                None => return Err(MonitorError::Storage("no bundle fetched".into())),
-            };
-            let (bytes, hashes) = fetched;
-            let hashes = tile::tile_hashes(&hashes).map_err(|e| MonitorError::Fetch {
-                url: path.clone(),
-                reason: e.to_string(),
-            })?;
-            tiles.0.insert((0, bundle), hashes);
+            let bytes = self.fetch(format!("{}/{path}", log.url)).await?;
+            if tiles
+                .0
+                .get(&(0, bundle))
+                .is_none_or(|t| t.len() < usize::from(width))
+            {
+                self.fetch_tile(log, &mut tiles, 0, bundle, size).await?;
+            }
             let leaves = tiles.0.get(&(0, bundle)).cloned().unwrap_or_default();
             let entries = match tile::decode_bundle(&bytes) {
                 Ok(e) if e.len() == usize::from(width) => e,
@@ -465,14 +442,9 @@ impl Monitor {
             };
             let first = (index % TILE_WIDTH) as usize;
             let signatures = verify_signatures(&origin, &entries[first..]);
-            // This bundle's TIDs, written in one batch once it checks out;
-            // a TID twice within it is found here.
-            let mut seen: HashMap<Vec<u8>, u64> = HashMap::new();
-            let mut batch = sled::Batch::default();
             for (i, bytes) in entries.iter().enumerate().skip(first) {
                 let at = bundle * TILE_WIDTH + i as u64;
                 let leaf = merkle::leaf_hash(bytes);
-                let key = tid_key(&origin, bytes);
                 let problem = if leaves.get(i) != Some(&leaf) {
                     Some((
                         Kind::EntryHash,
@@ -481,23 +453,10 @@ impl Monitor {
                     ))
                 } else if let Some(Err(e)) = signatures.get(i - first) {
                     Some((Kind::BadEntry, e.clone(), None))
-                } else if let Some(&earlier) = seen.get(&key) {
-                    Some((
-                        Kind::SecondOutcome,
-                        format!(
-                            "TID {} already had an outcome at entry {earlier}",
-                            LogEntry::decode(bytes)
-                                .map(|e| e.tid().to_string())
-                                .unwrap_or_default()
-                        ),
-                        Some(earlier),
-                    ))
                 } else {
                     self.entry_problem(&origin, at, bytes)?
                 };
                 if let Some((kind, detail, earlier)) = problem {
-                    // The entries before this one are sound: keep them.
-                    self.tids.apply_batch(batch)?;
                     let mut ev = evidence(kind, format!("entry {at}: {detail}"), vec![text]);
                     if let Some(f) = earlier {
                         ev.entries
@@ -514,10 +473,9 @@ impl Monitor {
                     return self.violation(ev);
                 }
                 range.push(leaf);
-                batch.insert(key.as_slice(), &at.to_be_bytes());
-                seen.insert(key, at);
+                self.tids
+                    .insert(tid_key(&origin, bytes), &at.to_be_bytes())?;
             }
-            self.tids.apply_batch(batch)?;
             index = (bundle + 1) * TILE_WIDTH;
         }
         if range.root() != root {
@@ -583,33 +541,6 @@ impl Monitor {
         Ok(None)
     }
 }
-
-/// GET `url`, the body of a 2xx answer.
-async fn fetch_url(http: &reqwest::Client, url: String) -> Result<Vec<u8>, MonitorError> {
-    let fail = |reason: String| MonitorError::Fetch {
-        url: url.clone(),
-        reason,
-    };
-    let resp = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    if !resp.status().is_success() {
-        return Err(fail(format!("status {}", resp.status())));
-    }
-    Ok(resp
-        .bytes()
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .to_vec())
-}
-
-/// An entry bundle and its level-0 tile, being fetched.
-type Prefetched = tokio::task::JoinHandle<Result<(Vec<u8>, Vec<u8>), MonitorError>>;
-
-/// How many entry bundles a catch-up fetches ahead of the one it checks.
-const LOOKAHEAD: usize = 8;
 
 /// How often a catch-up reports its progress.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);

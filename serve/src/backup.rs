@@ -220,16 +220,21 @@ pub fn backup(args: &BackupArgs, kind: &str) -> Result<Manifest, BackupError> {
     })?;
     append(&mut builder, MANIFEST, &json, &args.out)?;
     for (rel, entry) in files.iter().zip(&manifest.files) {
+        // Streamed (a log's database is gigabytes) through a hash: the
+        // file must not have changed since the manifest hashed it.
         let path = data.join(rel);
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
-        // The file must not have changed since it was hashed.
-        if hex::encode(Sha256::digest(&bytes)) != entry.sha256 {
+        let file = File::open(&path).map_err(io(&path))?;
+        let mut header = header_of(entry.size);
+        let mut reader = Hashing::new(file.take(entry.size));
+        builder
+            .append_data(&mut header, &entry.path, &mut reader)
+            .map_err(io(&args.out))?;
+        if reader.finish() != (entry.size, entry.sha256.clone()) {
             return Err(BackupError::Io {
                 path,
                 source: std::io::Error::other("changed while the backup was made"),
             });
         }
-        append(&mut builder, &entry.path, &bytes, &args.out)?;
     }
     let mut tmp = builder.into_inner().map_err(io(&args.out))?;
     tmp.flush().map_err(io(&args.out))?;
@@ -247,20 +252,57 @@ pub fn backup(args: &BackupArgs, kind: &str) -> Result<Manifest, BackupError> {
     Ok(manifest)
 }
 
+/// The tar header of a private regular file of `size` bytes.
+fn header_of(size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(0o600);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header
+}
+
 fn append<W: Write>(
     builder: &mut tar::Builder<W>,
     name: &str,
     bytes: &[u8],
     out: &Path,
 ) -> Result<(), BackupError> {
-    let mut header = tar::Header::new_gnu();
-    header.set_size(bytes.len() as u64);
-    header.set_mode(0o600);
-    header.set_mtime(0);
-    header.set_entry_type(tar::EntryType::Regular);
+    let mut header = header_of(bytes.len() as u64);
     builder
         .append_data(&mut header, name, bytes)
         .map_err(io(out))
+}
+
+/// A reader that counts and hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<R: Read> Hashing<R> {
+    fn new(inner: R) -> Self {
+        Hashing {
+            inner,
+            hasher: Sha256::new(),
+            size: 0,
+        }
+    }
+
+    /// The bytes read and their SHA-256 (hex).
+    fn finish(self) -> (u64, String) {
+        (self.size, hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
 }
 
 /// A member path that stays inside the directory it is unpacked in.
@@ -351,20 +393,18 @@ pub fn restore(args: &RestoreArgs, kinds: &[&str]) -> Result<Manifest, BackupErr
         }
         let rel = safe_relative(&name)
             .ok_or_else(|| invalid(format!("{name} leaves the data directory")))?;
-        let mut bytes = Vec::new();
-        entry
-            .by_ref()
-            .take(want.size.saturating_add(1))
-            .read_to_end(&mut bytes)
-            .map_err(io(&args.from))?;
-        if bytes.len() as u64 != want.size || hex::encode(Sha256::digest(&bytes)) != want.sha256 {
-            return Err(invalid(format!("{name} does not match its checksum")));
-        }
         let target = staging.path().join(&rel);
         if let Some(dir) = target.parent() {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
-        write_private(&target, &bytes)?;
+        // Streamed into the staging directory through a hash; a member
+        // that does not match is found before anything is renamed into
+        // place (the staging directory goes with the error).
+        let mut reader = Hashing::new(entry.by_ref().take(want.size.saturating_add(1)));
+        write_private(&target, &mut reader)?;
+        if reader.finish() != (want.size, want.sha256.clone()) {
+            return Err(invalid(format!("{name} does not match its checksum")));
+        }
     }
     if let Some(missing) = expected.next() {
         return Err(invalid(format!("{} is missing", missing.path)));
@@ -383,7 +423,7 @@ pub fn restore(args: &RestoreArgs, kinds: &[&str]) -> Result<Manifest, BackupErr
     Ok(manifest)
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
+fn write_private(path: &Path, from: &mut impl Read) -> Result<(), BackupError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -392,7 +432,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), BackupError> {
         options.mode(0o600);
     }
     let mut file = options.open(path).map_err(io(path))?;
-    file.write_all(bytes).map_err(io(path))?;
+    std::io::copy(from, &mut file).map_err(io(path))?;
     file.sync_all().map_err(io(path))
 }
 

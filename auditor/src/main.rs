@@ -178,13 +178,16 @@ async fn main() -> anyhow::Result<ExitCode> {
                 ),
                 None => None,
             };
+            // Installed before anything is announced: a SIGTERM right after
+            // the `listening on` line stops the server cleanly.
+            let shutdown = acd_serve::shutdown_signal();
             let mut runner = MonitorRunner::new(Arc::new(Monitor::open(&data)?), logs, settings);
             if let Some(listener) = listener {
                 println!("listening on http://{}", listener.local_addr()?);
                 runner = runner.with_listener(listener).with_http_limits(config.http);
             }
             // A violation exits 1, as a failed `--once` check does.
-            return Ok(match runner.run(acd_serve::shutdown_signal()).await? {
+            return Ok(match runner.run(shutdown).await? {
                 RunOutcome::Violation => ExitCode::FAILURE,
                 RunOutcome::Verified | RunOutcome::Stopped => ExitCode::SUCCESS,
             });
@@ -238,6 +241,9 @@ async fn main() -> anyhow::Result<ExitCode> {
                 &logs,
                 admin_token,
             )?);
+            // Installed before anything is announced: a SIGTERM right after
+            // the `listening on` line stops the server cleanly.
+            let shutdown = acd_serve::shutdown_signal();
             println!("listening on http://{}", listener.local_addr()?);
             println!("vkey {}", witness.cosigner().verifier().vkey());
             acd_auditor::http::run_with(
@@ -246,7 +252,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                 config.peers.clone(),
                 config.gossip_interval(),
                 config.http,
-                acd_serve::shutdown_signal(),
+                shutdown,
             )
             .await?;
         }

@@ -212,6 +212,9 @@ async fn main() -> anyhow::Result<()> {
             // Nothing is written before the configuration is checked and
             // the port is bound.
             Bank::check_config(&c)?;
+            // Installed before anything is announced: a SIGTERM right after
+            // the `listening on` line stops the server cleanly.
+            let shutdown = acd_serve::shutdown_signal();
             let listener = tokio::net::TcpListener::bind(c.listen)
                 .await
                 .with_context(|| format!("binding {}", c.listen))?;
@@ -222,7 +225,7 @@ async fn main() -> anyhow::Result<()> {
             println!("listening on http://{addr}");
             println!("vkey {}", hex::encode(bank.public_key()));
             tracing::info!(%addr, logs = c.logs.len(), "bank serving");
-            bank.run(listener, acd_serve::shutdown_signal()).await?;
+            bank.run(listener, shutdown).await?;
         }
     }
     Ok(())

@@ -169,13 +169,15 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {}", c.listen))?;
             let log = Log::open(&c, Arc::new(SystemClock))?;
+            // Installed before anything is announced: a SIGTERM right after
+            // the `listening on` line stops the server cleanly.
+            let shutdown = acd_serve::shutdown_signal();
             let addr = listener.local_addr()?;
             // Scripts and tests read these two lines.
             println!("listening on http://{addr}");
             println!("vkey {}", log.state().verifier.vkey());
             tracing::info!(%addr, origin = %c.origin, "log serving");
-            log.run(listener, c.max_body_bytes, acd_serve::shutdown_signal())
-                .await?;
+            log.run(listener, c.max_body_bytes, shutdown).await?;
         }
     }
     Ok(())

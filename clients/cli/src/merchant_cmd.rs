@@ -149,11 +149,14 @@ pub async fn run(command: MerchantCommand) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("binding {listen}"))?;
             let merchant = Merchant::open(config).await?;
+            // Installed before anything is announced: a SIGTERM right after
+            // the `listening on` line stops the server cleanly.
+            let shutdown = acd_serve::shutdown_signal();
             let addr = listener.local_addr()?;
             // Scripts and tests read these two lines.
             outln!("listening on http://{addr}");
             outln!("vkey {}", hex::encode(merchant.public_key()));
-            merchant.run(listener, acd_serve::shutdown_signal()).await?;
+            merchant.run(listener, shutdown).await?;
         }
     }
     Ok(())

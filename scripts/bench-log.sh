@@ -14,13 +14,8 @@ A=$1; B=$2; ROUNDS=${3:-3}; ENTRIES=${4:-100000}; CONC=${5:-256}
 PORT=${PORT:-18760}
 TICK=$(getconf CLK_TCK)
 
-wait_port() {
-    for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    echo "nothing listens on port $1" >&2; return 1
-}
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 

@@ -9,13 +9,8 @@ set -euo pipefail
 A=$1; B=$2; PAIRS=${3:-3}; COUNT=${4:-3000}; CONC=${5:-32}
 PORT_BASE=${PORT_BASE:-18700}
 
-wait_port() {
-    for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    echo "nothing listens on port $1" >&2; return 1
-}
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
 
 # The machine's limit beside each run: OpenSSL's RSA-2048 signatures/s on
 # one core (`openssl speed`), measured right after the run.

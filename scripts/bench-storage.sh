@@ -14,13 +14,8 @@ BIN=$1; ADMIN=$2; ROUNDS=${3:-3}; COUNT=${4:-3000}; CONC=${5:-32}
 PORT_BASE=${PORT_BASE:-18800}
 PSQL=${PSQL:-psql}
 
-wait_port() {
-    for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    echo "nothing listens on port $1" >&2; return 1
-}
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
 
 fresh_db() {
     local name="acd_bench_$$_$RANDOM$RANDOM"

@@ -8,13 +8,8 @@ set -euo pipefail
 BIN=$1; ROUNDS=${2:-3}; ENTRIES=${3:-50000}; CONC=${4:-256}
 PORT=${PORT:-18750}
 
-wait_port() {
-    for _ in $(seq 1 200); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    echo "nothing listens on port $1" >&2; return 1
-}
+# shellcheck source=scripts/bench-lib.sh
+source "$(dirname "$0")/bench-lib.sh"
 
 one_run() {
     local label=$1 round=$2

@@ -141,12 +141,10 @@ async fn main() -> anyhow::Result<ExitCode> {
             } else {
                 "monitor"
             };
-            let m = acd_serve::backup::backup(&args, kind)?;
-            acd_serve::backup::report_backup(&args, &m);
+            acd_serve::backup::backup_command(&args, kind)?;
         }
         Command::Restore(args) => {
-            let m = acd_serve::backup::restore(&args, &["witness", "monitor"])?;
-            acd_serve::backup::report_restore(&args, &m);
+            acd_serve::backup::restore_command(&args, &["witness", "monitor"])?;
         }
         Command::Monitor {
             data,

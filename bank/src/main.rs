@@ -200,12 +200,10 @@ async fn main() -> anyhow::Result<()> {
             command,
         } => admin(&url, &token_file, command).await?,
         Command::Backup(args) => {
-            let m = acd_serve::backup::backup(&args, "bank")?;
-            acd_serve::backup::report_backup(&args, &m);
+            acd_serve::backup::backup_command(&args, "bank")?;
         }
         Command::Restore(args) => {
-            let m = acd_serve::backup::restore(&args, &["bank"])?;
-            acd_serve::backup::report_restore(&args, &m);
+            acd_serve::backup::restore_command(&args, &["bank"])?;
         }
         Command::Serve { config, overrides } => {
             let c = BankConfig::load(config.as_deref(), overrides)?;

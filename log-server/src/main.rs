@@ -120,12 +120,10 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", signer.verifier().vkey());
         }
         Command::Backup(args) => {
-            let m = acd_serve::backup::backup(&args, "log")?;
-            acd_serve::backup::report_backup(&args, &m);
+            acd_serve::backup::backup_command(&args, "log")?;
         }
         Command::Restore(args) => {
-            let m = acd_serve::backup::restore(&args, &["log"])?;
-            acd_serve::backup::report_restore(&args, &m);
+            acd_serve::backup::restore_command(&args, &["log"])?;
         }
         Command::Serve {
             config,

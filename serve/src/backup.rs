@@ -457,8 +457,9 @@ fn set_private_dir(_: &Path) -> Result<(), BackupError> {
     Ok(())
 }
 
-/// Prints what [`backup`] wrote (every binary's `backup` command).
-pub fn report_backup(args: &BackupArgs, m: &Manifest) {
+/// Every binary's `backup` command: [`backup`], then what it wrote.
+pub fn backup_command(args: &BackupArgs, kind: &str) -> Result<(), BackupError> {
+    let m = backup(args, kind)?;
     let bytes: u64 = m.files.iter().map(|f| f.size).sum();
     println!(
         "backed up the {} at {} to {}: {} files, {bytes} bytes (it holds the private keys: keep it private)",
@@ -467,10 +468,12 @@ pub fn report_backup(args: &BackupArgs, m: &Manifest) {
         args.out.display(),
         m.files.len()
     );
+    Ok(())
 }
 
-/// Prints what [`restore`] did.
-pub fn report_restore(args: &RestoreArgs, m: &Manifest) {
+/// Every binary's `restore` command: [`restore`], then what it did.
+pub fn restore_command(args: &RestoreArgs, kinds: &[&str]) -> Result<(), BackupError> {
+    let m = restore(args, kinds)?;
     println!(
         "restored the {} backup of {} (made by {}) into {}: {} files, each checked",
         m.kind,
@@ -479,6 +482,7 @@ pub fn report_restore(args: &RestoreArgs, m: &Manifest) {
         args.data.display(),
         m.files.len()
     );
+    Ok(())
 }
 
 #[cfg(test)]

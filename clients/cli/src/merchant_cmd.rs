@@ -131,12 +131,10 @@ pub async fn run(command: MerchantCommand) -> anyhow::Result<()> {
             outln!("{}", hex::encode(key.verifying_key().to_bytes()));
         }
         MerchantCommand::Backup(args) => {
-            let m = acd_serve::backup::backup(&args, "merchant")?;
-            acd_serve::backup::report_backup(&args, &m);
+            acd_serve::backup::backup_command(&args, "merchant")?;
         }
         MerchantCommand::Restore(args) => {
-            let m = acd_serve::backup::restore(&args, &["merchant"])?;
-            acd_serve::backup::report_restore(&args, &m);
+            acd_serve::backup::restore_command(&args, &["merchant"])?;
         }
         MerchantCommand::Serve(args) => {
             acd_serve::ops::init_tracing_as(args.logging.log_format);

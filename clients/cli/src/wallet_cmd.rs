@@ -302,12 +302,15 @@ pub async fn run(args: WalletArgs) -> anyhow::Result<()> {
         WalletCommand::Proof { tid, out } => {
             // With --witness the stored proof may be replaced by a cosigned
             // one, which is saved: the wallet is opened for writing.
-            let bundle = if args.witnesses.is_empty() {
-                open_read_only(&args)?.proof(tid)?
+            let (wallet, bundle) = if args.witnesses.is_empty() {
+                let wallet = open_read_only(&args)?;
+                let bundle = wallet.proof(tid)?;
+                (wallet, bundle)
             } else {
-                open(&args)?.proof_refreshed(tid).await?
+                let mut wallet = open(&args)?;
+                let bundle = wallet.proof_refreshed(tid).await?;
+                (wallet, bundle)
             };
-            let wallet = open_read_only(&args)?;
             let text = serde_json::to_string_pretty(&bundle)?;
             std::fs::write(out, text + "\n")
                 .with_context(|| format!("writing {}", out.display()))?;

@@ -106,12 +106,21 @@ impl LogClient {
         req: &CommitRequest,
     ) -> Result<EntryProof, ClientError> {
         let url = format!("{}/api/v1/commit", self.base);
-        let body = req.to_bytes().to_vec();
+        self.post_octets(&url, req.to_bytes().to_vec()).await
+    }
+
+    /// POSTs `body` as `application/octet-stream` (repeated as the retry
+    /// policy says) and reads the JSON answer.
+    async fn post_octets<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+    ) -> Result<T, ClientError> {
         self.retry
             .run(|| async {
                 let resp = self
                     .http
-                    .post(&url)
+                    .post(url)
                     .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                     .body(body.clone())
                     .send()
@@ -131,19 +140,7 @@ impl LogClient {
     ) -> Result<Vec<Result<EntryProof, ErrorBody>>, ClientError> {
         let url = format!("{}/api/v1/commits", self.base);
         let body: Vec<u8> = reqs.iter().flat_map(|r| r.to_bytes()).collect();
-        let answer: CommitBatchResponse = self
-            .retry
-            .run(|| async {
-                let resp = self
-                    .http
-                    .post(&url)
-                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
-                    .body(body.clone())
-                    .send()
-                    .await?;
-                Self::json(resp).await
-            })
-            .await?;
+        let answer: CommitBatchResponse = self.post_octets(&url, body).await?;
         if answer.results.len() != reqs.len() {
             return Err(ClientError::Invalid(format!(
                 "{} results for {} commits",

@@ -15,7 +15,7 @@ impl Engine {
     /// Appends the key commit `req` (or answers with the same entry if it
     /// is already there).
     pub async fn commit(&self, req: CommitRequest) -> Result<EntryProof, DomainError> {
-        self.check_signature(&req)?;
+        signature_of(&self.origin, &req)?;
         Ok(self.sequencer.append(Append::Commit(req)).await?)
     }
 
@@ -60,10 +60,6 @@ impl Engine {
             });
         }
         results
-    }
-
-    fn check_signature(&self, req: &CommitRequest) -> Result<(), DomainError> {
-        signature_of(&self.origin, req)
     }
 }
 

@@ -65,6 +65,10 @@ if [ "${ACD_SERVICES:-all}" != "none" ]; then
     done
 fi
 
+# The explorer's verifier is committed (the log compiles it in): it must be
+# the build of the sources it sits beside.
+bash scripts/build-explorer.sh --check
+
 cargo test --workspace --locked "$@"
 
 # The behaviour and hostile-input suites of the bank and the merchant once

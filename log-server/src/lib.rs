@@ -304,6 +304,7 @@ impl Log {
                 verifier,
                 trusted_banks: Arc::new(trusted_banks),
                 max_entries_per_request: config.max_entries_per_request,
+                witnesses: config.witnesses.iter().map(|w| w.vkey.clone()).collect(),
             },
             metrics: Arc::default(),
             sequencer: thread,

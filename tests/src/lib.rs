@@ -604,3 +604,20 @@ fn is_root() -> bool {
         .map(|o| o.stdout.starts_with(b"0\n"))
         .unwrap_or(false)
 }
+
+/// The value of `var`, set by scripts/test.sh to a server (or browser) it
+/// installed and started. Unset: the test fails when CI is set, and is
+/// skipped (with a line saying so) otherwise.
+pub fn outside(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{var} is not set (scripts/test.sh starts the server); CI is set, so this fails"
+            );
+            println!("skipped: {var} is not set (scripts/test.sh starts the server)");
+            None
+        }
+    }
+}

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use acd_core::tile::TilePath;
 use acd_log_server::publish::changed_paths;
-use acd_tests::{LogProcess, binary, monitor_once};
+use acd_tests::{LogProcess, binary, monitor_once, outside};
 use serde_json::Value;
 use signed_note::{Note, StandardVerifier, VerifierList};
 use tlog_tiles::{
@@ -36,20 +36,6 @@ const SIZE_A: u64 = 600;
 const SIZE_B: u64 = 1300;
 
 /// An outside server's setting: missing fails under CI, skips otherwise.
-fn outside(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{var} is not set (scripts/test.sh starts the server); CI is set, so this fails"
-            );
-            println!("skipped: {var} is not set (scripts/test.sh starts the server)");
-            None
-        }
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -38,6 +38,8 @@ pub struct Engine {
     pub max_entries_per_request: u64,
     /// With witnesses: the checkpoint `/checkpoint` serves, cosigned.
     pub cosigned: Option<watch::Receiver<Arc<Cosigned>>>,
+    /// Cosignature keys of the witnesses asked to cosign (all must).
+    pub witnesses: Arc<[String]>,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! answer with JSON (or the read path's plain bytes). Refusals are
 //! [`acd_serve::ApiError`]s, the one error answer of every acd server.
 
+pub mod explorer;
 pub mod metrics;
 pub mod read_path;
 
@@ -32,6 +33,11 @@ pub struct AppState {
 /// The log's HTTP routes.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let routes = Router::new()
+        .route("/", get(explorer::index))
+        .route("/explorer/explorer.js", get(explorer::script))
+        .route("/explorer/explorer.css", get(explorer::style))
+        .route("/explorer/acd_explorer.wasm", get(explorer::verifier))
+        .route("/api/v1/log", get(explorer::info))
         .route("/checkpoint", get(read_path::checkpoint))
         .route("/tile/{*path}", get(read_path::tile))
         .route("/vkey", get(read_path::vkey))

@@ -117,13 +117,13 @@ fn a_checkpoint_is_described_with_every_signature() {
     let mut cp = log.checkpoint(5);
     cp.note
         .signatures
-        .push(w1.cosign(&cp.note.text, 1_700_000_000));
+        .push(w1.cosign(&cp.note.text, 1_700_000_000).unwrap());
     // A line under w2's name and id whose signature is w1's: not verified.
-    let mut forged = w1.cosign(&cp.note.text, 1_700_000_001);
+    let mut forged = w1.cosign(&cp.note.text, 1_700_000_001).unwrap();
     forged.name = "w2.test".into();
     forged.key_id = w2.verifier().key_id();
     cp.note.signatures.push(forged);
-    cp.note.signatures.push(stranger.cosign(&cp.note.text, 5));
+    cp.note.signatures.push(stranger.cosign(&cp.note.text, 5).unwrap());
     let trust = json!({"log": log.vkey(), "witnesses": [w1.verifier().vkey(), w2.verifier().vkey()], "threshold": 1});
     let a = ok(json!({"op": "checkpoint", "note": cp.note.to_text(), "trust": trust}));
     assert_eq!(a["origin"], ORIGIN);

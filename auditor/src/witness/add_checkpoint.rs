@@ -176,13 +176,17 @@ impl Witness {
             root,
             note: note.to_text(),
         };
+        // Signed before it is recorded, so that a checkpoint this key type
+        // cannot cosign (ML-DSA-44 does not cover extension lines) changes
+        // nothing; the line is released only once the record is durable.
+        let line = self
+            .cosigner
+            .cosign(&signed.note.text, self.clock.now_ms() / 1000)
+            .map_err(|e| WitnessError::Malformed(format!("cannot cosign this checkpoint: {e}")))?;
         self.latest
             .insert(first.as_bytes(), encode_latest(&latest))?;
         self.db.flush()?;
         drop(_guard);
-        let line = self
-            .cosigner
-            .cosign(&signed.note.text, self.clock.now_ms() / 1000);
         inc(&self.metrics.cosignatures);
         Ok(line.to_line())
     }

@@ -297,7 +297,7 @@ mod tests {
         )
         .expect("checkpoint");
         if cosign {
-            let sig = witness.cosign(&cp.note.text, 1_500);
+            let sig = witness.cosign(&cp.note.text, 1_500).expect("cosign");
             cp.note.signatures.push(sig);
         }
         let proof = TlogProof {

@@ -35,6 +35,12 @@ pub struct Config {
     /// either way. `--admin-token-file` overrides it.
     #[serde(default)]
     pub admin_token_file: Option<PathBuf>,
+    /// Witness only: the type of a new witness's key, `"ml-dsa-44"` (the
+    /// default, as tlog-cosignature recommends for new deployments) or
+    /// `"ed25519"`; an existing witness keeps its key's type and refuses
+    /// another (`--key-type` overrides it).
+    #[serde(default)]
+    pub key_type: Option<acd_core::cosignature::CosignatureKind>,
     /// Timeouts and the connection cap of the witness's or the monitor's
     /// HTTP server (`[http]` table; `--http-*` flags override it).
     #[serde(default)]

@@ -67,7 +67,8 @@ enum Command {
     Witness {
         #[command(subcommand)]
         action: Option<WitnessAction>,
-        /// Directory of the witness state and key (`witness.key`, mode 0600).
+        /// Directory of the witness state and key (`witness.ml-dsa-44.key` or
+        /// `witness.key` for Ed25519, mode 0600).
         #[arg(long, required = true)]
         data: Option<PathBuf>,
         /// The witness's name (its cosignature key name).
@@ -83,6 +84,10 @@ enum Command {
         /// A file whose first line is the token for `POST /admin/clear`.
         #[arg(long)]
         admin_token_file: Option<PathBuf>,
+        /// Key type of a new witness: ml-dsa-44 (post-quantum, the default) or
+        /// ed25519; an existing witness keeps the type of its key.
+        #[arg(long)]
+        key_type: Option<acd_core::cosignature::CosignatureKind>,
         #[command(flatten)]
         gossip: GossipArgs,
     },
@@ -136,7 +141,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Backup(args) => {
             // A witness has its key; a monitor has none.
-            let kind = if args.data.join("witness.key").exists() {
+            let kind = if acd_auditor::setup::existing_key_type(&args.data).is_some() {
                 "witness"
             } else {
                 "monitor"
@@ -216,6 +221,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             listen,
             logs,
             admin_token_file,
+            key_type,
             gossip,
         } => {
             let (Some(data), Some(name)) = (data, name) else {
@@ -226,9 +232,10 @@ async fn main() -> anyhow::Result<ExitCode> {
                 config.admin_token_file = admin_token_file;
             }
             let admin_token = config.admin_token()?;
+            let key_type = key_type.or(config.key_type);
             // Nothing is written before the configuration is checked and
             // the port is bound.
-            acd_auditor::setup::check_witness(&name, &logs)?;
+            acd_auditor::setup::check_witness(&data, &name, &logs, key_type)?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("binding {listen}"))?;
@@ -237,6 +244,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                 &data,
                 &name,
                 &logs,
+                key_type,
                 admin_token,
             )?);
             // Installed before anything is announced: a SIGTERM right after

@@ -1,15 +1,15 @@
 //! Turning an operator's settings (the command line and [`crate::config`])
 //! into a witness or a monitor: the logs to follow, the witness's key
-//! (drawn once from an injected RNG, kept with mode 0600), the witness with
+//! (Ed25519 or ML-DSA-44, drawn once from an injected RNG, kept with mode
+//! 0600), the witness with
 //! its evidence directory, log URLs and admin token.
 
 use std::path::{Path, PathBuf};
 
-use acd_core::cosignature::Cosigner;
+use acd_core::cosignature::{CosignatureKind, Cosigner};
 use acd_core::note::{NoteError, NoteVerifier};
 use acd_serve::secret::{DataDir, SecretError};
 use acd_serve::storage::DatabaseError;
-use ed25519_dalek::SigningKey;
 use rand_core::CryptoRng;
 use thiserror::Error;
 
@@ -36,6 +36,14 @@ pub enum SetupError {
     BadKey(PathBuf),
     #[error("witness name: {0}")]
     Name(NoteError),
+    #[error(
+        "this witness's key is {have} ({path}); it cannot become an {want} witness (a new key needs a new data directory and a new name or vkey for every log and client)"
+    )]
+    KeyType {
+        have: CosignatureKind,
+        want: CosignatureKind,
+        path: PathBuf,
+    },
     #[error(transparent)]
     Witness(#[from] WitnessError),
 }
@@ -62,20 +70,58 @@ pub fn followed_logs(specs: &[String]) -> Result<Vec<FollowedLog>, SetupError> {
         .collect()
 }
 
-/// The witness key in `<data>/witness.key`: 32 random bytes from `rng`,
+/// The key file of each cosignature type: the type of a witness's key is
+/// fixed when it is created (its logs and clients trust it by that key).
+pub fn key_file(kind: CosignatureKind) -> &'static str {
+    match kind {
+        CosignatureKind::Ed25519 => "witness.key",
+        CosignatureKind::MlDsa44 => "witness.ml-dsa-44.key",
+    }
+}
+
+/// The type of the witness key in `data`, if it has one.
+pub fn existing_key_type(data: &Path) -> Option<CosignatureKind> {
+    [CosignatureKind::Ed25519, CosignatureKind::MlDsa44]
+        .into_iter()
+        .find(|&k| data.join(key_file(k)).exists())
+}
+
+/// The type a witness in `data` uses: the one asked for, which must be the
+/// existing key's if there is one; else the existing key's; else, for a new
+/// witness, ML-DSA-44 (tlog-cosignature: it SHOULD be used for new
+/// deployments).
+pub fn key_type(
+    data: &Path,
+    asked: Option<CosignatureKind>,
+) -> Result<CosignatureKind, SetupError> {
+    match (existing_key_type(data), asked) {
+        (Some(have), Some(want)) if have != want => Err(SetupError::KeyType {
+            have,
+            want,
+            path: data.join(key_file(have)),
+        }),
+        (Some(have), _) => Ok(have),
+        (None, Some(want)) => Ok(want),
+        (None, None) => Ok(CosignatureKind::MlDsa44),
+    }
+}
+
+/// The witness key of `kind` in `data` (see [`key_file`]): a 32-byte seed
+/// (the Ed25519 secret key, or the FIPS 204 ML-DSA-44 seed) from `rng`,
 /// created once with mode 0600, in a new data directory only.
 pub fn load_or_create_key<R: CryptoRng + ?Sized>(
     rng: &mut R,
     data: &Path,
-) -> Result<SigningKey, SetupError> {
-    let path = data.join("witness.key");
-    let bytes = DataDir::inspect(data).secret("witness.key", || {
+    kind: CosignatureKind,
+) -> Result<[u8; 32], SetupError> {
+    let file = key_file(kind);
+    let path = data.join(file);
+    let bytes = DataDir::inspect(data).secret(file, || {
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
         seed.to_vec()
     })?;
-    let seed: [u8; 32] = bytes.try_into().map_err(|_| SetupError::BadKey(path))?;
-    Ok(SigningKey::from_bytes(&seed))
+    bytes.try_into().map_err(|_| SetupError::BadKey(path))
 }
 
 /// A witness's logs: their verifiers and the URLs known, by origin.
@@ -101,26 +147,35 @@ fn witnessed_logs(logs: &[String]) -> Result<WitnessedLogs, SetupError> {
 
 /// Checks a witness's name and logs without touching its data directory:
 /// what [`open_witness`] would refuse before reading its key.
-pub fn check_witness(name: &str, logs: &[String]) -> Result<(), SetupError> {
-    Cosigner::new(name, SigningKey::from_bytes(&[0; 32])).map_err(SetupError::Name)?;
-    witnessed_logs(logs).map(drop)
+pub fn check_witness(
+    data: &Path,
+    name: &str,
+    logs: &[String],
+    kind: Option<CosignatureKind>,
+) -> Result<CosignatureKind, SetupError> {
+    let kind = key_type(data, kind)?;
+    Cosigner::from_seed(kind, name, &[0; 32]).map_err(SetupError::Name)?;
+    witnessed_logs(logs)?;
+    Ok(kind)
 }
 
 /// Opens the witness `name` in `data` (state in `db/`, evidence files in
 /// `evidence/`) for `logs`, each a vkey, optionally `<vkey>@<url>` so that
-/// it can ask the log for consistency proofs; with `admin_token`,
+/// it can ask the log for consistency proofs, with a key of `kind` (see
+/// [`key_type`]); with `admin_token`,
 /// `POST /admin/clear` is enabled. Warns about every frozen origin.
 pub fn open_witness<R: CryptoRng + ?Sized>(
     rng: &mut R,
     data: &Path,
     name: &str,
     logs: &[String],
+    kind: Option<CosignatureKind>,
     admin_token: Option<String>,
 ) -> Result<Witness, SetupError> {
-    check_witness(name, logs)?;
+    let kind = check_witness(data, name, logs, kind)?;
     let (verifiers, urls) = witnessed_logs(logs)?;
-    let key = load_or_create_key(rng, data)?;
-    let cosigner = Cosigner::new(name, key).map_err(SetupError::Name)?;
+    let seed = load_or_create_key(rng, data, kind)?;
+    let cosigner = Cosigner::from_seed(kind, name, &seed).map_err(SetupError::Name)?;
     let path = data.join(acd_serve::secret::DATABASE);
     // The start-up reads run under the guard too: sled panics on some
     // damaged pages.

@@ -23,10 +23,9 @@ fn monitor_needs_a_log() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least one --log"));
 }
 
-// The witness creates its key with mode 0600 and announces a cosignature vkey (type 0x04) under its name.
-#[test]
-fn witness_key_and_vkey() {
-    let dir = tempfile::tempdir().unwrap();
+/// Starts a witness on `data` with `extra` flags; its announced vkey, or
+/// its error output if it exits.
+fn witness_vkey(data: &std::path::Path, extra: &[&str]) -> Result<String, String> {
     let mut child = Command::new(BIN)
         .args([
             "witness",
@@ -36,30 +35,61 @@ fn witness_key_and_vkey() {
             "w.test/1",
             "--data",
         ])
-        .arg(dir.path())
+        .arg(data)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert!(
-        lines
-            .next()
-            .unwrap()
-            .unwrap()
-            .starts_with("listening on http://")
-    );
+    let Some(Ok(first)) = lines.next() else {
+        let out = child.wait_with_output().unwrap();
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    };
+    assert!(first.starts_with("listening on http://"), "{first}");
     let vkey = lines.next().unwrap().unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
-    let vkey = vkey.strip_prefix("vkey ").unwrap();
-    acd_core::cosignature::CosignatureVerifier::from_vkey(vkey).unwrap();
+    Ok(vkey.strip_prefix("vkey ").unwrap().to_owned())
+}
+
+fn mode(path: std::path::PathBuf) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+// A new witness gets an ML-DSA-44 key (tlog-cosignature recommends it for
+// new deployments), or Ed25519 with --key-type ed25519, created with mode
+// 0600, and announces its cosignature vkey of that type under its name; it
+// keeps its key across restarts and refuses to change its type.
+#[test]
+fn witness_key_types_and_vkeys() {
+    use acd_core::cosignature::{CosignatureKind, CosignatureVerifier};
+    let dir = tempfile::tempdir().unwrap();
+    let (pq, ed) = (dir.path().join("pq"), dir.path().join("ed"));
+
+    let vkey = witness_vkey(&pq, &[]).unwrap();
+    let v = CosignatureVerifier::from_vkey(&vkey).unwrap();
+    assert_eq!(v.kind(), CosignatureKind::MlDsa44);
     assert!(vkey.starts_with("w.test/1+"));
-    let mode = std::fs::metadata(dir.path().join("witness.key"))
-        .unwrap()
-        .permissions()
-        .mode();
-    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(mode(pq.join("witness.ml-dsa-44.key")), 0o600);
+    assert!(!pq.join("witness.key").exists());
+    assert_eq!(
+        witness_vkey(&pq, &["--key-type", "ml-dsa-44"]).unwrap(),
+        vkey
+    );
+
+    let vkey = witness_vkey(&ed, &["--key-type", "ed25519"]).unwrap();
+    let v = CosignatureVerifier::from_vkey(&vkey).unwrap();
+    assert_eq!(v.kind(), CosignatureKind::Ed25519);
+    assert_eq!(mode(ed.join("witness.key")), 0o600);
+    // Without the flag an existing witness keeps its type.
+    assert_eq!(witness_vkey(&ed, &[]).unwrap(), vkey);
+    let err = witness_vkey(&ed, &["--key-type", "ml-dsa-44"]).unwrap_err();
+    assert!(err.contains("this witness's key is ed25519"), "{err}");
+    assert!(!ed.join("witness.ml-dsa-44.key").exists());
+    let err = witness_vkey(&ed, &["--key-type", "rsa"]).unwrap_err();
+    assert!(err.contains("expected ed25519 or ml-dsa-44"), "{err}");
 }
 
 // A monitor that runs until stopped (here with a log that is down, so every

@@ -123,7 +123,9 @@ fn a_checkpoint_is_described_with_every_signature() {
     forged.name = "w2.test".into();
     forged.key_id = w2.verifier().key_id();
     cp.note.signatures.push(forged);
-    cp.note.signatures.push(stranger.cosign(&cp.note.text, 5).unwrap());
+    cp.note
+        .signatures
+        .push(stranger.cosign(&cp.note.text, 5).unwrap());
     let trust = json!({"log": log.vkey(), "witnesses": [w1.verifier().vkey(), w2.verifier().vkey()], "threshold": 1});
     let a = ok(json!({"op": "checkpoint", "note": cp.note.to_text(), "trust": trust}));
     assert_eq!(a["origin"], ORIGIN);

@@ -226,9 +226,22 @@ impl ServerProcess {
         log_vkeys: &[&str],
         listen: &str,
     ) -> ServerProcess {
+        Self::start_witness_with(data, name, log_vkeys, listen, &[])
+    }
+
+    /// [`ServerProcess::start_witness_at`] with more flags (`extra`, such as
+    /// `--key-type ed25519`; a new witness's key is ML-DSA-44 otherwise).
+    pub fn start_witness_with(
+        data: &Path,
+        name: &str,
+        log_vkeys: &[&str],
+        listen: &str,
+        extra: &[&str],
+    ) -> ServerProcess {
         let mut cmd = Command::new(binary("acd-auditor"));
         cmd.args(["witness", "--listen", listen, "--name", name, "--data"])
-            .arg(data);
+            .arg(data)
+            .args(extra);
         for v in log_vkeys {
             cmd.arg("--log").arg(v);
         }

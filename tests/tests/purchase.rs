@@ -34,7 +34,7 @@ use acd_core::bank_api::{
 };
 use acd_core::bundle::ProofBundle;
 use acd_core::checkpoint::{Checkpoint, SignedCheckpoint};
-use acd_core::cosignature::CosignatureVerifier;
+use acd_core::cosignature::{CosignatureKind, CosignatureVerifier};
 use acd_core::entry::{LogEntry, Tid};
 use acd_core::goods;
 use acd_core::log_api::{CommitRequest, EntryProof};
@@ -124,22 +124,27 @@ const WITNESS: &str = "witness.test/w1";
 
 impl World {
     async fn start() -> World {
-        Self::start_with(false, false).await
+        Self::start_with(false, false, CosignatureKind::MlDsa44).await
     }
 
     /// A log cosigned by a witness (a process), and a bank that accepts only
     /// checkpoints that witness cosigned.
     async fn start_witnessed() -> World {
-        Self::start_with(true, true).await
+        Self::start_with(true, true, CosignatureKind::MlDsa44).await
+    }
+
+    /// [`World::start_witnessed`] with a witness key of `kind`.
+    async fn start_witnessed_by(kind: CosignatureKind) -> World {
+        Self::start_with(true, true, kind).await
     }
 
     /// A log cosigned by a witness, and a bank whose policy does not name
     /// it (only customers who ask for it want its cosignature).
     async fn start_witnessed_log() -> World {
-        Self::start_with(true, false).await
+        Self::start_with(true, false, CosignatureKind::MlDsa44).await
     }
 
-    async fn start_with(witnessed: bool, bank_needs_witness: bool) -> World {
+    async fn start_with(witnessed: bool, bank_needs_witness: bool, kind: CosignatureKind) -> World {
         let dir = tempfile::tempdir().unwrap();
         let bank_data = dir.path().join("bank");
         let log_data = dir.path().join("log");
@@ -150,7 +155,13 @@ impl World {
             let (log, witness, bank_args) = if witnessed {
                 // The log's key exists before the witness is told to trust it.
                 let vkey = ServerProcess::start(&log_data, ORIGIN, &[]).vkey.clone();
-                let witness = ServerProcess::start_witness(&witness_data, WITNESS, &[&vkey]);
+                let witness = ServerProcess::start_witness_with(
+                    &witness_data,
+                    WITNESS,
+                    &[&vkey],
+                    "127.0.0.1:0",
+                    &["--key-type", kind.as_str()],
+                );
                 let spec = format!("{}@{}", witness.vkey, witness.url);
                 let log = ServerProcess::start_log(&log_data, ORIGIN, &[bank_key], &[spec]);
                 let args = if bank_needs_witness {
@@ -567,8 +578,15 @@ async fn a_witnessed_purchase_is_delivered_and_paid_under_cosigned_checkpoints()
     // With a bank whose policy needs the witness, the whole purchase still
     // goes through on its own: the wallet accepts the key only under a
     // cosigned checkpoint, the merchant's deposit retries until its proof
-    // is cosigned, and the proof bundle satisfies the policy offline.
-    let w = World::start_witnessed().await;
+    // is cosigned, and the proof bundle satisfies the policy offline; with
+    // a witness of either key type.
+    for kind in [CosignatureKind::MlDsa44, CosignatureKind::Ed25519] {
+        a_witnessed_purchase(kind).await;
+    }
+}
+
+async fn a_witnessed_purchase(kind: CosignatureKind) {
+    let w = World::start_witnessed_by(kind).await;
     let shop = w.add_merchant(Behaviour::default(), LONG, PRICE).await;
     let mut wallet = w.customer("judy", 20).await;
     wallet.withdraw(20).await.unwrap();
@@ -582,10 +600,9 @@ async fn a_witnessed_purchase_is_delivered_and_paid_under_cosigned_checkpoints()
     w.wait_balance(&shop.key, PRICE as i64).await;
 
     let witness = w.witness.as_ref().unwrap();
-    let policy = WitnessPolicy::new(
-        1,
-        vec![CosignatureVerifier::from_vkey(&witness.vkey).unwrap()],
-    );
+    let verifier = CosignatureVerifier::from_vkey(&witness.vkey).unwrap();
+    assert_eq!(verifier.kind(), kind);
+    let policy = WitnessPolicy::new(1, vec![verifier]);
     let bundle = wallet.proof(&report.tid.unwrap()).unwrap();
     bundle.verify(&w.log_verifier(), &policy).unwrap();
     let s = w.conserved().await;
@@ -1354,6 +1371,15 @@ async fn deposits_wait_for_the_witness_and_stop_at_a_split_view() {
     // operator has stopped the fork and cleared the witness, the genuine
     // proof is cosigned and paid.
     let mut w = World::start_witnessed().await;
+    let witness = w.witness.as_ref().unwrap();
+    let kind = CosignatureVerifier::from_vkey(&witness.vkey)
+        .unwrap()
+        .kind();
+    assert_eq!(
+        kind,
+        CosignatureKind::MlDsa44,
+        "the bank's witness is post-quantum"
+    );
     let behaviour = Behaviour {
         never_commit: true,
         ..Behaviour::default()

@@ -327,7 +327,7 @@ fn witness_cmd(data: &Path, listen: &str, log: &str) -> Command {
     cmd
 }
 
-// The witness: a missing witness.key beside its database is refused and
+// The witness: a missing key file beside its database is refused and
 // not replaced; a bad log vkey or a busy port leaves no data directory; a
 // damaged database is an error exit naming it.
 #[test]
@@ -341,7 +341,7 @@ fn witness_start_up() {
     leaves_nothing(&data, witness_cmd(&data, &busy, &vkey));
     starts(serve());
     in_use_is_refused(&serve);
-    missing_secrets_are_refused(&data, &serve, &["witness.key"]);
+    missing_secrets_are_refused(&data, &serve, &["witness.ml-dsa-44.key"]);
     damage_is_an_error(&data, &serve);
 }
 

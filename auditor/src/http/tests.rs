@@ -285,6 +285,7 @@ async fn example_config_starts_a_witness() {
             dir.path(),
             "witness.test/example",
             &[log_key().verifier().vkey()],
+            config.key_type,
             config.admin_token().unwrap(),
         )
         .unwrap(),

@@ -225,6 +225,7 @@ mod tests {
     use super::*;
     use acd_core::bank_api::SignedOffer;
     use acd_core::checkpoint::{Checkpoint, SignedCheckpoint};
+    use acd_core::cosignature::CosignatureKind;
     use acd_core::cosignature::Cosigner;
     use acd_core::entry::{KeyCommit, LogEntry};
     use acd_core::goods;
@@ -245,7 +246,8 @@ mod tests {
     /// A log of five entries whose entry 3 commits the key of an offer.
     fn fixture(cosign: bool) -> Fixture {
         let log = NoteSigner::new(ORIGIN, SigningKey::from_bytes(&[1; 32])).expect("log key");
-        let witness = Cosigner::new("witness.test", SigningKey::from_bytes(&[5; 32])).expect("w");
+        let witness =
+            Cosigner::from_seed(CosignatureKind::MlDsa44, "witness.test", &[5; 32]).expect("w");
         let merchant = SigningKey::from_bytes(&[2; 32]);
         let k = [9; 32];
         let tid = Tid([3; 16]);
@@ -358,6 +360,40 @@ mod tests {
         let f = fixture(true);
         verify_file(&f.text(), &f.trust(&w, Some(1))).expect("cosigned");
         assert!(Trust::from_keys(&f.log.verifier().vkey(), &w, Some(2)).is_err());
+    }
+
+    #[test]
+    fn a_k_of_n_policy_mixes_both_cosignature_types() {
+        // An ML-DSA-44 and an Ed25519 witness both cosign: a policy of 2 of
+        // the two passes, and fails with either line missing or altered.
+        let ed = Cosigner::new("witness.test/ed", SigningKey::from_bytes(&[8; 32])).expect("ed");
+        let mut f = fixture(true);
+        let w = vec![f.witness.verifier().vkey(), ed.verifier().vkey()];
+        let with_both = |f: &Fixture, lines: &[String]| {
+            let mut bundle = f.bundle.clone();
+            let mut text = bundle.tlog_proof.clone();
+            for l in lines {
+                text.push_str(l);
+            }
+            bundle.tlog_proof = text;
+            serde_json::to_string(&bundle).expect("json")
+        };
+        let proof = acd_core::tlog_proof::TlogProof::parse(&f.bundle.tlog_proof).expect("proof");
+        let body = proof
+            .checkpoint
+            .split_once("\n\n")
+            .expect("note")
+            .0
+            .to_owned()
+            + "\n";
+        let ed_line = ed.cosign(&body, 1_600).expect("cosign").to_line();
+        verify_file(&with_both(&f, &[ed_line.clone()]), &f.trust(&w, Some(2))).expect("2 of 2");
+        verify_file(&f.text(), &f.trust(&w, Some(1))).expect("1 of 2: the ML-DSA-44 one");
+        assert!(verify_file(&f.text(), &f.trust(&w, Some(2))).is_err());
+        let forged = ed_line.replacen("witness.test/ed", "witness.test", 1);
+        assert!(verify_file(&with_both(&f, &[forged]), &f.trust(&w, Some(2))).is_err());
+        f.bundle.tlog_proof = f.bundle.tlog_proof.replacen("\n5\n", "\n6\n", 1);
+        assert!(verify_file(&with_both(&f, &[ed_line]), &f.trust(&w, Some(2))).is_err());
     }
 
     #[test]

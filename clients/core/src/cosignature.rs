@@ -35,11 +35,13 @@ pub const ML_DSA_44_SIGNATURE_SIZE: usize = 2420;
 pub const SUBTREE_LABEL: &[u8; 12] = b"subtree/v1\n\0";
 
 /// The two cosignature types of the spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CosignatureKind {
     /// `cosignature/v1` with Ed25519 (type 0x04).
+    #[serde(rename = "ed25519")]
     Ed25519,
     /// ML-DSA-44 `subtree/v1` (type 0x06).
+    #[serde(rename = "ml-dsa-44")]
     MlDsa44,
 }
 
@@ -158,9 +160,8 @@ impl PublicKey {
     }
 
     fn ml_dsa_44(encoded: [u8; ML_DSA_44_KEY_SIZE]) -> PublicKey {
-        let key = ml_dsa::VerifyingKey::<MlDsa44>::decode(&EncodedVerifyingKey::<MlDsa44>::from(
-            encoded,
-        ));
+        let key =
+            ml_dsa::VerifyingKey::<MlDsa44>::decode(&EncodedVerifyingKey::<MlDsa44>::from(encoded));
         PublicKey::MlDsa44 {
             encoded: Box::new(encoded),
             key: Box::new(key),
@@ -340,7 +341,11 @@ impl Cosigner {
     /// The cosigner of `kind` whose key is derived from the 32-byte `seed`:
     /// the Ed25519 secret key itself (RFC 8032), or the ML-DSA-44 seed `ξ`
     /// of FIPS 204 `ML-DSA.KeyGen_internal`.
-    pub fn from_seed(kind: CosignatureKind, name: &str, seed: &[u8; 32]) -> Result<Self, NoteError> {
+    pub fn from_seed(
+        kind: CosignatureKind,
+        name: &str,
+        seed: &[u8; 32],
+    ) -> Result<Self, NoteError> {
         match kind {
             CosignatureKind::Ed25519 => Cosigner::new(name, SigningKey::from_bytes(seed)),
             CosignatureKind::MlDsa44 => {
@@ -362,9 +367,15 @@ impl Cosigner {
     /// signs deterministically (FIPS 204's deterministic variant: the core
     /// draws no randomness) and refuses a body that is not a checkpoint
     /// without extension lines.
-    pub fn cosign(&self, checkpoint_body: &str, timestamp: u64) -> Result<NoteSignature, NoteError> {
+    pub fn cosign(
+        &self,
+        checkpoint_body: &str,
+        timestamp: u64,
+    ) -> Result<NoteSignature, NoteError> {
         if timestamp > i64::MAX as u64 {
-            return Err(NoteError::BadText("a cosignature timestamp is at most 2^63 - 1"));
+            return Err(NoteError::BadText(
+                "a cosignature timestamp is at most 2^63 - 1",
+            ));
         }
         let mut signature = Vec::with_capacity(8 + ML_DSA_44_SIGNATURE_SIZE);
         signature.extend_from_slice(&timestamp.to_be_bytes());
@@ -500,12 +511,15 @@ mod tests {
         assert_eq!(verifier.kind(), CosignatureKind::MlDsa44);
         assert_eq!(verifier.key_id(), 0xb5df45c5);
         assert_eq!(verifier.vkey(), v.vkey);
-        let raw = STANDARD.decode(v.vkey.splitn(3, '+').nth(2).unwrap()).unwrap();
+        let raw = STANDARD
+            .decode(v.vkey.splitn(3, '+').nth(2).unwrap())
+            .unwrap();
         assert_eq!(raw.len(), 1 + ML_DSA_44_KEY_SIZE);
         assert_eq!(key_id("example.com/mldsa-log", &raw), 0xb5df45c5);
 
-        let derived = Cosigner::from_seed(CosignatureKind::MlDsa44, "example.com/mldsa-log", &v.seed)
-            .unwrap();
+        let derived =
+            Cosigner::from_seed(CosignatureKind::MlDsa44, "example.com/mldsa-log", &v.seed)
+                .unwrap();
         assert_eq!(derived.verifier().vkey(), v.vkey);
 
         let note = Note::parse(&v.note).unwrap();
@@ -535,8 +549,15 @@ mod tests {
     #[test]
     fn ml_dsa_44_message_layout() {
         let root = [7u8; 32];
-        let m = subtree_message("w.test/1", 1_679_315_147, "example.com/log", 0, 20852163, &root)
-            .unwrap();
+        let m = subtree_message(
+            "w.test/1",
+            1_679_315_147,
+            "example.com/log",
+            0,
+            20852163,
+            &root,
+        )
+        .unwrap();
         let mut want = b"subtree/v1\n\x00".to_vec();
         assert_eq!(want.len(), 12);
         want.push(8);
@@ -563,12 +584,23 @@ mod tests {
         let line = c.cosign(BODY, 1_700_000_000).unwrap();
         assert_eq!(line.signature.len(), 8 + ML_DSA_44_SIGNATURE_SIZE);
         let note = Note::parse(&format!("{BODY}\n{}", line.to_line())).unwrap();
-        assert_eq!(c.verifier().verify(&note, &note.signatures[0]), Some(1_700_000_000));
+        assert_eq!(
+            c.verifier().verify(&note, &note.signatures[0]),
+            Some(1_700_000_000)
+        );
         let parsed = CosignatureVerifier::from_vkey(&c.verifier().vkey()).unwrap();
         assert_eq!(parsed, *c.verifier());
         // Base64 of the 0x06 type byte starts with 'B', then 'g'..'j'.
-        assert!(c.verifier().vkey().split('+').nth(2).unwrap().starts_with("B"));
-        let ed = Cosigner::from_seed(CosignatureKind::Ed25519, "witness.test/pq", &[9; 32]).unwrap();
+        assert!(
+            c.verifier()
+                .vkey()
+                .split('+')
+                .nth(2)
+                .unwrap()
+                .starts_with("B")
+        );
+        let ed =
+            Cosigner::from_seed(CosignatureKind::Ed25519, "witness.test/pq", &[9; 32]).unwrap();
         assert_ne!(ed.verifier().key_id(), c.verifier().key_id());
         assert_eq!(ed.verifier().verify(&note, &note.signatures[0]), None);
         // A line for the same checkpoint under another cosigner name fails.
@@ -578,7 +610,10 @@ mod tests {
         assert!(c.cosign(&format!("{BODY}extension\n"), 1).is_err());
         assert!(c.cosign("not a checkpoint\n", 1).is_err());
         let with_ext = Note::parse(&format!("{BODY}extension\n\n{}", line.to_line())).unwrap();
-        assert_eq!(c.verifier().verify(&with_ext, &with_ext.signatures[0]), None);
+        assert_eq!(
+            c.verifier().verify(&with_ext, &with_ext.signatures[0]),
+            None
+        );
         // Deterministic: the same statement gives the same line.
         assert_eq!(c.cosign(BODY, 1_700_000_000).unwrap(), line);
         assert!(c.cosign(BODY, u64::MAX).is_err());

@@ -295,14 +295,22 @@ mod tests {
             policy.check(&c),
             Err(ProofError::Witnesses { got: 0, need: 2 })
         );
-        c.note.signatures.push(w1.cosign(&c.note.text, 100).unwrap());
-        c.note.signatures.push(w1.cosign(&c.note.text, 101).unwrap());
-        c.note.signatures.push(w3.cosign(&c.note.text, 100).unwrap());
+        c.note
+            .signatures
+            .push(w1.cosign(&c.note.text, 100).unwrap());
+        c.note
+            .signatures
+            .push(w1.cosign(&c.note.text, 101).unwrap());
+        c.note
+            .signatures
+            .push(w3.cosign(&c.note.text, 100).unwrap());
         assert_eq!(
             policy.check(&c),
             Err(ProofError::Witnesses { got: 1, need: 2 })
         );
-        c.note.signatures.push(w2.cosign(&c.note.text, 100).unwrap());
+        c.note
+            .signatures
+            .push(w2.cosign(&c.note.text, 100).unwrap());
         policy.check(&c).expect("two of two");
         WitnessPolicy::none().check(&c).expect("none needed");
     }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use acd_auditor::witness::Witness;
 use acd_core::checkpoint::{Checkpoint, SignedCheckpoint};
-use acd_core::cosignature::Cosigner;
+use acd_core::cosignature::{CosignatureKind, Cosigner};
 use acd_core::merkle::{self, Hash};
 use acd_core::note::NoteSigner;
 use acd_core::witness::AddCheckpoint;
@@ -93,8 +93,8 @@ fn stream(origin: &str, tree: &Levels, requests: u64, growth: u64) -> Vec<String
         .collect()
 }
 
-fn witness(dir: &std::path::Path, origins: &[String]) -> Witness {
-    let cosigner = Cosigner::new("bench.test/witness", SigningKey::from_bytes(&[2; 32])).unwrap();
+fn witness(dir: &std::path::Path, origins: &[String], kind: CosignatureKind) -> Witness {
+    let cosigner = Cosigner::from_seed(kind, "bench.test/witness", &[2; 32]).unwrap();
     let logs = origins
         .iter()
         .map(|o| {
@@ -107,6 +107,7 @@ fn witness(dir: &std::path::Path, origins: &[String]) -> Witness {
 }
 
 struct Run {
+    kind: CosignatureKind,
     way: &'static str,
     logs: usize,
     requests: usize,
@@ -119,10 +120,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-fn direct(tmp: &std::path::Path, streams: &[(String, Vec<String>)]) -> Run {
+fn direct(tmp: &std::path::Path, streams: &[(String, Vec<String>)], kind: CosignatureKind) -> Run {
     let dir = tempfile::tempdir_in(tmp).unwrap();
     let origins: Vec<String> = streams.iter().map(|s| s.0.clone()).collect();
-    let w = Arc::new(witness(dir.path(), &origins));
+    let w = Arc::new(witness(dir.path(), &origins, kind));
     let start = Instant::now();
     let latencies = std::thread::scope(|scope| {
         let handles: Vec<_> = streams
@@ -147,6 +148,7 @@ fn direct(tmp: &std::path::Path, streams: &[(String, Vec<String>)]) -> Run {
             .collect::<Vec<_>>()
     });
     Run {
+        kind,
         way: "direct",
         logs: streams.len(),
         requests: latencies.len(),
@@ -155,10 +157,14 @@ fn direct(tmp: &std::path::Path, streams: &[(String, Vec<String>)]) -> Run {
     }
 }
 
-async fn http(tmp: &std::path::Path, streams: &[(String, Vec<String>)]) -> Run {
+async fn http(
+    tmp: &std::path::Path,
+    streams: &[(String, Vec<String>)],
+    kind: CosignatureKind,
+) -> Run {
     let dir = tempfile::tempdir_in(tmp).unwrap();
     let origins: Vec<String> = streams.iter().map(|s| s.0.clone()).collect();
-    let w = Arc::new(witness(dir.path(), &origins));
+    let w = Arc::new(witness(dir.path(), &origins, kind));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/add-checkpoint", listener.local_addr().unwrap());
     let server = tokio::spawn(acd_auditor::http::run(
@@ -194,6 +200,7 @@ async fn http(tmp: &std::path::Path, streams: &[(String, Vec<String>)]) -> Run {
     let wall = start.elapsed();
     server.abort();
     Run {
+        kind,
         way: "HTTP loopback",
         logs: streams.len(),
         requests: latencies.len(),
@@ -231,15 +238,22 @@ fn main() {
     };
     let (s1, s4, s16) = (streams(1), streams(4), streams(16));
 
+    // The two key types interleaved, configuration by configuration, so
+    // that the machine's noise falls on both alike.
+    const KINDS: [CosignatureKind; 2] = [CosignatureKind::Ed25519, CosignatureKind::MlDsa44];
     let mut runs = Vec::new();
     for s in [&s1, &s4, &s16] {
-        eprintln!("direct, {} logs...", s.len());
-        runs.push(direct(&tmp, s));
+        for kind in KINDS {
+            eprintln!("direct, {kind}, {} logs...", s.len());
+            runs.push(direct(&tmp, s, kind));
+        }
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
     for s in [&s1, &s4, &s16] {
-        eprintln!("HTTP, {} logs...", s.len());
-        runs.push(rt.block_on(http(&tmp, s)));
+        for kind in KINDS {
+            eprintln!("HTTP, {kind}, {} logs...", s.len());
+            runs.push(rt.block_on(http(&tmp, s, kind)));
+        }
     }
 
     println!(
@@ -247,12 +261,13 @@ fn main() {
         requests * growth,
         proof_lines as f64 / one.len() as f64
     );
-    println!("| way in | logs | requests | wall | requests/s | p50 | p99 |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| key | way in | logs | requests | wall | requests/s | p50 | p99 |");
+    println!("|---|---|---|---|---|---|---|---|");
     for mut r in runs {
         r.latencies.sort();
         println!(
-            "| {} | {} | {} | {:.2} s | {:.0} | {:.2} ms | {:.2} ms |",
+            "| {} | {} | {} | {} | {:.2} s | {:.0} | {:.2} ms | {:.2} ms |",
+            r.kind,
             r.way,
             r.logs,
             r.requests,
@@ -260,6 +275,32 @@ fn main() {
             r.requests as f64 / r.wall.as_secs_f64(),
             percentile(&r.latencies, 0.5).as_secs_f64() * 1e3,
             percentile(&r.latencies, 0.99).as_secs_f64() * 1e3,
+        );
+    }
+
+    // The limits beside: one core cosigning and verifying, nothing else.
+    println!("\n| key | cosign / s (1 core) | verify / s (1 core) | line bytes |");
+    println!("|---|---|---|---|");
+    let body = "bench.test/log0\n500000\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+    for kind in KINDS {
+        let c = Cosigner::from_seed(kind, "bench.test/witness", &[2; 32]).unwrap();
+        let n = 2000u64;
+        let t = Instant::now();
+        let mut line = None;
+        for i in 0..n {
+            line = Some(c.cosign(body, 1_700_000_000 + i).unwrap());
+        }
+        let sign_rate = n as f64 / t.elapsed().as_secs_f64();
+        let line = line.unwrap();
+        let note = acd_core::note::Note::parse(&format!("{body}\n{}", line.to_line())).unwrap();
+        let t = Instant::now();
+        for _ in 0..n {
+            assert!(c.verifier().verify(&note, &note.signatures[0]).is_some());
+        }
+        let verify_rate = n as f64 / t.elapsed().as_secs_f64();
+        println!(
+            "| {kind} | {sign_rate:.0} | {verify_rate:.0} | {} |",
+            line.to_line().len()
         );
     }
 }

@@ -387,7 +387,11 @@ mod tests {
             .to_owned()
             + "\n";
         let ed_line = ed.cosign(&body, 1_600).expect("cosign").to_line();
-        verify_file(&with_both(&f, &[ed_line.clone()]), &f.trust(&w, Some(2))).expect("2 of 2");
+        verify_file(
+            &with_both(&f, std::slice::from_ref(&ed_line)),
+            &f.trust(&w, Some(2)),
+        )
+        .expect("2 of 2");
         verify_file(&f.text(), &f.trust(&w, Some(1))).expect("1 of 2: the ML-DSA-44 one");
         assert!(verify_file(&f.text(), &f.trust(&w, Some(2))).is_err());
         let forged = ed_line.replacen("witness.test/ed", "witness.test", 1);

@@ -294,7 +294,7 @@ impl CosignatureVerifier {
 }
 
 enum SecretKey {
-    Ed25519(SigningKey),
+    Ed25519(Box<SigningKey>),
     MlDsa44(Box<ml_dsa::SigningKey<MlDsa44>>),
 }
 
@@ -334,7 +334,7 @@ impl Cosigner {
     pub fn new(name: &str, key: SigningKey) -> Result<Self, NoteError> {
         Ok(Cosigner {
             verifier: CosignatureVerifier::new(name, key.verifying_key())?,
-            key: SecretKey::Ed25519(key),
+            key: SecretKey::Ed25519(Box::new(key)),
         })
     }
 

@@ -297,20 +297,20 @@ mod tests {
         );
         c.note
             .signatures
-            .push(w1.cosign(&c.note.text, 100).unwrap());
+            .push(w1.cosign(&c.note.text, 100).expect("cosign"));
         c.note
             .signatures
-            .push(w1.cosign(&c.note.text, 101).unwrap());
+            .push(w1.cosign(&c.note.text, 101).expect("cosign"));
         c.note
             .signatures
-            .push(w3.cosign(&c.note.text, 100).unwrap());
+            .push(w3.cosign(&c.note.text, 100).expect("cosign"));
         assert_eq!(
             policy.check(&c),
             Err(ProofError::Witnesses { got: 1, need: 2 })
         );
         c.note
             .signatures
-            .push(w2.cosign(&c.note.text, 100).unwrap());
+            .push(w2.cosign(&c.note.text, 100).expect("cosign"));
         policy.check(&c).expect("two of two");
         WitnessPolicy::none().check(&c).expect("none needed");
     }

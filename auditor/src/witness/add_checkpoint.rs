@@ -114,6 +114,11 @@ impl Witness {
         if old > size {
             return Err(WitnessError::OldTooLarge { old, size });
         }
+        // A checkpoint this key type cannot cosign (ML-DSA-44 does not cover
+        // extension lines) is refused before anything is recorded.
+        self.cosigner
+            .can_cosign(&signed.note.text)
+            .map_err(|e| WitnessError::Malformed(format!("cannot cosign this checkpoint: {e}")))?;
 
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let stored = self.latest(first)?;
@@ -176,17 +181,17 @@ impl Witness {
             root,
             note: note.to_text(),
         };
-        // Signed before it is recorded, so that a checkpoint this key type
-        // cannot cosign (ML-DSA-44 does not cover extension lines) changes
-        // nothing; the line is released only once the record is durable.
-        let line = self
-            .cosigner
-            .cosign(&signed.note.text, self.clock.now_ms() / 1000)
-            .map_err(|e| WitnessError::Malformed(format!("cannot cosign this checkpoint: {e}")))?;
         self.latest
             .insert(first.as_bytes(), encode_latest(&latest))?;
         self.db.flush()?;
         drop(_guard);
+        // Signed outside the lock (ML-DSA-44 signing takes half a
+        // millisecond), once the record is durable; `can_cosign` above
+        // made sure it signs.
+        let line = self
+            .cosigner
+            .cosign(&signed.note.text, self.clock.now_ms() / 1000)
+            .map_err(|e| WitnessError::Malformed(format!("cannot cosign this checkpoint: {e}")))?;
         inc(&self.metrics.cosignatures);
         Ok(line.to_line())
     }

@@ -95,6 +95,52 @@ fn cosigns_consistent_checkpoints() {
     w.add_checkpoint(&request(300, &t, &log_key())).unwrap();
 }
 
+// An ML-DSA-44 witness cosigns the same way, with lines of its type; a
+// checkpoint with an extension line, which its signature would not cover,
+// is refused as malformed and records nothing.
+#[test]
+fn an_ml_dsa_44_witness_cosigns_and_refuses_extensions() {
+    use acd_core::cosignature::{CosignatureKind, cosigners};
+    let dir = tempfile::tempdir().unwrap();
+    let cosigner =
+        Cosigner::from_seed(CosignatureKind::MlDsa44, "witness.test/pq", &[2; 32]).unwrap();
+    let w = Witness::open(dir.path(), cosigner, vec![log_key().verifier()]).unwrap();
+    let t = tree(10, 0);
+    let extended = SignedCheckpoint::sign(
+        Checkpoint {
+            origin: ORIGIN.into(),
+            size: t.len(),
+            root: t.root(),
+            extensions: vec!["ext".into()],
+        },
+        &log_key(),
+    )
+    .unwrap()
+    .to_text();
+    let body = AddCheckpoint {
+        old_size: 0,
+        proof: vec![],
+        checkpoint: extended,
+    }
+    .to_body();
+    assert!(matches!(
+        w.add_checkpoint(&body),
+        Err(WitnessError::Malformed(_))
+    ));
+    assert!(w.latest(ORIGIN).unwrap().is_none());
+
+    let line = w.add_checkpoint(&request(0, &t, &log_key())).unwrap();
+    let note = Note::parse(&format!("{}{line}", signed(&t, &log_key()))).unwrap();
+    assert_eq!(note.signatures.last().unwrap().signature.len(), 8 + 2420);
+    assert_eq!(
+        cosigners(&note, std::slice::from_ref(w.cosigner().verifier())).len(),
+        1
+    );
+    let more = tree(300, 0);
+    w.add_checkpoint(&request(10, &more, &log_key())).unwrap();
+    assert_eq!(w.latest(ORIGIN).unwrap().unwrap().size, 300);
+}
+
 // A log whose first cosigned checkpoint is the empty tree gets its next one cosigned without a proof.
 #[test]
 fn from_the_empty_tree() {

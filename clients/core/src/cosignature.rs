@@ -349,6 +349,9 @@ impl Cosigner {
         match kind {
             CosignatureKind::Ed25519 => Cosigner::new(name, SigningKey::from_bytes(seed)),
             CosignatureKind::MlDsa44 => {
+                if name.len() > 255 {
+                    return Err(NoteError::BadKeyName(name.to_owned()));
+                }
                 let key = ml_dsa::SigningKey::<MlDsa44>::from_seed(&(*seed).into());
                 let encoded: [u8; ML_DSA_44_KEY_SIZE] = key.verifying_key().encode().into();
                 Ok(Cosigner {
@@ -361,6 +364,17 @@ impl Cosigner {
 
     pub fn verifier(&self) -> &CosignatureVerifier {
         &self.verifier
+    }
+
+    /// Whether [`Cosigner::cosign`] would sign this checkpoint body, without
+    /// signing: a witness asks before it records anything.
+    pub fn can_cosign(&self, checkpoint_body: &str) -> Result<(), NoteError> {
+        match self.key {
+            SecretKey::Ed25519(_) => Ok(()),
+            SecretKey::MlDsa44(_) => {
+                checkpoint_message(&self.verifier.name, checkpoint_body, 0).map(drop)
+            }
+        }
     }
 
     /// Cosigns a checkpoint body (the note text) at `timestamp`. ML-DSA-44
@@ -608,6 +622,14 @@ mod tests {
         renamed.name = "witness.test/other".into();
         assert_eq!(c.verifier().verify(&note, &renamed), None);
         assert!(c.cosign(&format!("{BODY}extension\n"), 1).is_err());
+        assert!(c.can_cosign(&format!("{BODY}extension\n")).is_err());
+        assert!(c.can_cosign(BODY).is_ok());
+        let long_origin = format!(
+            "{}\n1\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n",
+            "o".repeat(256)
+        );
+        assert!(c.can_cosign(&long_origin).is_err());
+        assert!(Cosigner::from_seed(CosignatureKind::MlDsa44, &"n".repeat(256), &[9; 32]).is_err());
         assert!(c.cosign("not a checkpoint\n", 1).is_err());
         let with_ext = Note::parse(&format!("{BODY}extension\n\n{}", line.to_line())).unwrap();
         assert_eq!(

@@ -16,6 +16,12 @@
 //!   signature checked.
 //! - `bundle`: a proof bundle (`acd wallet proof`), checked offline:
 //!   certified delivery.
+//! - `consistency_tiles` / `consistency_from_tiles`, `entry_bundles` /
+//!   `bundle_entries`: the same checks on a mirror that serves only the
+//!   C2SP read path (C2SP tlog-tiles): which tiles to fetch, then the RFC
+//!   9162 consistency proof computed from them (checked by `checkpoint`
+//!   like one from the API, so a mirror is trusted no more than the log),
+//!   and the entries of the entry bundles.
 //!
 //! Nothing here does I/O: the page fetches, this module decides.
 
@@ -24,9 +30,13 @@ use acd_core::checkpoint::SignedCheckpoint;
 use acd_core::cosignature::CosignatureVerifier;
 use acd_core::entry::{LogEntry, Outcome};
 use acd_core::log_api::{EntryProof, IndexedEntry};
-use acd_core::merkle::Hash;
+use acd_core::merkle::{self, Hash};
 use acd_core::note::NoteVerifier;
 use acd_core::proof::{LogView, ProofError, WitnessPolicy, verify_entry_proof};
+use acd_core::tile::{
+    TILE_WIDTH, TileId, TilePath, decode_bundle, node_location, subtree_hash_from_tile,
+    tile_hashes, tile_width,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -71,6 +81,28 @@ pub enum Request {
         bundle: ProofBundle,
         trust: Trust,
     },
+    ConsistencyTiles {
+        from: u64,
+        to: u64,
+    },
+    ConsistencyFromTiles {
+        from: u64,
+        to: u64,
+        /// Hex contents by tile path, as `consistency_tiles` named them.
+        tiles: std::collections::BTreeMap<String, String>,
+    },
+    EntryBundles {
+        start: u64,
+        end: u64,
+        size: u64,
+    },
+    BundleEntries {
+        origin: String,
+        start: u64,
+        end: u64,
+        /// Hex contents of the bundles `entry_bundles` named, in order.
+        bundles: Vec<String>,
+    },
 }
 
 /// Runs one JSON request; always answers JSON, never panics on input.
@@ -98,7 +130,139 @@ fn run(req: Request) -> Result<Value, String> {
         Request::Entry { proof, trust } => entry(&proof, &trust),
         Request::Entries { origin, entries } => Ok(entries_answer(&origin, &entries)),
         Request::Bundle { bundle, trust } => bundle_answer(&bundle, &trust),
+        Request::ConsistencyTiles { from, to } => consistency_tiles(from, to),
+        Request::ConsistencyFromTiles { from, to, tiles } => {
+            consistency_from_tiles(from, to, &tiles)
+        }
+        Request::EntryBundles { start, end, size } => entry_bundles(start, end, size),
+        Request::BundleEntries {
+            origin,
+            start,
+            end,
+            bundles,
+        } => bundle_entries(&origin, start, end, &bundles),
     }
+}
+
+/// The hash tile of the tree of `size` that holds node (`level`, `index`):
+/// its path for that size, and the full tile's path, which a mirror serves
+/// instead once the tree has grown past it (it holds the same hashes first).
+fn hash_tile(level: u8, index: u64, size: u64) -> (String, String) {
+    let (tile_level, tile_index, _, _) = node_location(level, index);
+    let width = tile_width(tile_level, tile_index, size);
+    let path = |width: u64| {
+        TilePath::Hashes(TileId {
+            level: tile_level,
+            index: tile_index,
+            width: width as u16,
+        })
+        .to_path()
+    };
+    (path(width), path(TILE_WIDTH))
+}
+
+fn sizes(from: u64, to: u64) -> Result<(), String> {
+    if from == 0 || from >= to {
+        return Err(format!(
+            "no consistency proof is needed from {from} to {to}"
+        ));
+    }
+    Ok(())
+}
+
+fn consistency_tiles(from: u64, to: u64) -> Result<Value, String> {
+    sizes(from, to)?;
+    let mut tiles: Vec<(String, String)> = Vec::new();
+    merkle::consistency_proof(from, to, |level, index| {
+        let t = hash_tile(level, index, to);
+        if !tiles.contains(&t) {
+            tiles.push(t);
+        }
+        Ok::<Hash, ()>([0; 32])
+    })
+    .map_err(|e| format!("{e:?}"))?;
+    let list: Vec<Value> = tiles
+        .into_iter()
+        .map(|(path, full)| json!({"path": path, "full": full}))
+        .collect();
+    Ok(json!({ "tiles": list }))
+}
+
+fn consistency_from_tiles(
+    from: u64,
+    to: u64,
+    tiles: &std::collections::BTreeMap<String, String>,
+) -> Result<Value, String> {
+    sizes(from, to)?;
+    let proof = merkle::consistency_proof(from, to, |level, index| {
+        let (path, full) = hash_tile(level, index, to);
+        let text = tiles
+            .get(&path)
+            .or_else(|| tiles.get(&full))
+            .ok_or_else(|| format!("{path} was not fetched"))?;
+        let bytes = hex::decode(text).map_err(|_| format!("{path}: not hex"))?;
+        let hashes = tile_hashes(&bytes).map_err(|e| format!("{path}: {e}"))?;
+        subtree_hash_from_tile(&hashes, level, index).map_err(|e| format!("{path}: {e}"))
+    })
+    .map_err(|e| match e {
+        merkle::ProveError::Source(s) => s,
+        other => other.to_string(),
+    })?;
+    Ok(json!({ "proof": proof.iter().map(hex::encode).collect::<Vec<_>>() }))
+}
+
+/// At most this many entries per `entry_bundles` request, as the API's.
+const MAX_ENTRIES: u64 = 1000;
+
+fn entry_bundles(start: u64, end: u64, size: u64) -> Result<Value, String> {
+    if start >= end || end > size || end - start > MAX_ENTRIES {
+        return Err(format!(
+            "entries {start}..{end} of a tree of {size}: at most {MAX_ENTRIES}, inside the tree"
+        ));
+    }
+    let list: Vec<Value> = (start / TILE_WIDTH..=(end - 1) / TILE_WIDTH)
+        .map(|n| {
+            let width = size.saturating_sub(n * TILE_WIDTH).min(TILE_WIDTH);
+            let path = |width: u64| {
+                TilePath::Entries {
+                    index: n,
+                    width: width as u16,
+                }
+                .to_path()
+            };
+            json!({"index": n, "path": path(width), "full": path(TILE_WIDTH)})
+        })
+        .collect();
+    Ok(json!({ "bundles": list }))
+}
+
+fn bundle_entries(origin: &str, start: u64, end: u64, bundles: &[String]) -> Result<Value, String> {
+    if start >= end || end - start > MAX_ENTRIES {
+        return Err(format!("entries {start}..{end}: at most {MAX_ENTRIES}"));
+    }
+    let first = start / TILE_WIDTH;
+    let mut entries = Vec::new();
+    for (i, text) in bundles.iter().enumerate() {
+        let n = first + i as u64;
+        let bytes = hex::decode(text).map_err(|_| format!("entry bundle {n}: not hex"))?;
+        let decoded = decode_bundle(&bytes).map_err(|e| format!("entry bundle {n}: {e}"))?;
+        for (j, entry) in decoded.iter().enumerate() {
+            let index = n * TILE_WIDTH + j as u64;
+            if (start..end).contains(&index) {
+                entries.push(IndexedEntry {
+                    index,
+                    entry: entry.to_vec(),
+                });
+            }
+        }
+    }
+    if entries.len() as u64 != end - start {
+        return Err(format!(
+            "the entry bundles hold {} of the entries {start}..{end}",
+            entries.len()
+        ));
+    }
+    Ok(entries_answer(origin, &entries))
 }
 
 struct Trusted {

@@ -274,3 +274,142 @@ fn entries_are_decoded_with_their_signatures_checked() {
     assert_eq!(list[1]["signature_ok"], false);
     assert!(list[2]["error"].is_string());
 }
+
+/// The hex contents of tile (`level`, `index`) of `tree` at `width` hashes.
+fn tile_hex(tree: &MemoryTree, level: u8, index: u64, width: u64) -> String {
+    let hashes: Vec<Hash> = (0..width)
+        .map(|i| tree.subtree_hash(level * 8, index * 256 + i))
+        .collect();
+    hex::encode(acd_core::tile::tile_bytes(&hashes))
+}
+
+/// Serves the tiles `consistency_tiles` names from `tree` (of at least the
+/// size asked), as a mirror would: partial tiles at their width, or the
+/// full tile when `full` is set.
+fn serve_tiles(tiles: &Value, tree: &MemoryTree, full: bool) -> Value {
+    let mut out = serde_json::Map::new();
+    for t in tiles["tiles"].as_array().unwrap() {
+        let path = t[if full { "full" } else { "path" }].as_str().unwrap();
+        let parsed = acd_core::tile::parse_tile_path(path).unwrap();
+        let acd_core::tile::TilePath::Hashes(id) = parsed else {
+            panic!("{path}")
+        };
+        out.insert(
+            path.to_owned(),
+            json!(tile_hex(tree, id.level, id.index, u64::from(id.width))),
+        );
+    }
+    Value::Object(out)
+}
+
+// On a mirror of the read path only, the consistency proof is computed from
+// the hash tiles (partial ones, or the full ones that replace them once the
+// tree grew) and equals RFC 9162's; a wrong tile gives a proof that does not
+// verify, and a missing one is named.
+#[test]
+fn a_consistency_proof_is_computed_from_tiles() {
+    let mut big = MemoryTree::new();
+    for i in 0u32..70_000 {
+        big.push(merkle::leaf_hash(&i.to_be_bytes()));
+    }
+    let mut tree = MemoryTree::new();
+    for h in &big.leaves()[..66_000] {
+        tree.push(*h);
+    }
+    for (from, to) in [
+        (1u64, 66_000u64),
+        (300, 700),
+        (256, 65_536),
+        (65_537, 66_000),
+        (5, 6),
+    ] {
+        let tiles = ok(json!({"op": "consistency_tiles", "from": from, "to": to}));
+        assert!(!tiles["tiles"].as_array().unwrap().is_empty());
+        let want: Vec<String> = tree
+            .consistency_proof(from, to)
+            .unwrap()
+            .iter()
+            .map(hex::encode)
+            .collect();
+        for (source, full) in [(&tree, false), (&big, true)] {
+            let got = ok(
+                json!({"op": "consistency_from_tiles", "from": from, "to": to,
+                "tiles": serve_tiles(&tiles, source, full)}),
+            );
+            assert_eq!(
+                got["proof"],
+                json!(want),
+                "{from}..{to}, full tiles: {full}"
+            );
+        }
+    }
+    let tiles = ok(json!({"op": "consistency_tiles", "from": 300, "to": 700}));
+    assert_eq!(
+        tiles["tiles"][0],
+        json!({"path": "tile/0/001", "full": "tile/0/001"})
+    );
+    let mut served = serve_tiles(&tiles, &tree, false);
+    let first = tiles["tiles"][0]["path"].as_str().unwrap().to_owned();
+    let mut bytes = hex::decode(served[&first].as_str().unwrap()).unwrap();
+    bytes[40] ^= 1;
+    served[&first] = json!(hex::encode(&bytes));
+    let got = ok(json!({"op": "consistency_from_tiles", "from": 300, "to": 700, "tiles": served}));
+    let proof: Vec<Hash> = serde_json::from_value::<Vec<String>>(got["proof"].clone())
+        .unwrap()
+        .iter()
+        .map(|h| hex::decode(h).unwrap().try_into().unwrap())
+        .collect();
+    assert!(
+        merkle::verify_consistency(300, 700, &proof, &tree.root_at(300), &tree.root_at(700))
+            .is_err()
+    );
+    served.as_object_mut().unwrap().remove(&first);
+    assert!(
+        err(json!({"op": "consistency_from_tiles", "from": 300, "to": 700, "tiles": served}))
+            .contains("was not fetched")
+    );
+    assert!(
+        err(json!({"op": "consistency_tiles", "from": 7, "to": 7}))
+            .contains("no consistency proof")
+    );
+    assert!(
+        err(json!({"op": "consistency_tiles", "from": 0, "to": 7}))
+            .contains("no consistency proof")
+    );
+}
+
+// Entries come from the entry bundles a mirror serves: the page is told
+// which (partial for the last one), and gets each entry decoded and its
+// signature checked, exactly the range asked.
+#[test]
+fn entries_are_read_from_entry_bundles() {
+    let b = ok(json!({"op": "entry_bundles", "start": 250, "end": 270, "size": 300}));
+    assert_eq!(
+        b["bundles"],
+        json!([
+            {"index": 0, "path": "tile/entries/000", "full": "tile/entries/000"},
+            {"index": 1, "path": "tile/entries/001.p/44", "full": "tile/entries/001"}
+        ])
+    );
+    assert!(
+        err(json!({"op": "entry_bundles", "start": 0, "end": 301, "size": 300}))
+            .contains("inside the tree")
+    );
+    assert!(
+        err(json!({"op": "entry_bundles", "start": 0, "end": 1001, "size": 5000}))
+            .contains("at most 1000")
+    );
+
+    let log = Log::new(30, 1);
+    let refs: Vec<&[u8]> = log.leaves.iter().map(Vec::as_slice).collect();
+    let bundle = hex::encode(acd_core::tile::encode_bundle(&refs).unwrap());
+    let a = ok(
+        json!({"op": "bundle_entries", "origin": ORIGIN, "start": 10, "end": 30, "bundles": [bundle]}),
+    );
+    let list = a["entries"].as_array().unwrap();
+    assert_eq!(list.len(), 20);
+    assert_eq!(list[0]["index"], 10);
+    assert!(list.iter().all(|e| e["signature_ok"] == true));
+    assert!(err(json!({"op": "bundle_entries", "origin": ORIGIN, "start": 10, "end": 31, "bundles": [bundle]})).contains("hold 20 of the entries"));
+    assert!(err(json!({"op": "bundle_entries", "origin": ORIGIN, "start": 0, "end": 3, "bundles": ["zz"]})).contains("not hex"));
+}

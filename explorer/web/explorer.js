@@ -44,11 +44,50 @@ async function fetchText(path) {
   if (!res.ok) {
     let msg = body;
     try { const j = JSON.parse(body); msg = j.message || j.error || body; } catch (_) { /* plain text */ }
+    // A static server's error page says nothing more than its status.
+    if ((res.headers.get("content-type") || "").startsWith("text/html")) msg = "not served here";
     throw new Error(`${path}: HTTP ${res.status}: ${msg}`);
   }
   return body;
 }
 const fetchJSON = async (path) => JSON.parse(await fetchText(path));
+
+// A tile or entry bundle as hex: at the path for the tree size asked, or,
+// since a mirror may replace a partial tile by the full one once the tree
+// grew past it, at the full tile's path.
+async function fetchTileHex(path, full) {
+  let res = await fetch(here(path));
+  if (!res.ok && full !== path) res = await fetch(here(full));
+  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}`);
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+// What the core answers, or an exception with its error.
+function coreOk(request) {
+  const a = core(request);
+  if (a.error) throw new Error(a.error);
+  return a.ok;
+}
+
+// The consistency proof from `from` to `to`: from the log's JSON API, or,
+// on a mirror of the read path only, computed by the core from the hash
+// tiles. Either way `checkpoint` verifies it against both signed roots.
+async function consistencyProof(from, to) {
+  try {
+    return (await fetchJSON(`api/v1/consistency?from=${from}&to=${to}`)).proof;
+  } catch (apiError) {
+    try {
+      const tiles = {};
+      for (const t of coreOk({ op: "consistency_tiles", from, to }).tiles) {
+        tiles[t.path] = await fetchTileHex(t.path, t.full);
+      }
+      return coreOk({ op: "consistency_from_tiles", from, to, tiles }).proof;
+    } catch (tileError) {
+      throw new Error(`${apiError.message}; from the tiles: ${tileError.message}`);
+    }
+  }
+}
 
 function setStatus(id, state, text) {
   const el = $(id);
@@ -81,7 +120,12 @@ async function loadTrust() {
       const info = await fetchJSON("api/v1/log");
       trust = { log: info.vkey, witnesses: info.witnesses, threshold: info.threshold };
     } catch (_) {
-      trust = { log: (await fetchText("vkey")).trim(), witnesses: [], threshold: 0 };
+      try {
+        trust = { log: (await fetchText("vkey")).trim(), witnesses: [], threshold: 0 };
+      } catch (_) {
+        // A mirror of the read path serves no key: the user brings it.
+        trust = { log: "", witnesses: [], threshold: 0 };
+      }
     }
   }
   showTrust();
@@ -93,7 +137,9 @@ function showTrust() {
   $("threshold").value = String(trust.threshold);
   $("trust-status").textContent = pinned
     ? "Keys pinned in this browser: every checkpoint must be signed by this log key."
-    : "Keys as this server states them, not pinned: pin them (or paste the keys you know) so that a server that changes its key is caught.";
+    : trust.log === ""
+      ? "This server does not state the log's key (a mirror of the read path): paste the log's verifier key and the witnesses' keys you know, and pin them."
+      : "Keys as this server states them, not pinned: pin them (or paste the keys you know) so that a server that changes its key is caught.";
 }
 
 function readTrust() {
@@ -114,8 +160,7 @@ async function checkCheckpoint(note) {
   if (a.ok && a.ok.view.state === "needs_consistency") {
     const { from, to } = a.ok.view;
     try {
-      const p = await fetchJSON(`api/v1/consistency?from=${from}&to=${to}`);
-      a = core({ ...req, consistency: p.proof });
+      a = core({ ...req, consistency: await consistencyProof(from, to) });
     } catch (e) {
       a.ok.view = { state: "unchecked", reason: `no consistency proof from ${from} to ${to}: ${e.message}` };
     }
@@ -269,15 +314,24 @@ async function showEntries() {
   const start = Math.max(0, end - PAGE);
   $("entries-range").textContent = end === 0 ? "no entries" : `${start}–${end - 1} of ${latestSize}`;
   if (end === 0) return;
-  let list;
-  try {
-    list = await fetchJSON(`api/v1/entries?start=${start}&end=${end}`);
-  } catch (e) {
-    $("entries-range").textContent = `entries not available here: ${e.message}`;
-    return;
-  }
   const origin = $("origin").textContent;
-  const a = core({ op: "entries", origin, entries: list.entries });
+  let a;
+  try {
+    const list = await fetchJSON(`api/v1/entries?start=${start}&end=${end}`);
+    a = core({ op: "entries", origin, entries: list.entries });
+  } catch (apiError) {
+    // A mirror of the read path: the entry bundles hold the same entries.
+    try {
+      const bundles = [];
+      for (const b of coreOk({ op: "entry_bundles", start, end, size: latestSize }).bundles) {
+        bundles.push(await fetchTileHex(b.path, b.full));
+      }
+      a = core({ op: "bundle_entries", origin, start, end, bundles });
+    } catch (e) {
+      $("entries-range").textContent = `entries not available here: ${apiError.message}; ${e.message}`;
+      return;
+    }
+  }
   if (a.error) {
     $("entries-range").textContent = `failed: ${a.error}`;
     return;

@@ -76,6 +76,13 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Write the explorer's static files (`index.html`, `explorer/…`) into a
+    /// directory, to serve beside a mirror of the read path.
+    Explorer {
+        /// The directory, such as the one given to `serve --tiles file:///DIR`.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write a backup of a stopped log's data directory (key, entries,
     /// checkpoints) to one archive.
     Backup(acd_serve::backup::BackupArgs),
@@ -118,6 +125,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Vkey { data } => {
             let signer = keys::load(&data)?;
             println!("{}", signer.verifier().vkey());
+        }
+        Command::Explorer { out } => {
+            let written = acd_log_server::http::explorer::write_files(&out)
+                .with_context(|| format!("writing the explorer into {}", out.display()))?;
+            for path in written {
+                println!("wrote {}", path.display());
+            }
         }
         Command::Backup(args) => {
             acd_serve::backup::backup_command(&args, "log")?;

@@ -5,10 +5,12 @@
 // same browser.
 //
 // Environment: ACD_TEST_CHROMIUM (the browser), EXPLORER_URL (the page),
-// EXPLORER_PROFILE (profile directory), EXPLORER_PHASE ("honest" or
-// "forked"), and for "honest": EXPLORER_SIZE (the tree size to show),
-// EXPLORER_TID (a committed TID), EXPLORER_BUNDLE (a proof bundle file),
-// EXPLORER_LOG_KEY (the key to pin), EXPLORER_SCREENSHOT (optional PNG).
+// EXPLORER_PROFILE (profile directory), EXPLORER_PHASE ("honest",
+// "mirror", "mirror-grown" or "forked"), and as the phases need them:
+// EXPLORER_SIZE (the tree size to show), EXPLORER_PREVIOUS_SIZE (the size
+// seen before), EXPLORER_TID (a committed TID), EXPLORER_BUNDLE (a proof
+// bundle file), EXPLORER_LOG_KEY and EXPLORER_WITNESS_KEY (the keys to pin),
+// EXPLORER_SCREENSHOT (optional PNG).
 // Exits non-zero, naming the first check that failed.
 
 import { readFileSync } from "node:fs";
@@ -117,6 +119,53 @@ async function honest(context, url) {
   check(errors.length === 0, `no script errors (${errors.join("; ")})`);
 }
 
+// The same page from a static server that mirrors only the read path: no
+// key is stated, so the user pastes the keys; the checkpoint, its
+// cosignature and the entries (from the entry bundles) verify.
+async function mirror(context, url) {
+  const { page, errors } = await open(context, url);
+  check((await page.textContent("#trust-status")).includes("does not state the log's key"), "the mirror states no key and the page says so");
+  await page.fill("#log-key", env("EXPLORER_LOG_KEY"));
+  await page.fill("#witness-keys", env("EXPLORER_WITNESS_KEY"));
+  await page.fill("#threshold", "1");
+  await page.evaluate(() => { document.querySelector("#checkpoint-status").dataset.state = "pending"; });
+  await page.click("#pin");
+  const cp = await status(page, "checkpoint-status");
+  check(cp.state === "verified", `the mirror's checkpoint verifies under the pasted keys (${cp.text})`);
+  check((await page.textContent("#size")) === env("EXPLORER_SIZE"), `the mirror shows the tree size ${env("EXPLORER_SIZE")}`);
+  const sigs = await page.$$eval("#signatures tbody tr", (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
+  check(sigs.some((r) => r[2] === "witness" && r[4] === "yes"), "the witness's cosignature is shown verified on the mirror");
+  await entriesListed(page);
+  check(errors.length === 0, `no script errors (${errors.join("; ")})`);
+}
+
+// The mirror after the log grew: the page proves the new checkpoint
+// consistent with the one it kept, from the hash tiles alone.
+async function mirrorGrown(context, url) {
+  const { page, errors } = await open(context, url);
+  const cp = await status(page, "checkpoint-status");
+  check(cp.state === "verified", `the grown mirror's checkpoint verifies (${cp.text})`);
+  check((await page.textContent("#size")) === env("EXPLORER_SIZE"), `the mirror shows the tree size ${env("EXPLORER_SIZE")}`);
+  const consistency = await page.textContent("#consistency");
+  check(consistency.includes(`consistent with the checkpoint of size ${env("EXPLORER_PREVIOUS_SIZE")}`) && consistency.includes("proof verified"),
+    `consistency with the kept checkpoint is proved from the tiles (${consistency})`);
+  await entriesListed(page);
+  // The TID lookup needs the log's API, and says so.
+  await page.fill("#tid", env("EXPLORER_TID"));
+  await page.click("#lookup-form button");
+  const look = await status(page, "lookup-status");
+  check(look.state === "failed" && look.text.includes("404"), `a TID lookup on the mirror says it is not served (${look.text})`);
+  check(errors.length === 0, `no script errors (${errors.join("; ")})`);
+}
+
+async function entriesListed(page) {
+  await page.waitForFunction(() => document.querySelectorAll("#entries tbody tr").length > 0
+    || document.querySelector("#entries-range").textContent.includes("not available"), null, { timeout: 20000 });
+  const rows = await page.$$eval("#entries tbody tr", (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
+  check(rows.length === 20 && rows.every((r) => r[r.length - 1] === "valid"),
+    `20 entries are listed from the entry bundles, each signature valid (${await page.textContent("#entries-range")})`);
+}
+
 async function forked(context, url) {
   const { page } = await open(context, url);
   const cp = await status(page, "checkpoint-status");
@@ -137,6 +186,8 @@ try {
   const phase = env("EXPLORER_PHASE");
   if (phase === "honest") await honest(context, env("EXPLORER_URL"));
   else if (phase === "forked") await forked(context, env("EXPLORER_URL"));
+  else if (phase === "mirror") await mirror(context, env("EXPLORER_URL"));
+  else if (phase === "mirror-grown") await mirrorGrown(context, env("EXPLORER_URL"));
   else throw new Error(`unknown phase ${phase}`);
 } catch (e) {
   console.error(e.message);

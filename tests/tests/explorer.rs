@@ -4,11 +4,15 @@
 //! verified and a tampered inclusion proof is shown failed; a proof bundle
 //! dropped onto the page verifies and a tampered one fails; then the log is
 //! replaced by a fork under the same key and the same address, and the same
-//! browser shows the split view with both signed notes.
+//! browser shows the split view with both signed notes. Between the two, the
+//! same page from nginx serving the log's published read path (and the files
+//! `acd-log explorer` writes): keys pasted, the checkpoint and the entries
+//! verified from tiles and entry bundles, and, once the log grew past a tile,
+//! its consistency proved from the hash tiles alone.
 //!
-//! Chromium and playwright-core come from scripts/test.sh
-//! (scripts/services/chromium.sh): without them this fails when CI is set
-//! and skips otherwise.
+//! Chromium, playwright-core and nginx come from scripts/test.sh
+//! (scripts/services/): without them this fails when CI is set and skips
+//! otherwise.
 
 #![allow(clippy::unwrap_used)]
 
@@ -23,11 +27,13 @@ use acd_core::log_api::EntryProof;
 use acd_core::note::NoteVerifier;
 use acd_core::proof::WitnessPolicy;
 use acd_core::purchase::Offer;
-use acd_tests::{ServerProcess, binary, commit, fresh_tid, key, now_ms, outside};
+use acd_tests::{Nginx, ServerProcess, binary, commit, fresh_tid, key, now_ms, outside};
 use acd_wallet::certify::tlog_proof;
 
 const ORIGIN: &str = "explorer.test/log";
 const FILL: u64 = 150;
+/// Entries added while the mirror is watched: the tree crosses a tile.
+const GROWTH: u64 = 300;
 
 fn loadgen(url: &str, n: u64) {
     let out = Command::new(binary("acd"))
@@ -76,6 +82,24 @@ async fn get_text(url: &str) -> String {
     reqwest::get(url).await.unwrap().text().await.unwrap()
 }
 
+/// Waits until the mirror directory holds the cosigned checkpoint of `size`.
+async fn mirrored_at(dir: &Path, size: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let note = std::fs::read_to_string(dir.join("checkpoint")).unwrap_or_default();
+        if note.lines().nth(1) == Some(size.to_string().as_str())
+            && note.matches("\n\u{2014} ").count() >= 2
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the mirror has no cosigned checkpoint of {size}: {note}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until the log serves a cosigned checkpoint of `size` entries.
 async fn cosigned_at(url: &str, size: u64) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -97,7 +121,9 @@ async fn cosigned_at(url: &str, size: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_explorer_verifies_in_a_browser_and_catches_a_fork() {
-    let Some(chromium) = outside("ACD_TEST_CHROMIUM") else {
+    let (Some(chromium), Some(nginx_bin)) =
+        (outside("ACD_TEST_CHROMIUM"), outside("ACD_TEST_NGINX"))
+    else {
         return;
     };
     assert!(
@@ -115,10 +141,18 @@ async fn the_explorer_verifies_in_a_browser_and_catches_a_fork() {
     // A log, its witness, and the log again asking the witness.
     let vkey = ServerProcess::start(&log_a, ORIGIN, &[]).vkey.clone();
     let witness = ServerProcess::start_witness(&wdir, "witness.test/w1", &[&vkey]);
-    let a = ServerProcess::start_witnessed(
+    // The log also publishes its read path to a directory, which nginx
+    // serves with the explorer's files beside it.
+    let mirror_dir = dir.path().join("mirror");
+    let a = ServerProcess::start_log_with(
         &log_a,
         ORIGIN,
-        &[format!("{}@{}", witness.vkey, witness.url)],
+        &[
+            "--witness",
+            &format!("{}@{}", witness.vkey, witness.url),
+            "--tiles",
+            &format!("file://{}", mirror_dir.display()),
+        ],
     );
     let started = Instant::now();
     loadgen(&a.url, FILL);
@@ -172,6 +206,37 @@ async fn the_explorer_verifies_in_a_browser_and_catches_a_fork() {
         env.push(("EXPLORER_SCREENSHOT", shot));
     }
     phase(&chromium, &profile, &a.url, "honest", &env);
+
+    // The mirror, before and after the log grows.
+    mirrored_at(&mirror_dir, size).await;
+    let out = Command::new(binary("acd-log"))
+        .args(["explorer", "--out"])
+        .arg(&mirror_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let nginx = Nginx::start(&nginx_bin, &mirror_dir);
+    let mut mirror_env = vec![
+        ("EXPLORER_SIZE", size.to_string()),
+        ("EXPLORER_LOG_KEY", vkey.clone()),
+        ("EXPLORER_WITNESS_KEY", witness.vkey.clone()),
+    ];
+    phase(&chromium, &profile, &nginx.url, "mirror", &mirror_env);
+    loadgen(&a.url, GROWTH);
+    let grown = size + GROWTH;
+    cosigned_at(&a.url, grown).await;
+    mirrored_at(&mirror_dir, grown).await;
+    mirror_env[0].1 = grown.to_string();
+    mirror_env.extend([
+        ("EXPLORER_PREVIOUS_SIZE", size.to_string()),
+        ("EXPLORER_TID", tid.to_string()),
+    ]);
+    phase(&chromium, &profile, &nginx.url, "mirror-grown", &mirror_env);
+    drop(nginx);
 
     // The same key signs another history of the same size, which is then
     // served where the page saw the first.

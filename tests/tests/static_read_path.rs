@@ -16,14 +16,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use acd_core::tile::TilePath;
 use acd_log_server::publish::changed_paths;
-use acd_tests::{LogProcess, binary, monitor_once, outside};
+use acd_tests::{LogProcess, Nginx, binary, monitor_once, outside};
 use serde_json::Value;
 use signed_note::{Note, StandardVerifier, VerifierList};
 use tlog_tiles::{
@@ -34,92 +34,6 @@ use tlog_tiles::{
 const ORIGIN: &str = "static.test/log";
 const SIZE_A: u64 = 600;
 const SIZE_B: u64 = 1300;
-
-/// An outside server's setting: missing fails under CI, skips otherwise.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// nginx serving `root` as static files on a free loopback port, with the
-/// cache headers the README recommends; killed when dropped.
-struct Nginx {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Nginx {
-    fn start(bin: &str, root: &Path) -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display();
-        let port = free_port();
-        let conf = format!(
-            r#"daemon off;
-master_process off;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    types {{ }}
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port};
-        root {root};
-        location = /checkpoint {{
-            default_type "text/plain; charset=utf-8";
-            add_header Cache-Control "no-cache";
-        }}
-        location ~ "^/tile/.*\.p/[0-9]+$" {{
-            add_header Cache-Control "public, max-age=60";
-        }}
-        location /tile/ {{
-            add_header Cache-Control "public, max-age=31536000, immutable";
-        }}
-    }}
-}}
-"#,
-            root = root.display()
-        );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new(bin)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-e")
-            .arg(dir.path().join("error.log"))
-            .arg("-c")
-            .arg(&conf_path)
-            .spawn()
-            .expect("nginx starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nginx did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Nginx {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `acd loadgen log`: appends `n` fresh commits through the log's API.
 fn loadgen(url: &str, n: u64) {

@@ -22,6 +22,33 @@ const STYLE: &str = include_str!("../../../explorer/web/explorer.css");
 /// build of the sources beside it.
 const VERIFIER: &[u8] = include_bytes!("../../../explorer/web/acd_explorer.wasm");
 
+/// The explorer's files as a static server serves them: the page at the
+/// root of a mirror of the read path, its assets under `explorer/`.
+pub const FILES: [(&str, &[u8]); 4] = [
+    ("index.html", INDEX.as_bytes()),
+    ("explorer/explorer.js", SCRIPT.as_bytes()),
+    ("explorer/explorer.css", STYLE.as_bytes()),
+    ("explorer/acd_explorer.wasm", VERIFIER),
+];
+
+/// Writes [`FILES`] into `dir` (`acd-log explorer --out DIR`), each
+/// through a temporary file renamed into place, so that a static server
+/// never serves half a file. Returns the paths written.
+pub fn write_files(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut written = Vec::new();
+    for (name, bytes) in FILES {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let tmp = path.with_extension("tmp-acd");
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &path)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 /// The page runs only its own script and its own WebAssembly, and talks
 /// only to this server.
 const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; \

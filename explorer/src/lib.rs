@@ -307,7 +307,7 @@ fn signatures(cp: &SignedCheckpoint, t: &Trusted) -> Vec<Value> {
         .map(|sig| {
             let key_id = format!("{:08x}", sig.key_id);
             if sig.name == t.log.name() && sig.key_id == t.log.key_id() {
-                return json!({"name": sig.name, "key_id": key_id, "role": "log",
+                return json!({"name": sig.name, "key_id": key_id, "role": "log", "type": "ed25519",
                     "verified": t.log.verifies(&cp.note, sig)});
             }
             match t
@@ -317,9 +317,9 @@ fn signatures(cp: &SignedCheckpoint, t: &Trusted) -> Vec<Value> {
             {
                 Some(w) => match w.verify(&cp.note, sig) {
                     Some(ts) => json!({"name": sig.name, "key_id": key_id, "role": "witness",
-                        "verified": true, "timestamp": ts}),
+                        "type": w.kind().as_str(), "verified": true, "timestamp": ts}),
                     None => json!({"name": sig.name, "key_id": key_id, "role": "witness",
-                        "verified": false}),
+                        "type": w.kind().as_str(), "verified": false}),
                 },
                 None => json!({"name": sig.name, "key_id": key_id, "role": "unknown",
                     "verified": false}),

@@ -197,7 +197,7 @@ function showSignatures(cp) {
   body.replaceChildren();
   for (const s of cp.signatures) {
     const tr = document.createElement("tr");
-    const cells = [s.name, s.key_id, s.role, s.timestamp ? time(s.timestamp * 1000) : "", s.verified ? "yes" : "no"];
+    const cells = [s.name, s.key_id, s.role, s.type || "", s.timestamp ? time(s.timestamp * 1000) : "", s.verified ? "yes" : "no"];
     for (const c of cells) {
       const td = document.createElement("td");
       td.textContent = c;

@@ -59,8 +59,8 @@ async function honest(context, url) {
   check(cp.state === "verified", `the checkpoint verifies (${cp.text})`);
   check((await page.textContent("#size")) === env("EXPLORER_SIZE"), `the page shows the tree size ${env("EXPLORER_SIZE")}`);
   const sigs = await page.$$eval("#signatures tbody tr", (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
-  check(sigs.some((r) => r[2] === "log" && r[4] === "yes"), "the log's signature is shown verified");
-  check(sigs.some((r) => r[2] === "witness" && r[4] === "yes"), "the witness's cosignature is shown verified");
+  check(sigs.some((r) => r[2] === "log" && r[5] === "yes"), "the log's signature is shown verified");
+  check(sigs.some((r) => r[2] === "witness" && r[3] === "ml-dsa-44" && r[5] === "yes"), "the witness's ML-DSA-44 cosignature is shown verified");
   check((await page.$$("#entries tbody tr")).length > 0, "entries are listed");
 
   // Pin the log's key, as a user who knows it would.
@@ -134,7 +134,7 @@ async function mirror(context, url) {
   check(cp.state === "verified", `the mirror's checkpoint verifies under the pasted keys (${cp.text})`);
   check((await page.textContent("#size")) === env("EXPLORER_SIZE"), `the mirror shows the tree size ${env("EXPLORER_SIZE")}`);
   const sigs = await page.$$eval("#signatures tbody tr", (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));
-  check(sigs.some((r) => r[2] === "witness" && r[4] === "yes"), "the witness's cosignature is shown verified on the mirror");
+  check(sigs.some((r) => r[2] === "witness" && r[5] === "yes"), "the witness's cosignature is shown verified on the mirror");
   await entriesListed(page);
   check(errors.length === 0, `no script errors (${errors.join("; ")})`);
 }

@@ -638,9 +638,8 @@ pub fn outside(var: &str) -> Option<String> {
 /// A free loopback port (bound and let go).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
         .port()
 }
 
@@ -655,7 +654,7 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start(bin: &str, root: &Path) -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a scratch directory");
         let d = dir.path().display();
         let port = free_port();
         let conf = format!(
@@ -698,7 +697,7 @@ http {{
             root = root.display()
         );
         let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf).unwrap();
+        std::fs::write(&conf_path, conf).expect("nginx.conf written");
         let child = Command::new(bin)
             .arg("-p")
             .arg(dir.path())

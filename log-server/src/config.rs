@@ -153,6 +153,18 @@ impl LogConfig {
     pub fn from_toml(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
     }
+
+    /// The command line's `--trust-bank` and `--witness`: a list given
+    /// there replaces the file's (an operator who names the banks or the
+    /// witnesses on the command line means exactly those); none keeps it.
+    pub fn replace_lists(&mut self, trusted_banks: Vec<String>, witnesses: Vec<WitnessConfig>) {
+        if !trusted_banks.is_empty() {
+            self.trusted_banks = trusted_banks;
+        }
+        if !witnesses.is_empty() {
+            self.witnesses = witnesses;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -171,6 +183,18 @@ mod tests {
         assert_eq!(c.lease_ms, 5000);
         assert_eq!(c.database, None);
         assert_eq!(c.http, acd_serve::HttpLimits::default());
+    }
+
+    // Lists given on the command line replace the file's; none keeps them.
+    #[test]
+    fn flags_replace_the_files_lists() {
+        let mut c = LogConfig::from_toml(include_str!("../log.example.toml")).unwrap();
+        let file_banks = c.trusted_banks.clone();
+        c.replace_lists(Vec::new(), Vec::new());
+        assert_eq!(c.trusted_banks, file_banks);
+        let bank = "ab".repeat(32);
+        c.replace_lists(vec![bank.clone()], Vec::new());
+        assert_eq!(c.trusted_banks, vec![bank]);
     }
 
     // A misspelt field is an error, not silently ignored.

@@ -49,10 +49,10 @@ enum Command {
         /// The log's origin (checkpoint first line and key name).
         #[arg(long)]
         origin: Option<String>,
-        /// Trust this bank key (64 hex digits) for aborts; repeatable.
+        /// Trust this bank key (64 hex digits) for aborts; repeatable (replaces the file's list).
         #[arg(long = "trust-bank")]
         trust_bank: Vec<String>,
-        /// Ask this witness to cosign checkpoints, as `<vkey>@<url>`; repeatable.
+        /// Ask this witness to cosign checkpoints, as `<vkey>@<url>`; repeatable (replaces the file's list).
         #[arg(long = "witness")]
         witness: Vec<acd_log_server::config::WitnessConfig>,
         /// Upper bound in milliseconds before an accepted entry is published.
@@ -156,8 +156,7 @@ async fn main() -> anyhow::Result<()> {
             if let Some(l) = listen {
                 c.listen = l;
             }
-            c.trusted_banks.extend(trust_bank);
-            c.witnesses.extend(witness);
+            c.replace_lists(trust_bank, witness);
             if let Some(i) = checkpoint_interval_ms {
                 c.checkpoint_interval_ms = i;
             }

@@ -159,6 +159,8 @@ async fn health_metrics_logs_and_stops() {
     let mut witness_cmd = Command::new(binary("acd-auditor"));
     witness_cmd
         .args([
+            "--log-format",
+            "json",
             "witness",
             "--listen",
             "127.0.0.1:0",
@@ -187,6 +189,8 @@ async fn health_metrics_logs_and_stops() {
         .args([
             "merchant",
             "serve",
+            "--log-format",
+            "json",
             "--listen",
             "127.0.0.1:0",
             "--bank",
@@ -303,6 +307,25 @@ async fn health_metrics_logs_and_stops() {
         "log"
     );
 
+    // The witness's and the merchant's log lines are JSON too, with a
+    // request line for each request (here /healthz, /readyz, /metrics).
+    for (name, file) in [("witness", "witness.err"), ("merchant", "shop.err")] {
+        let text = read(&p.join(file));
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {l}"))
+            })
+            .collect();
+        assert!(
+            lines.iter().any(|l| l["target"] == "acd_serve::request"
+                && l["route"] == "/metrics"
+                && l["method"] == "GET"
+                && l["status"] == 200),
+            "{name}: {lines:?}"
+        );
+    }
+
     // The bank's log lines: JSON, the credit audited with its request id,
     // one line per request with the route template, no token anywhere.
     let text = read(&bank_err);
@@ -336,6 +359,21 @@ async fn health_metrics_logs_and_stops() {
         requests
             .iter()
             .any(|l| l["route"] == "/admin/v1/credit" && l["status"] == 200),
+        "{requests:?}"
+    );
+    // Every request line has its method and its latency in milliseconds.
+    assert!(
+        requests.iter().all(|l| l["method"].is_string()
+            && l["ms"]
+                .as_str()
+                .and_then(|ms| ms.parse::<f64>().ok())
+                .is_some_and(|ms| ms >= 0.0)),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|l| l["method"] == "POST" && l["route"] == "/admin/v1/credit"),
         "{requests:?}"
     );
     assert!(

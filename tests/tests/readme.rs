@@ -82,3 +82,35 @@ fn the_by_hand_block_runs_as_written() {
         );
     }
 }
+
+// `git add -A` in the source tree can never pick up a key, a token, a
+// wallet or a backup: the names the servers and the wallet write are all
+// ignored (checked by git itself, against .gitignore).
+#[test]
+fn keys_wallets_and_backups_are_ignored_by_git() {
+    let names = [
+        "log.key",
+        "witness.ml-dsa-44.key",
+        "data/rsa-10.der",
+        "data/admin.token",
+        "data/offer.secret",
+        "data/db/conf",
+        "alice.wallet.json",
+        "me.json",
+        "me.json.bak",
+        ".me.json.lock",
+        "bank-2026-12-04.tar",
+    ];
+    let out = Command::new("git")
+        .arg("check-ignore")
+        .args(names)
+        .current_dir(root())
+        .output()
+        .expect("git runs");
+    let ignored = String::from_utf8_lossy(&out.stdout);
+    let missing: Vec<_> = names
+        .iter()
+        .filter(|n| !ignored.lines().any(|l| l == **n))
+        .collect();
+    assert!(missing.is_empty(), "not ignored by .gitignore: {missing:?}");
+}

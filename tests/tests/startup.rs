@@ -192,6 +192,14 @@ fn leaves_nothing(data: &Path, cmd: Command) -> String {
     stderr
 }
 
+/// The refusal of a busy port names the address and says it is in use.
+fn busy_is_named(stderr: &str, addr: &str) {
+    assert!(
+        stderr.contains(addr) && stderr.to_lowercase().contains("in use"),
+        "the busy port is not named: {stderr}"
+    );
+}
+
 /// A port another socket holds.
 fn busy_port() -> (std::net::TcpListener, String) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -265,7 +273,7 @@ fn log_start_up() {
         log_cmd(&data, "127.0.0.1:0", &["--witness", "nonsense@http://x"]),
     );
     let (_held, busy) = busy_port();
-    leaves_nothing(&data, log_cmd(&data, &busy, &[]));
+    busy_is_named(&leaves_nothing(&data, log_cmd(&data, &busy, &[])), &busy);
     starts(serve());
     in_use_is_refused(&serve);
     missing_secrets_are_refused(&data, &serve, &["log.key"]);
@@ -303,7 +311,7 @@ fn bank_start_up() {
         bank_cmd(&data, "127.0.0.1:0", &["--witness-threshold", "1"]),
     );
     let (_held, busy) = busy_port();
-    leaves_nothing(&data, bank_cmd(&data, &busy, &[]));
+    busy_is_named(&leaves_nothing(&data, bank_cmd(&data, &busy, &[])), &busy);
     seed_bank_keys(&data);
     starts(serve());
     in_use_is_refused(&serve);
@@ -338,7 +346,10 @@ fn witness_start_up() {
     let serve = || witness_cmd(&data, "127.0.0.1:0", &vkey);
     leaves_nothing(&data, witness_cmd(&data, "127.0.0.1:0", "nonsense"));
     let (_held, busy) = busy_port();
-    leaves_nothing(&data, witness_cmd(&data, &busy, &vkey));
+    busy_is_named(
+        &leaves_nothing(&data, witness_cmd(&data, &busy, &vkey)),
+        &busy,
+    );
     starts(serve());
     in_use_is_refused(&serve);
     missing_secrets_are_refused(&data, &serve, &["witness.ml-dsa-44.key"]);
@@ -365,7 +376,10 @@ fn monitor_start_up() {
         monitor_cmd(&data, "127.0.0.1:0", "nonsense@http://x"),
     );
     let (_held, busy) = busy_port();
-    leaves_nothing(&data, monitor_cmd(&data, &busy, &log));
+    busy_is_named(
+        &leaves_nothing(&data, monitor_cmd(&data, &busy, &log)),
+        &busy,
+    );
     starts(serve());
     in_use_is_refused(&serve);
     damage_is_an_error(&data, &serve);
@@ -403,7 +417,10 @@ fn merchant_start_up() {
     leaves_nothing(&data, merchant_cmd(&data, "127.0.0.1:0", &catalog));
     std::fs::write(&catalog, item("goods.txt")).unwrap();
     let (_held, busy) = busy_port();
-    leaves_nothing(&data, merchant_cmd(&data, &busy, &catalog));
+    busy_is_named(
+        &leaves_nothing(&data, merchant_cmd(&data, &busy, &catalog)),
+        &busy,
+    );
     let serve = || merchant_cmd(&data, "127.0.0.1:0", &catalog);
     starts(serve());
     in_use_is_refused(&serve);

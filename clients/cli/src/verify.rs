@@ -134,8 +134,9 @@ impl fmt::Display for Verified {
                 )?;
                 writeln!(
                     f,
-                    "  committed  at {} ms, before the expiration {} ms",
-                    p.logged_ms, p.expiration_ms
+                    "  committed  at {}, before the expiration {}",
+                    acd_wallet::report::time(p.logged_ms),
+                    acd_wallet::report::time(p.expiration_ms)
                 )?;
                 writeln!(f, "  key        {}", hex::encode(p.key))?;
                 writeln!(
@@ -343,6 +344,11 @@ mod tests {
         let shown = Verified::ProofBundle(p).to_string();
         assert!(
             shown.contains("entry #3 in the checkpoint of size 5"),
+            "{shown}"
+        );
+        // Times as times, not epoch milliseconds.
+        assert!(
+            shown.contains("at 1970-01-01T00:00:01Z, before the expiration 1970-01-01T00:00:02Z"),
             "{shown}"
         );
     }

@@ -15,6 +15,26 @@ pub enum ClientError {
     Status { status: u16 },
     #[error("the server's answer does not verify: {0}")]
     Invalid(String),
+    /// No connection to a server asked for what only a `kind` of acd
+    /// server answers: the message names the kind, as the user thinks of it.
+    #[error("cannot connect to {base} ({}): is the {kind} running at {base}?", innermost(.source))]
+    Unreachable {
+        kind: &'static str,
+        base: String,
+        source: reqwest::Error,
+    },
+}
+
+/// What happened at the bottom of an error's chain (refused, reset, not
+/// found), or the error itself.
+fn innermost(e: &reqwest::Error) -> String {
+    let mut cause = std::error::Error::source(e);
+    let mut last = None;
+    while let Some(c) = cause {
+        last = Some(c.to_string());
+        cause = c.source();
+    }
+    last.unwrap_or_else(|| e.to_string())
 }
 
 /// An HTTP failure as a person can act on it: the URL that is not one, the
@@ -64,7 +84,17 @@ impl ClientError {
     /// The error of asking `base` for what only a `kind` of acd server
     /// (bank, merchant) answers: an answer that is no acd answer at all, or
     /// "no such endpoint", says that `base` is some other server.
-    pub fn not_a(self, kind: &str, base: &str) -> ClientError {
+    pub fn not_a(self, kind: &'static str, base: &str) -> ClientError {
+        if let ClientError::Http(e) = &self
+            && e.is_connect()
+            && let ClientError::Http(source) = self
+        {
+            return ClientError::Unreachable {
+                kind,
+                base: base.to_owned(),
+                source,
+            };
+        }
         let foreign = match &self {
             ClientError::Refused { status: 404, body } => body.error == "no_route",
             ClientError::Status { status } => matches!(status, 404 | 405),
@@ -92,6 +122,7 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Http(e) => e.is_connect() || e.is_timeout() || e.is_request(),
+            ClientError::Unreachable { .. } => true,
             ClientError::Refused { status, .. } | ClientError::Status { status } => {
                 matches!(status, 429 | 502 | 503 | 504)
             }

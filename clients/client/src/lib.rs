@@ -124,7 +124,17 @@ mod tests {
         let text = e.map(|e| e.to_string()).unwrap_or_default();
         assert!(
             text.contains("cannot connect to http://127.0.0.1:1")
-                && text.contains("is the server running there?"),
+                && text.contains("is the bank running at http://127.0.0.1:1?"),
+            "{text}"
+        );
+        let e = merchant::MerchantClient::new("http://127.0.0.1:1")
+            .catalog()
+            .await
+            .err();
+        assert!(e.as_ref().is_some_and(ClientError::is_transient));
+        let text = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text.contains("is the merchant running at http://127.0.0.1:1?"),
             "{text}"
         );
 
@@ -147,6 +157,31 @@ mod tests {
         let text = e.map(|e| e.to_string()).unwrap_or_default();
         assert!(
             text.contains(&format!("{other} is not an acd merchant")),
+            "{text}"
+        );
+
+        // The log: not running, or a web server that is no log.
+        let e = log::LogClient::fetch_vkey("http://127.0.0.1:1").await.err();
+        let text = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text.contains("is the log running at http://127.0.0.1:1?"),
+            "{text}"
+        );
+        let web = answering(
+            "HTTP/1.1 404 Not Found\r\ncontent-type: text/html\r\ncontent-length: 9\r\nconnection: close\r\n\r\n<h1>?</h1",
+        )
+        .await;
+        let e = log::LogClient::fetch_vkey(&web).await.err();
+        let text = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains(&format!("{web} is not an acd log")), "{text}");
+        let page = answering(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 9\r\nconnection: close\r\n\r\n<h1>!</h1",
+        )
+        .await;
+        let e = log::LogClient::fetch_vkey(&page).await.err();
+        let text = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text.contains(&format!("{page} is not an acd log")),
             "{text}"
         );
     }

@@ -73,12 +73,21 @@ impl LogClient {
     /// Fetches the log's vkey from `GET /vkey` (trust on first use; prefer
     /// a vkey obtained out of band).
     pub async fn fetch_vkey(base: &str) -> Result<NoteVerifier, ClientError> {
-        let text = reqwest::get(format!("{}/vkey", base.trim_end_matches('/')))
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
-        NoteVerifier::from_vkey(text.trim()).map_err(|e| ClientError::Invalid(e.to_string()))
+        let base = base.trim_end_matches('/');
+        let text = async {
+            let resp = reqwest::get(format!("{base}/vkey")).await?;
+            let status = resp.status();
+            if !status.is_success() {
+                return Err(ClientError::Status {
+                    status: status.as_u16(),
+                });
+            }
+            Ok(resp.text().await?)
+        }
+        .await
+        .map_err(|e| e.not_a("log", base))?;
+        NoteVerifier::from_vkey(text.trim())
+            .map_err(|e| ClientError::Invalid(format!("{base} is not an acd log ({e})")))
     }
 
     pub fn verifier(&self) -> &NoteVerifier {
@@ -209,7 +218,8 @@ impl LogClient {
                 }
                 Ok(resp.text().await?)
             })
-            .await?;
+            .await
+            .map_err(|e| e.not_a("log", &self.base))?;
         SignedCheckpoint::open(&text, &self.verifier)
             .map_err(|e| ClientError::Invalid(format!("checkpoint: {e}")))
     }

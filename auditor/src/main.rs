@@ -267,7 +267,32 @@ async fn main() -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
+    use clap::Parser as _;
+
+    // Peers given as flags replace the file's list; none keeps it.
+    #[test]
+    fn peers_given_replace_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("auditor.toml");
+        std::fs::write(&file, "peers = [\"http://127.0.0.1:1/\"]\n").unwrap();
+        let peers = |extra: &[&str]| {
+            let mut args = vec!["acd-auditor", "monitor", "--data", "/tmp/m", "--config"];
+            args.push(file.to_str().unwrap());
+            args.extend_from_slice(extra);
+            match super::Cli::try_parse_from(args).unwrap().command {
+                super::Command::Monitor { gossip, .. } => gossip.resolve().unwrap().peers,
+                _ => unreachable!(),
+            }
+        };
+        assert_eq!(peers(&[]), vec!["http://127.0.0.1:1/".to_owned()]);
+        assert_eq!(
+            peers(&["--peer", "http://127.0.0.1:2/"]),
+            vec!["http://127.0.0.1:2/".to_owned()]
+        );
+    }
+
     #[test]
     fn every_argument_has_help() {
         use clap::CommandFactory as _;

@@ -369,6 +369,32 @@ mod tests {
         assert_eq!(c, BankConfig::new("/tmp/d".into()));
     }
 
+    // Lists given as flags replace the file's whole lists (logs, witnesses);
+    // lists not given keep the file's.
+    #[test]
+    fn flag_lists_replace_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bank.toml");
+        std::fs::write(
+            &path,
+            "data = \"/tmp/b\"\nwitnesses = [\"w1+00000000+AA\", \"w2+00000000+AA\"]\nwitness_threshold = 2\n",
+        )
+        .unwrap();
+        let kept = BankConfig::load(Some(&path), Overrides::default()).unwrap();
+        assert_eq!(kept.witnesses.len(), 2);
+        let c = BankConfig::load(
+            Some(&path),
+            Overrides {
+                witnesses: vec!["w3+00000000+AA".into()],
+                witness_threshold: Some(1),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.witnesses, vec!["w3+00000000+AA".to_owned()]);
+        assert_eq!(c.witness_threshold, 1);
+    }
+
     // A database URL never shows its password, in Debug or Display.
     #[test]
     fn database_url_hides_its_password() {

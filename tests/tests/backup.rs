@@ -311,3 +311,49 @@ fn the_merchant_and_the_witness_round_trip_their_directories() {
     let w = ServerProcess::start_witness(&back, "backup.test/witness", &[&log_vkey]);
     assert_eq!(w.vkey, vkey, "the same witness key");
 }
+
+#[test]
+fn a_monitors_directory_round_trips_and_it_goes_on_from_there() {
+    // A monitor that audited a real log is backed up (named a monitor's
+    // backup: it has no key), restored file for file, and the restored
+    // monitor goes on auditing the grown log from where it was.
+    let dir = tempfile::tempdir().unwrap();
+    let log = ServerProcess::start(&dir.path().join("log"), ORIGIN, &[]);
+    let fill = |n: u64| {
+        let out = Command::new(binary("acd"))
+            .args(["loadgen", "log", "--url", &log.url, "--entries"])
+            .arg(n.to_string())
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    fill(300);
+    let monitor = dir.path().join("monitor");
+    let (ok, out) = acd_tests::monitor_once(&monitor, &log.vkey, &log.url);
+    assert!(ok, "{out}");
+    let archive = dir.path().join("monitor.tar");
+    let (ok, out) = run(
+        "acd-auditor",
+        &["backup", "--data", s(&monitor), "--out", s(&archive)],
+    );
+    assert!(ok && out.contains("monitor"), "{out}");
+    let back = dir.path().join("monitor-restored");
+    let (ok, out) = run(
+        "acd-auditor",
+        &["restore", "--from", s(&archive), "--data", s(&back)],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(files(&back), files(&monitor));
+    fill(100);
+    let (ok, out) = acd_tests::monitor_once(&back, &log.vkey, &log.url);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("400"),
+        "the restored monitor reached size 400: {out}"
+    );
+}

@@ -214,4 +214,39 @@ mod tests {
         assert_eq!(file.offer_lifetime_ms, 60_000);
         assert!(serve_args(&["--listen", "127.0.0.1:0"]).is_err());
     }
+
+    // --catalog replaces the file's catalog, its inline items included.
+    #[test]
+    fn the_catalog_flag_replaces_the_files() {
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../merchant/merchant.example.toml"
+        );
+        let kept = serve_args(&["--config", example])
+            .expect("parses")
+            .file()
+            .expect("loads");
+        assert!(kept.catalog.is_some());
+        let dir = tempfile::tempdir().expect("dir");
+        let catalog = dir.path().join("catalog.toml");
+        std::fs::write(
+            &catalog,
+            "[[items]]\nid = \"only\"\ndescription = \"O\"\nprice = 3\nfile = \"o.txt\"\n",
+        )
+        .expect("write");
+        let file = serve_args(&[
+            "--config",
+            example,
+            "--catalog",
+            catalog.to_str().expect("utf-8"),
+        ])
+        .expect("parses")
+        .file()
+        .expect("loads");
+        assert_eq!(file.catalog, None);
+        assert_eq!(
+            file.items.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(),
+            ["only"]
+        );
+    }
 }

@@ -400,8 +400,9 @@ impl Monitor {
         let mut index = old_size;
         let started = std::time::Instant::now();
         let mut reported = started;
+        let every = progress_every();
         while index < size {
-            if reported.elapsed() >= PROGRESS_EVERY {
+            if reported.elapsed() >= every {
                 reported = std::time::Instant::now();
                 let (rate, eta_s) =
                     catch_up_rate(index - old_size, size - index, started.elapsed());
@@ -542,8 +543,17 @@ impl Monitor {
     }
 }
 
-/// How often a catch-up reports its progress.
-const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often a catch-up reports its progress: every 5 s, or every
+/// `ACD_PROGRESS_INTERVAL_MS` milliseconds.
+fn progress_every() -> std::time::Duration {
+    std::env::var("ACD_PROGRESS_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_millis,
+        )
+}
 
 /// Entries per second so far, and the seconds `left` entries take at that
 /// rate.

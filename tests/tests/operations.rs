@@ -481,3 +481,38 @@ fn the_bank_prints_a_denominations_key_in_both_pem_encodings() {
         .collect();
     assert_eq!(before, after);
 }
+
+// Long work shows its progress without a terminal: `acd loadgen` prints
+// lines with the rate and the time left, and a monitor's catch-up logs its
+// entries/s and ETA (ACD_PROGRESS_INTERVAL_MS shortens their period).
+#[test]
+fn long_work_shows_its_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = ServerProcess::start(&dir.path().join("log"), ORIGIN, &[]);
+    let out = Command::new(binary("acd"))
+        .args(["loadgen", "log", "--url", &log.url, "--entries", "1000"])
+        .env("ACD_PROGRESS_INTERVAL_MS", "20")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("appends: ") && l.contains("/1000 (") && l.contains("/s, ETA")),
+        "no progress line: {err}"
+    );
+    let out = Command::new(binary("acd-auditor"))
+        .args(["monitor", "--once", "--data"])
+        .arg(dir.path().join("monitor"))
+        .args(["--log", &format!("{}@{}", log.vkey, log.url)])
+        .env("RUST_LOG", "info")
+        .env("ACD_PROGRESS_INTERVAL_MS", "0")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("catching up: ") && err.contains("entries/s, ETA"),
+        "no catch-up progress: {err}"
+    );
+}

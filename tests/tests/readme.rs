@@ -52,6 +52,13 @@ fn the_by_hand_block_runs_as_written() {
     let script = block(&readme, "## Running a purchase by hand");
     assert!(script.contains("kill "), "the block stops what it starts");
     let bin_dir = binary("acd").parent().unwrap().to_owned();
+    // The block's ports are its own: nothing else may hold them.
+    for port in [18700, 18800, 18900] {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "port {port}, which the block uses, is taken before it runs"
+        );
+    }
     let before = untracked();
     // Output to files, not pipes: a server left running would hold a pipe
     // open and the test would wait forever.
@@ -71,7 +78,13 @@ fn the_by_hand_block_runs_as_written() {
     assert!(status.success(), "{stdout}\n{stderr}");
     let poem = std::fs::read_to_string(root().join("clients/merchant/goods/poem.txt")).unwrap();
     assert!(stdout.contains(poem.trim()), "the goods: {stdout}");
-    assert!(stdout.contains("poem"), "the catalog: {stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("item ") && l.ends_with("description"))
+            && stdout.lines().any(|l| l.starts_with("poem ")),
+        "the catalog listed: {stdout}"
+    );
     assert!(stdout.contains("\"conserved\": true"), "the sums: {stdout}");
     assert!(stdout.to_lowercase().contains("verified"), "{stdout}");
     assert_eq!(untracked(), before, "the block wrote into the source tree");

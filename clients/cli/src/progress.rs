@@ -10,8 +10,14 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// How often a line is printed when standard error is not a terminal.
-const LINE_EVERY: Duration = Duration::from_secs(10);
+/// How often a line is printed when standard error is not a terminal:
+/// every 10 s, or every `ACD_PROGRESS_INTERVAL_MS` milliseconds.
+fn line_every() -> Duration {
+    std::env::var("ACD_PROGRESS_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(10), Duration::from_millis)
+}
 
 /// One phase's progress towards `total` items.
 pub struct Progress {
@@ -47,15 +53,19 @@ impl Progress {
             bar
         });
         let (d, b) = (done.clone(), bar.clone());
+        let every = line_every();
         let ticker = tokio::spawn(async move {
             let started = Instant::now();
             let mut last_line = Instant::now();
             loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(
+                    every.clamp(Duration::from_millis(1), Duration::from_millis(100)),
+                )
+                .await;
                 let n = d.load(Ordering::Relaxed);
                 match &b {
                     Some(bar) => bar.set_position(n),
-                    None if last_line.elapsed() >= LINE_EVERY => {
+                    None if last_line.elapsed() >= every => {
                         eprintln!("{}", line(label, n, total, started.elapsed()));
                         last_line = Instant::now();
                     }

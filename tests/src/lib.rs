@@ -52,6 +52,26 @@ pub fn monitor_once(data: &Path, log_vkey: &str, log_url: &str) -> (bool, String
     )
 }
 
+/// `acd loadgen log`: appends `entries` fresh commits through the log at
+/// `url`, `concurrency` requests in flight; panics with its output if it
+/// fails.
+pub fn loadgen_log(url: &str, entries: u64, concurrency: u64) {
+    let out = Command::new(binary("acd"))
+        .args(["loadgen", "log", "--url", url, "--entries"])
+        .arg(entries.to_string())
+        .arg("--concurrency")
+        .arg(concurrency.to_string())
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("acd loadgen runs");
+    assert!(
+        out.status.success(),
+        "loadgen failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Path of a workspace binary, built (once per test process) so that a
 /// stale binary is never tested: `cargo test -p acd-tests` alone does not
 /// rebuild other packages' binaries.

@@ -319,20 +319,7 @@ fn a_monitors_directory_round_trips_and_it_goes_on_from_there() {
     // monitor goes on auditing the grown log from where it was.
     let dir = tempfile::tempdir().unwrap();
     let log = ServerProcess::start(&dir.path().join("log"), ORIGIN, &[]);
-    let fill = |n: u64| {
-        let out = Command::new(binary("acd"))
-            .args(["loadgen", "log", "--url", &log.url, "--entries"])
-            .arg(n.to_string())
-            .env("RUST_LOG", "error")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    fill(300);
+    acd_tests::loadgen_log(&log.url, 300, 256);
     let monitor = dir.path().join("monitor");
     let (ok, out) = acd_tests::monitor_once(&monitor, &log.vkey, &log.url);
     assert!(ok, "{out}");
@@ -349,7 +336,7 @@ fn a_monitors_directory_round_trips_and_it_goes_on_from_there() {
     );
     assert!(ok, "{out}");
     assert_eq!(files(&back), files(&monitor));
-    fill(100);
+    acd_tests::loadgen_log(&log.url, 100, 256);
     let (ok, out) = acd_tests::monitor_once(&back, &log.vkey, &log.url);
     assert!(ok, "{out}");
     assert!(

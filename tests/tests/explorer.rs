@@ -27,29 +27,15 @@ use acd_core::log_api::EntryProof;
 use acd_core::note::NoteVerifier;
 use acd_core::proof::WitnessPolicy;
 use acd_core::purchase::Offer;
-use acd_tests::{Nginx, ServerProcess, binary, commit, fresh_tid, key, now_ms, outside};
+use acd_tests::{
+    Nginx, ServerProcess, binary, commit, fresh_tid, key, loadgen_log, now_ms, outside,
+};
 use acd_wallet::certify::tlog_proof;
 
 const ORIGIN: &str = "explorer.test/log";
 const FILL: u64 = 150;
 /// Entries added while the mirror is watched: the tree crosses a tile.
 const GROWTH: u64 = 300;
-
-fn loadgen(url: &str, n: u64) {
-    let out = Command::new(binary("acd"))
-        .args(["loadgen", "log", "--url", url, "--entries"])
-        .arg(n.to_string())
-        .args(["--concurrency", "16"])
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "loadgen failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
@@ -155,7 +141,7 @@ async fn the_explorer_verifies_in_a_browser_and_catches_a_fork() {
         ],
     );
     let started = Instant::now();
-    loadgen(&a.url, FILL);
+    loadgen_log(&a.url, FILL, 16);
     println!("filled in {:?}", started.elapsed());
 
     // One real commit, for a TID lookup and a proof bundle.
@@ -226,7 +212,7 @@ async fn the_explorer_verifies_in_a_browser_and_catches_a_fork() {
         ("EXPLORER_WITNESS_KEY", witness.vkey.clone()),
     ];
     phase(&chromium, &profile, &nginx.url, "mirror", &mirror_env);
-    loadgen(&a.url, GROWTH);
+    loadgen_log(&a.url, GROWTH, 16);
     let grown = size + GROWTH;
     cosigned_at(&a.url, grown).await;
     mirrored_at(&mirror_dir, grown).await;
@@ -244,7 +230,7 @@ async fn the_explorer_verifies_in_a_browser_and_catches_a_fork() {
     std::fs::copy(log_a.join("log.key"), log_b.join("log.key")).unwrap();
     let b = ServerProcess::start(&log_b, ORIGIN, &[]);
     assert_eq!(b.vkey, vkey);
-    loadgen(&b.url, size);
+    loadgen_log(&b.url, size, 16);
     b.kill();
     let addr = a.addr();
     a.kill();

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use acd_core::tile::TilePath;
 use acd_log_server::publish::changed_paths;
-use acd_tests::{LogProcess, Nginx, binary, monitor_once, outside};
+use acd_tests::{LogProcess, Nginx, binary, loadgen_log, monitor_once, outside};
 use serde_json::Value;
 use signed_note::{Note, StandardVerifier, VerifierList};
 use tlog_tiles::{
@@ -34,23 +34,6 @@ use tlog_tiles::{
 const ORIGIN: &str = "static.test/log";
 const SIZE_A: u64 = 600;
 const SIZE_B: u64 = 1300;
-
-/// `acd loadgen log`: appends `n` fresh commits through the log's API.
-fn loadgen(url: &str, n: u64) {
-    let out = Command::new(binary("acd"))
-        .args(["loadgen", "log", "--url", url, "--entries"])
-        .arg(n.to_string())
-        .args(["--concurrency", "32"])
-        .env("RUST_LOG", "error")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "loadgen failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 async fn fetch(url: &str) -> Option<reqwest::Response> {
     let resp = reqwest::get(url).await.unwrap();
@@ -239,7 +222,7 @@ async fn grow_watched(log_url: &str, n: u64, reader: Reader) -> BTreeSet<u64> {
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(watch_coverage(reader, stop.clone()));
     let url = log_url.to_owned();
-    tokio::task::spawn_blocking(move || loadgen(&url, n))
+    tokio::task::spawn_blocking(move || loadgen_log(&url, n, 32))
         .await
         .unwrap();
     stop.store(true, Ordering::Relaxed);
@@ -272,7 +255,7 @@ async fn directory_mirror_served_by_nginx() {
 
     // Entries the log holds before it publishes anything.
     let log = LogProcess::start_log_with(&data, ORIGIN, &[]);
-    loadgen(&log.url, SIZE_A);
+    loadgen_log(&log.url, SIZE_A, 32);
     log.kill();
     let log = LogProcess::start_log_with(&data, ORIGIN, &["--tiles", &tiles]);
     let nginx = Nginx::start(&nginx_bin, &root);

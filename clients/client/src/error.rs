@@ -49,14 +49,7 @@ fn describe(e: &reqwest::Error) -> String {
             u.to_string()
         })
         .unwrap_or_else(|| "the URL".to_owned());
-    // The innermost cause says what happened (refused, reset, not found).
-    let mut cause = std::error::Error::source(e);
-    let mut innermost = None;
-    while let Some(c) = cause {
-        innermost = Some(c.to_string());
-        cause = c.source();
-    }
-    let why = innermost.unwrap_or_else(|| e.to_string());
+    let why = innermost(e);
     if e.is_builder() {
         format!("{url} is not a URL to send a request to ({why}); give it as http://HOST:PORT")
     } else if e.is_connect() {
@@ -137,6 +130,18 @@ impl ClientError {
             _ => None,
         }
     }
+}
+
+/// Reads a 2xx answer as text (the C2SP read path's plain bytes); any other
+/// status is [`ClientError::Status`].
+pub async fn read_text(resp: reqwest::Response) -> Result<String, ClientError> {
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(ClientError::Status {
+            status: status.as_u16(),
+        });
+    }
+    Ok(resp.text().await?)
 }
 
 /// Reads a 2xx answer as `T`, anything else as a refusal.

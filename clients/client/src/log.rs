@@ -3,7 +3,7 @@
 //! signed by the log's key.
 
 pub use crate::error::ClientError;
-use crate::error::read_json;
+use crate::error::{read_json, read_text};
 use crate::retry::RetryPolicy;
 use acd_core::checkpoint::SignedCheckpoint;
 use acd_core::entry::{LogEntry, Tid};
@@ -74,18 +74,9 @@ impl LogClient {
     /// a vkey obtained out of band).
     pub async fn fetch_vkey(base: &str) -> Result<NoteVerifier, ClientError> {
         let base = base.trim_end_matches('/');
-        let text = async {
-            let resp = reqwest::get(format!("{base}/vkey")).await?;
-            let status = resp.status();
-            if !status.is_success() {
-                return Err(ClientError::Status {
-                    status: status.as_u16(),
-                });
-            }
-            Ok(resp.text().await?)
-        }
-        .await
-        .map_err(|e| e.not_a("log", base))?;
+        let text = async { read_text(reqwest::get(format!("{base}/vkey")).await?).await }
+            .await
+            .map_err(|e| e.not_a("log", base))?;
         NoteVerifier::from_vkey(text.trim())
             .map_err(|e| ClientError::Invalid(format!("{base} is not an acd log ({e})")))
     }
@@ -208,16 +199,7 @@ impl LogClient {
         let url = format!("{}/checkpoint", self.base);
         let text = self
             .retry
-            .run(|| async {
-                let resp = self.http.get(&url).send().await?;
-                let status = resp.status();
-                if !status.is_success() {
-                    return Err(ClientError::Status {
-                        status: status.as_u16(),
-                    });
-                }
-                Ok(resp.text().await?)
-            })
+            .run(|| async { read_text(self.http.get(&url).send().await?).await })
             .await
             .map_err(|e| e.not_a("log", &self.base))?;
         SignedCheckpoint::open(&text, &self.verifier)

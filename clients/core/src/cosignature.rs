@@ -147,12 +147,17 @@ impl PublicKey {
         }
     }
 
-    /// Type byte and key: what the key id hashes and the vkey encodes.
-    fn alg_and_key(&self) -> Vec<u8> {
-        let (alg, key): (u8, &[u8]) = match self {
+    /// The type byte and the encoded key.
+    fn parts(&self) -> (u8, &[u8]) {
+        match self {
             PublicKey::Ed25519(k) => (ALG_COSIGNATURE_V1, k.as_bytes()),
             PublicKey::MlDsa44 { encoded, .. } => (ALG_ML_DSA_44, &encoded[..]),
-        };
+        }
+    }
+
+    /// Type byte and key: what the key id hashes and the vkey encodes.
+    fn alg_and_key(&self) -> Vec<u8> {
+        let (alg, key) = self.parts();
         let mut out = Vec::with_capacity(1 + key.len());
         out.push(alg);
         out.extend_from_slice(key);
@@ -181,7 +186,7 @@ impl PartialEq for CosignatureVerifier {
     fn eq(&self, other: &Self) -> bool {
         self.name == other.name
             && self.key_id == other.key_id
-            && self.key.alg_and_key() == other.key.alg_and_key()
+            && self.key.parts() == other.key.parts()
     }
 }
 

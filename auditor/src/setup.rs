@@ -1,8 +1,7 @@
 //! Turning an operator's settings (the command line and [`crate::config`])
 //! into a witness or a monitor: the logs to follow, the witness's key
 //! (Ed25519 or ML-DSA-44, drawn once from an injected RNG, kept with mode
-//! 0600), the witness with
-//! its evidence directory, log URLs and admin token.
+//! 0600), the witness with its evidence directory, log URLs and admin token.
 
 use std::path::{Path, PathBuf};
 
